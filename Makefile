@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make demo` (run the whole system) and `make test`.
+PY := .venv/bin/python
+PIP := .venv/bin/pip
+STAMP := .venv/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+
+.PHONY: install test lint run bench services demo demo-keep worker beat dispatcher simulator flower migrate
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.txt
+	rm -f .venv/.installed-* && touch $(STAMP)
+
+services:
+	@bash scripts/ensure_services.sh
+
+test: install services
+	$(PY) -m pytest -n 2 --dist loadfile
+
+lint: install
+	.venv/bin/ruff check .
+
+migrate: install services
+	$(PY) scripts/ensure_database.py
+	$(PY) manage.py migrate --noinput
+
+run: install services migrate
+	bash scripts/run_local.sh
+
+bench: install services
+	$(PY) -m benchmarks.run_all

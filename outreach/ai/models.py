@@ -1,0 +1,29 @@
+from django.db import models
+
+
+class AICall(models.Model):
+    """One call to the language model: what it was for, tokens and estimated cost."""
+
+    class Status(models.TextChoices):
+        OK = "ok"
+        ERROR = "error"
+        RATE_LIMITED = "rate_limited"
+
+    tenant = models.ForeignKey("tenancy.Tenant", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="ai_calls")
+    purpose = models.CharField(max_length=50)  # lead_analysis, plan, plan_repair, reply_classification
+    model = models.CharField(max_length=100)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OK)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "ai_calls"
+        indexes = [models.Index(fields=["tenant", "created_at"], name="ai_calls_tenant_created")]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.model} {self.status}"

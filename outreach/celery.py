@@ -1,0 +1,14 @@
+"""The one Celery app. Queues and routes come from settings (CELERY_TASK_QUEUES / _ROUTES).
+
+Task naming convention: "<queue>.<action>", so the prefix route sends each task
+to its workload's queue without a per-task table.
+"""
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.base")
+
+app = Celery("outreach")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,149 @@
+"""Settings shared by every environment. Values come from the environment (see .env.example)."""
+from __future__ import annotations
+
+from celery.schedules import crontab  # noqa: F401 - available for beat entries below
+from kombu import Queue
+
+from outreach.settings.env import BASE_DIR, database_config, env, http_url, redis_url
+
+SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-secret-key-change-me")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_celery_beat",
+    "outreach.tenancy",
+    "outreach.ai",
+    "contacts",
+    "campaigns",
+    "messaging",
+    "analytics",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "outreach.urls"
+WSGI_APPLICATION = "outreach.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": database_config(
+        env.str("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/outreach")
+    )
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Redis and Celery -------------------------------------------------------
+REDIS_URL = redis_url("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = redis_url("CELERY_BROKER_URL", REDIS_URL)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_DEFAULT_QUEUE = "campaign_execution"
+# Queue names are part of the deployment contract (workers subscribe by name).
+CELERY_QUEUE_NAMES = ["lead_analysis", "campaign_creation", "campaign_execution", "webhooks", "analytics"]
+CELERY_TASK_QUEUES = [Queue(name) for name in CELERY_QUEUE_NAMES]
+# Routes by task-name prefix; every task is named "<queue>.<action>".
+CELERY_TASK_ROUTES = {f"{name}.*": {"queue": name} for name in CELERY_QUEUE_NAMES}
+# Periodic work; each entry expires at ~1.5x its interval so a backlog never piles up.
+CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- Providers --------------------------------------------------------------
+SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="SG.local-simulator-key")
+SENDGRID_API_HOST = http_url("SENDGRID_API_HOST", "http://127.0.0.1:8025")
+SENDGRID_WEBHOOK_PUBLIC_KEY = env.str("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")
+SENDGRID_WEBHOOK_MAX_AGE_SECONDS = env.int("SENDGRID_WEBHOOK_MAX_AGE_SECONDS", default=600)
+SENDGRID_INBOUND_SECRET = env.str("SENDGRID_INBOUND_SECRET", default="dev-inbound-secret")
+SENDGRID_REQUEST_TIMEOUT_SECONDS = env.float("SENDGRID_REQUEST_TIMEOUT_SECONDS", default=10.0)
+
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = http_url("OPENAI_BASE_URL", "https://api.openai.com/v1")
+OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-mini")
+
+PUBLIC_BASE_URL = http_url("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+FLOWER_URL = http_url("FLOWER_URL", "http://127.0.0.1:5555")
+
+# Global emergency stop from the environment (an operator can also flip the DB switch).
+OUTREACH_SENDING_STOPPED = env.bool("OUTREACH_SENDING_STOPPED", default=False)
+
+# The virtual clock (outreach.clock): production refuses anything but 1.
+CLOCK_SPEED = env.float("CLOCK_SPEED", default=1.0)
+
+# --- REST API ---------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "outreach.errors.api_exception_handler",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "outreach.tenancy.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "outreach.pagination.CreatedCursorPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Outreach API",
+    "DESCRIPTION": "AI-planned multi-step outreach: leads, contacts, campaigns, events.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
