@@ -12,3 +12,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.base")
 app = Celery("outreach")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# AI work (lead analysis, plan generation) lives in `ai_tasks.py` modules of each app.
+app.autodiscover_tasks(related_name="ai_tasks")

@@ -1,0 +1,6 @@
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("messaging.api.unsubscribe_urls")),
+    path("", include("messaging.api.sender_urls")),
+]
