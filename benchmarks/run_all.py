@@ -1,0 +1,42 @@
+"""`make bench`: run every benchmarks/bench_*.py module's `main()` and print its figures.
+
+Benchmarks print numbers; they never pass or fail on speed. Each uses its own
+database (outreach_bench) so it can load millions of rows without touching dev data.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+import time
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.base")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/outreach_bench")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def main() -> None:
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([sys.executable, "scripts/ensure_database.py"], cwd=root, check=True)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=root, check=True)
+    import django
+
+    django.setup()
+    only = set(sys.argv[1:])
+    import benchmarks
+
+    for info in sorted(pkgutil.iter_modules(benchmarks.__path__), key=lambda m: m.name):
+        if not info.name.startswith("bench_") or (only and info.name not in only):
+            continue
+        module = importlib.import_module(f"benchmarks.{info.name}")
+        print(f"\n== {info.name} ==", flush=True)
+        started = time.perf_counter()
+        module.main()
+        print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
