@@ -57,6 +57,9 @@ class ContactCampaign(models.Model):
     node_visit = models.PositiveIntegerField(default=0, help_text="Increments on every node entry")
     node_entered_at = models.DateTimeField(null=True, blank=True)
     node_sent_at = models.DateTimeField(null=True, blank=True, help_text="When this node's message was sent")
+    # Bit set (1 open, 2 click, 4 reply) of human engagement with this node visit's message: the synthetic
+    # no_open / no_click / no_reply timers fire only while their bit is clear. Reset on every node entry.
+    engagement_flags = models.PositiveSmallIntegerField(default=0)
     plan_json = models.JSONField(null=True, blank=True)
     current_plan_version = models.ForeignKey("CampaignPlanVersion", null=True, blank=True,
                                              on_delete=models.SET_NULL, related_name="+")
@@ -130,6 +133,10 @@ class ScheduledAction(models.Model):
         CLAIMED = "claimed"
         DONE = "done"
         CANCELED = "canceled"
+        # Kept, not dropped, while a kill switch or a pause applies; re-armed (sends re-timed) on release.
+        HELD = "held"
+        # A timer that kept failing past its attempt bound (logged); never a send.
+        FAILED = "failed"
 
     tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+")
     contact_campaign = models.ForeignKey(ContactCampaign, on_delete=models.CASCADE,
@@ -142,6 +149,10 @@ class ScheduledAction(models.Model):
     due_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     dedupe_key = models.CharField(max_length=255, unique=True)
+    # Denormalised (no FK, no index) so the dispatcher can hold sends of paused campaigns without a join.
+    campaign_id = models.BigIntegerField(null=True, blank=True)
+    # For sends: the outbox row this action hands to delivery (plain id: outbox rows outlive nothing here).
+    outbound_message_id = models.BigIntegerField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -155,6 +166,8 @@ class ScheduledAction(models.Model):
             # Lease recovery: claimed rows whose worker died.
             models.Index(fields=["claimed_at"], name="sa_claimed_lease", condition=Q(status="claimed")),
             models.Index(fields=["contact_campaign", "status"], name="sa_cc_status"),
+            # Release of held rows once their kill switch is off.
+            models.Index(fields=["id"], name="sa_held", condition=Q(status="held")),
         ]
 
     def __str__(self) -> str:

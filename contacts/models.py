@@ -1,6 +1,7 @@
 """Leads (companies), their contacts, and the channels we can reach each contact on."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -113,3 +114,42 @@ class EmailValidationResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email}: {self.verdict}"
+
+
+class ImportJob(models.Model):
+    """A CSV upload of leads and contacts, imported asynchronously, with a per-row error report."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="import_jobs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    filename = models.CharField(max_length=255, blank=True)
+    content = models.TextField(help_text="The uploaded CSV text (decoded UTF-8)")
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(
+        default=0, help_text="Data rows handled so far, committed with each batch (a retry resumes here)"
+    )
+    imported_rows = models.PositiveIntegerField(default=0)
+    error_rows = models.PositiveIntegerField(default=0)
+    unsubscribed_rows = models.PositiveIntegerField(default=0, help_text="Imported, but the address opted out")
+    leads_created = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True,
+                              help_text='Per-row problems: [{"row": 3, "field": "email", "message": "..."}]')
+    failure = models.TextField(blank=True, help_text="Why the whole job failed, if it did")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    actor_label = models.CharField(max_length=200, blank=True, help_text="Username or API key prefix")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "import_jobs"
+        indexes = [models.Index(fields=["tenant", "created_at"], name="import_jobs_tenant_created")]
+
+    def __str__(self) -> str:
+        return f"import {self.filename or self.pk} [{self.status}]"

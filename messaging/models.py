@@ -83,6 +83,11 @@ class OutboundMessage(models.Model):
     last_error = models.TextField(blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    send_started_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Set (and committed) just before the HTTP request of the current claim goes out; empty "
+                  "means this claim never reached SendGrid, so a stale 'sending' row may safely be re-queued",
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -100,6 +105,10 @@ class OutboundMessage(models.Model):
             models.Index(fields=["tenant", "to_address", "-created_at"], name="om_tenant_to_created"),
             models.Index(fields=["status", "updated_at"], name="om_status_updated"),
             models.Index(fields=["contact_campaign", "node_id"], name="om_cc_node"),
+            # Asynchronous bounces carry only the address: find its latest message.
+            models.Index(fields=["to_address", "-created_at"], name="om_to_created"),
+            # Lease recovery of claims whose worker died (few rows: a partial index).
+            models.Index(fields=["claimed_at"], name="om_sending_claimed", condition=Q(status="sending")),
         ]
 
     def __str__(self) -> str:
@@ -136,6 +145,7 @@ class WebhookDelivery(models.Model):
         verbose_name_plural = "webhook deliveries"
         indexes = [
             models.Index(fields=["received_at"], name="wd_pending_received", condition=Q(status="pending")),
+            models.Index(fields=["received_at"], name="wd_failed_received", condition=Q(status="failed")),
         ]
 
     def __str__(self) -> str:
@@ -172,6 +182,9 @@ class MessageEvent(models.Model):
         indexes = [
             models.Index(fields=["outbound_message", "event_type"], name="me_message_event"),
             models.Index(fields=["tenant", "occurred_at"], name="me_tenant_occurred"),
+            # Counting an address's recent soft bounces (repeated ones suppress it for a while).
+            models.Index(fields=["tenant", "email", "occurred_at"], name="me_bounce_email",
+                         condition=Q(event_type="bounce")),
         ]
 
     def __str__(self) -> str:

@@ -1,1 +1,7 @@
-urlpatterns: list = []
+from django.urls import path
+
+from messaging.unsubscribe_views import unsubscribe
+
+urlpatterns = [
+    path("unsubscribe", unsubscribe, name="unsubscribe"),
+]

@@ -5,4 +5,5 @@ urlpatterns = [
     path("", include("contacts.api.urls")),
     path("", include("campaigns.api.urls")),
     path("", include("messaging.api.urls")),
+    path("", include("outreach.tenancy.api_urls")),
 ]

@@ -14,3 +14,5 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # AI work (lead analysis, plan generation) lives in `ai_tasks.py` modules of each app.
 app.autodiscover_tasks(related_name="ai_tasks")
+# The project package is not an installed app: name it so its diagnostics (outreach/tasks.py) register.
+app.autodiscover_tasks(["outreach"])

@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import factory
 
 from campaigns.models import Campaign, CampaignPlanVersion, CampaignTransition, ContactCampaign, ScheduledAction
@@ -53,6 +56,7 @@ class ScheduledActionFactory(factory.django.DjangoModelFactory):
     event = "no_open"
     due_at = factory.LazyFunction(clock.now)
     dedupe_key = factory.Sequence(lambda n: f"sa:{n}")
+    campaign_id = factory.SelfAttribute("contact_campaign.campaign_id")
 
 
 class CampaignTransitionFactory(factory.django.DjangoModelFactory):
@@ -66,3 +70,67 @@ class CampaignTransitionFactory(factory.django.DjangoModelFactory):
     event = "no_open"
     node_visit = 1
     occurred_at = factory.LazyFunction(clock.now)
+
+
+EXAMPLE_PLAN_PATH = Path(__file__).resolve().parent.parent / "examples" / "example_plan.json"
+
+
+def example_plan() -> dict:
+    """The spec's example plan (docs/plan-dsl.md), a fresh copy each call."""
+    return json.loads(EXAMPLE_PLAN_PATH.read_text())
+
+
+# --- test helpers (the engine's tests share them) ----------------------------------------------------------------
+
+class FrozenClock:
+    """Stands in for outreach.clock.now so a test can move time (timers are days long)."""
+
+    def __init__(self, start):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, **delta):
+        import datetime as dt
+
+        self.now = self.now + dt.timedelta(**delta)
+        return self.now
+
+
+def freeze_clock(monkeypatch, start) -> FrozenClock:
+    frozen = FrozenClock(start)
+    monkeypatch.setattr(clock, "now", frozen)
+    return frozen
+
+
+def _broker():
+    import redis
+    from django.conf import settings
+
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+
+def queued_tasks(queue: str = "campaign_execution") -> list[tuple[str, list]]:
+    """(task name, args) of every message waiting in a Celery queue on the test broker, oldest first."""
+    import base64
+
+    out = []
+    for raw in reversed(_broker().lrange(queue, 0, -1)):  # kombu LPUSHes, workers BRPOP
+        message = json.loads(raw)
+        body = json.loads(base64.b64decode(message["body"]))
+        out.append((message["headers"]["task"], body[0]))
+    return out
+
+
+def purge_queues(*queues: str) -> None:
+    _broker().delete(*(queues or ("campaign_execution", "campaign_creation")))
+
+
+def started_contact_campaign(plan: dict | None = None, **kwargs) -> ContactCampaign:
+    """A contact campaign on the example plan (or `plan`), started: its first message is queued."""
+    from campaigns.services import contact_campaign_start, contact_campaign_store_plan
+
+    cc = ContactCampaignFactory(**kwargs)
+    contact_campaign_store_plan(contact_campaign=cc, plan=plan or example_plan(), source="manual")
+    return contact_campaign_start(contact_campaign=cc)

@@ -1,6 +1,6 @@
 import factory
 
-from contacts.models import Contact, ContactChannel, EmailValidationResult, Lead
+from contacts.models import Contact, ContactChannel, EmailValidationResult, ImportJob, Lead
 from outreach.tenancy.tests.factories import TenantFactory
 
 
@@ -45,3 +45,13 @@ class EmailValidationResultFactory(factory.django.DjangoModelFactory):
     email = factory.Sequence(lambda n: f"checked{n}@example.com")
     verdict = EmailValidationResult.Verdict.VALID
     score = 0.97
+
+
+class ImportJobFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ImportJob
+
+    tenant = factory.SubFactory(TenantFactory)
+    filename = "contacts.csv"
+    content = "company,email\nAcme,dana@acme.example\n"
+    total_rows = 1

@@ -1,1 +1,10 @@
-urlpatterns: list = []
+from django.urls import path
+
+from messaging.webhooks import views
+
+app_name = "webhooks"
+
+urlpatterns = [
+    path("sendgrid/events", views.sendgrid_events, name="sendgrid-events"),
+    path("sendgrid/inbound/<str:secret>", views.sendgrid_inbound, name="sendgrid-inbound"),
+]

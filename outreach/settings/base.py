@@ -99,6 +99,24 @@ CELERY_TASK_QUEUES = [Queue(name) for name in CELERY_QUEUE_NAMES]
 CELERY_TASK_ROUTES = {f"{name}.*": {"queue": name} for name in CELERY_QUEUE_NAMES}
 # Periodic work; each entry expires at ~1.5x its interval so a backlog never piles up.
 CELERY_BEAT_SCHEDULE: dict = {}
+# Messaging (SendGrid): sender verification status, stale-claim recovery, webhook retries.
+CELERY_BEAT_SCHEDULE.update({
+    "messaging-sync-sender-identities": {
+        "task": "campaign_execution.sync_sender_identities", "schedule": 600.0, "options": {"expires": 900},
+    },
+    "messaging-recover-stale-sends": {
+        "task": "campaign_execution.recover_stale_sends", "schedule": 60.0, "options": {"expires": 90},
+    },
+    "messaging-retry-webhook-deliveries": {
+        "task": "webhooks.retry_deliveries", "schedule": 60.0, "options": {"expires": 90},
+    },
+})
+# Campaign engine: the dispatcher turns due scheduled_actions into Celery work (campaigns/dispatcher.py).
+CELERY_BEAT_SCHEDULE["campaigns-dispatch-due"] = {
+    "task": "campaign_execution.dispatch_due", "schedule": 5.0, "options": {"expires": 7.5},
+}
+# A claimed scheduled action not finished within this lease (a worker died) is dispatched again.
+CAMPAIGN_ACTION_LEASE_SECONDS = env.int("CAMPAIGN_ACTION_LEASE_SECONDS", default=300)
 
 # --- Providers --------------------------------------------------------------
 SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="SG.local-simulator-key")
@@ -111,9 +129,25 @@ SENDGRID_REQUEST_TIMEOUT_SECONDS = env.float("SENDGRID_REQUEST_TIMEOUT_SECONDS",
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = http_url("OPENAI_BASE_URL", "https://api.openai.com/v1")
 OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-mini")
+OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=60.0)
+# AI client (outreach/ai/client.py): our own bounded retries, and per-tenant caps so one tenant's
+# bulk import cannot take all AI capacity from the others.
+AI_MAX_ATTEMPTS = env.int("AI_MAX_ATTEMPTS", default=4)
+AI_BACKOFF_BASE_SECONDS = env.float("AI_BACKOFF_BASE_SECONDS", default=0.5)
+AI_BACKOFF_MAX_SECONDS = env.float("AI_BACKOFF_MAX_SECONDS", default=20.0)
+AI_RETRY_AFTER_MAX_SECONDS = env.float("AI_RETRY_AFTER_MAX_SECONDS", default=30.0)
+AI_TENANT_CONCURRENCY = env.int("AI_TENANT_CONCURRENCY", default=4)
+AI_TENANT_RATE_PER_MINUTE = env.float("AI_TENANT_RATE_PER_MINUTE", default=120.0)
+AI_TENANT_BURST = env.int("AI_TENANT_BURST", default=20)
+AI_ACQUIRE_WAIT_SECONDS = env.float("AI_ACQUIRE_WAIT_SECONDS", default=30.0)
 
 PUBLIC_BASE_URL = http_url("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 FLOWER_URL = http_url("FLOWER_URL", "http://127.0.0.1:5555")
+
+# Compliance: soft-bounce suppressions expire; phone numbers without a country code get this one.
+SUPPRESSION_SOFT_BOUNCE_HOURS = env.float("SUPPRESSION_SOFT_BOUNCE_HOURS", default=72)
+PHONE_DEFAULT_COUNTRY_CODE = env.str("PHONE_DEFAULT_COUNTRY_CODE", default="1")
+UNSUBSCRIBE_MAILTO_DOMAIN = env.str("UNSUBSCRIBE_MAILTO_DOMAIN", default="")  # default: PUBLIC_BASE_URL's host
 
 # Global emergency stop from the environment (an operator can also flip the DB switch).
 OUTREACH_SENDING_STOPPED = env.bool("OUTREACH_SENDING_STOPPED", default=False)
@@ -138,6 +172,14 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "AI-planned multi-step outreach: leads, contacts, campaigns, events.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a `status` field with different choices: name each set once.
+    "ENUM_NAME_OVERRIDES": {
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
+        "ContactCampaignStatusEnum": "campaigns.models.ContactCampaign.Status",
+        "ImportJobStatusEnum": "contacts.models.ImportJob.Status",
+        "LeadAnalysisStatusEnum": "contacts.models.Lead.AnalysisStatus",
+        "SenderIdentityStatusEnum": "messaging.models.EmailSenderIdentity.Status",
+    },
 }
 
 LOGGING = {

@@ -1,23 +1,49 @@
-"""Production: secrets must come from the environment, HTTPS everywhere."""
+"""Production: secrets must come from the environment, HTTPS everywhere.
+
+`python manage.py check --deploy --settings=outreach.settings.production` reports no
+issue with the defaults below. The cookie and redirect switches exist only so the
+docker-compose stack can be tried over plain http on localhost (see README).
+"""
+from urllib.parse import urlsplit
+
 from django.core.exceptions import ImproperlyConfigured
 
 from outreach.settings.base import *  # noqa: F401,F403
-from outreach.settings.base import CLOCK_SPEED, env
+from outreach.settings.base import CLOCK_SPEED, DATABASES, MIDDLEWARE, PUBLIC_BASE_URL, env
 
 DEBUG = False
 SECRET_KEY = env.str("SECRET_KEY")  # no default: refuse to start without one
-if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("dev-"):
+if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("dev-") or len(set(SECRET_KEY)) < 5:
     raise ImproperlyConfigured("SECRET_KEY must be a random string of at least 50 characters")
 if CLOCK_SPEED != 1.0:
     raise ImproperlyConfigured("CLOCK_SPEED must be 1 in production: the virtual clock is for the demo")
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")  # no default: a typo must not open the site to any Host header
+# The admin's forms post from the public origin; behind a TLS proxy Django must be told it is trusted.
+_public = urlsplit(PUBLIC_BASE_URL)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[f"{_public.scheme}://{_public.netloc}"])
+
+# Reuse connections across requests, and check them first so a restarted database costs no errors.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# The TLS-terminating proxy (load balancer, nginx) must set X-Forwarded-Proto and strip it from clients.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
-SESSION_COOKIE_SECURE = True
-CSRF_COOKIE_SECURE = True
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Static files (the admin's CSS and JS) are served by the app itself through WhiteNoise, so gunicorn
+# alone is a complete web tier; `collectstatic` runs when the image is built.
+_after_security = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1
+MIDDLEWARE = [*MIDDLEWARE[:_after_security], "whitenoise.middleware.WhiteNoiseMiddleware",
+              *MIDDLEWARE[_after_security:]]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}

@@ -1,0 +1,50 @@
+"""Celery adapter for plan generation: contact campaign ids in, one service call per id."""
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import OperationalError
+
+from campaigns.generation import PlanGenerationDeferred, contact_campaign_generate_plan
+from campaigns.models import ContactCampaign
+
+logger = logging.getLogger(__name__)
+
+GENERATE_PLANS_TASK = "campaign_creation.generate_plans"
+# After this many deferrals (the tenant's AI cap stayed full), the built-in planner writes the plan:
+# a contact waiting for minutes is fine, one waiting forever is not.
+MAX_DEFERRALS = 5
+MAX_DEFER_COUNTDOWN_SECONDS = 60
+
+
+# acks_late: idempotent. contact_campaign_generate_plan does nothing for a contact campaign that is no
+# longer pending or already has a plan, and a Redis lock keeps two workers off the same one.
+@shared_task(name=GENERATE_PLANS_TASK, ignore_result=True, acks_late=True,
+             autoretry_for=(OperationalError,), retry_backoff=5, max_retries=5)
+def generate_plans(contact_campaign_ids: list[int], deferrals: int = 0) -> None:
+    ids = [int(i) for i in contact_campaign_ids]
+    by_id = {cc.pk: cc for cc in ContactCampaign.objects.filter(pk__in=ids)}
+    for index, cc_id in enumerate(ids):
+        cc = by_id.get(cc_id)
+        if cc is None:
+            logger.info("contact campaign %s is gone", cc_id)
+            continue
+        try:
+            contact_campaign_generate_plan(contact_campaign=cc, allow_defer=deferrals < MAX_DEFERRALS)
+        except PlanGenerationDeferred as exc:
+            # The tenant's AI capacity is in use: hand the rest of the batch back with a short countdown
+            # (seconds, bounded) instead of holding this worker or dropping to the fallback at once.
+            from outreach.celery import app
+
+            rest = ids[index:]
+            countdown = max(1, min(MAX_DEFER_COUNTDOWN_SECONDS, int(exc.retry_after + 0.999)))
+            logger.info("deferring %d plan(s) by %ss: %s", len(rest), countdown, exc)
+            app.send_task(GENERATE_PLANS_TASK, args=[rest], kwargs={"deferrals": deferrals + 1},
+                          countdown=countdown)
+            return
+        except OperationalError:
+            raise  # the database is away: let autoretry run the whole (idempotent) batch again
+        except Exception:
+            # One contact's failure (a bad row, a refused plan replacement) must not block the batch.
+            logger.exception("contact campaign %s: plan generation failed", cc_id)

@@ -1,0 +1,219 @@
+"""Reads behind the campaigns API: enrolment timelines and per-campaign metrics.
+
+Both run a fixed number of queries whatever the number of rows: timelines load each kind of history
+for a whole page of contact campaigns at once, metrics aggregate in SQL.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connection
+from django.db.models import Count, QuerySet
+
+from campaigns.models import Campaign, CampaignTransition, ContactCampaign
+from messaging.models import InboundMessage, MessageEvent, OutboundMessage
+from outreach.tenancy.models import Tenant
+
+# Same instant: show what caused a move before the move itself.
+_KIND_ORDER = {"message": 0, "event": 1, "reply": 2, "transition": 3}
+REPLY_SNIPPET_CHARS = 500
+
+
+def contact_campaign_list(*, tenant: Tenant, status: str | None = None, campaign_id: int | None = None,
+                          contact_id: int | None = None) -> QuerySet[ContactCampaign]:
+    queryset = ContactCampaign.objects.filter(tenant=tenant).select_related("campaign", "current_plan_version")
+    if status:
+        queryset = queryset.filter(status=status)
+    if campaign_id is not None:
+        queryset = queryset.filter(campaign_id=campaign_id)
+    if contact_id is not None:
+        queryset = queryset.filter(contact_id=contact_id)
+    return queryset
+
+
+def campaign_list(*, tenant: Tenant, status: str | None = None, q: str | None = None) -> QuerySet[Campaign]:
+    queryset = Campaign.objects.filter(tenant=tenant)
+    if status:
+        queryset = queryset.filter(status=status)
+    if q:
+        queryset = queryset.filter(name__icontains=q)
+    return queryset
+
+
+def _item(at: dt.datetime, kind: str, node_id: str, event: str, summary: str, data: dict[str, Any],
+          sort_id: int) -> dict[str, Any]:
+    return {"at": at, "kind": kind, "node_id": node_id, "event": event, "summary": summary, "data": data,
+            "_sort": (at, _KIND_ORDER[kind], sort_id)}
+
+
+def contact_campaign_timelines(*, contact_campaign_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+    """Transitions, messages, provider events and replies of each contact campaign, merged by time.
+
+    Four queries for any number of contact campaigns (none when there are none).
+    """
+    ids = list(contact_campaign_ids)
+    timelines: dict[int, list[dict[str, Any]]] = {pk: [] for pk in ids}
+    if not ids:
+        return timelines
+
+    for t in CampaignTransition.objects.filter(contact_campaign_id__in=ids).order_by("occurred_at", "id"):
+        summary = f"{t.from_node_id or 'start'} -[{t.event}]-> {t.to_node_id or '-'}"
+        if t.to_status and t.to_status != t.from_status:
+            summary += f" ({t.from_status or 'new'} -> {t.to_status})"
+        timelines[t.contact_campaign_id].append(_item(
+            t.occurred_at, "transition", t.to_node_id, t.event, summary,
+            {"from_node_id": t.from_node_id, "to_node_id": t.to_node_id, "node_visit": t.node_visit,
+             "from_status": t.from_status, "to_status": t.to_status, "reason": t.reason, "detail": t.detail},
+            t.pk,
+        ))
+
+    messages = list(
+        OutboundMessage.objects.filter(contact_campaign_id__in=ids)
+        .only("id", "contact_campaign_id", "node_id", "node_visit", "status", "status_reason", "delivery_status",
+              "to_address", "subject", "created_at", "sent_at")
+        .order_by("created_at", "id")
+    )
+    cc_by_message: dict[int, tuple[int, str]] = {}
+    for m in messages:
+        cc_by_message[m.pk] = (m.contact_campaign_id, m.node_id)
+        timelines[m.contact_campaign_id].append(_item(
+            m.sent_at or m.created_at, "message", m.node_id, m.status, f"{m.status}: {m.subject}",
+            {"message_id": m.pk, "subject": m.subject, "to_address": m.to_address, "status": m.status,
+             "status_reason": m.status_reason, "delivery_status": m.delivery_status, "node_visit": m.node_visit,
+             "queued_at": m.created_at, "sent_at": m.sent_at},
+            m.pk,
+        ))
+    if not cc_by_message:
+        return _sorted(timelines)
+
+    events = (MessageEvent.objects.filter(outbound_message_id__in=list(cc_by_message))
+              .only("id", "outbound_message_id", "event_type", "is_machine", "url", "bounce_type", "reason",
+                    "occurred_at")
+              .order_by("occurred_at", "id"))
+    for e in events:
+        cc_id, node_id = cc_by_message[e.outbound_message_id]
+        label = f"{e.event_type} (machine)" if e.is_machine else e.event_type
+        timelines[cc_id].append(_item(
+            e.occurred_at, "event", node_id, e.event_type, label,
+            {"message_id": e.outbound_message_id, "is_machine": e.is_machine, "url": e.url,
+             "bounce_type": e.bounce_type, "reason": e.reason},
+            e.pk,
+        ))
+
+    replies = (InboundMessage.objects.filter(outbound_message_id__in=list(cc_by_message))
+               .only("id", "outbound_message_id", "from_email", "subject", "text", "is_auto_reply", "classification",
+                     "stop_request", "return_date", "received_at")
+               .order_by("received_at", "id"))
+    for r in replies:
+        cc_id, node_id = cc_by_message[r.outbound_message_id]
+        timelines[cc_id].append(_item(
+            r.received_at, "reply", node_id, f"reply_{r.classification}" if r.classification else "reply",
+            f"reply from {r.from_email}: {r.subject}",
+            {"reply_id": r.pk, "message_id": r.outbound_message_id, "from_email": r.from_email,
+             "subject": r.subject, "text": r.text[:REPLY_SNIPPET_CHARS], "is_auto_reply": r.is_auto_reply,
+             "classification": r.classification, "stop_request": r.stop_request, "return_date": r.return_date},
+            r.pk,
+        ))
+    return _sorted(timelines)
+
+
+def _sorted(timelines: dict[int, list[dict[str, Any]]]) -> dict[int, list[dict[str, Any]]]:
+    for items in timelines.values():
+        items.sort(key=lambda item: item["_sort"])
+        for item in items:
+            del item["_sort"]
+    return timelines
+
+
+METRIC_NAMES = ("queued", "sent", "delivered", "human_opens", "human_clicks", "replies", "bounces",
+                "spam_reports", "unsubscribes")
+
+# One statement: the campaign's messages, a per-message summary of their events and replies, and each
+# opt-out attributed to the latest message of this campaign sent to that address before it.
+_METRICS_SQL = """
+WITH msgs AS (
+    SELECT om.id, om.node_id, om.status, om.sent_at, om.to_address, om.channel
+    FROM outbound_messages om
+    JOIN contact_campaigns cc ON cc.id = om.contact_campaign_id
+    WHERE cc.campaign_id = %(campaign_id)s AND om.tenant_id = %(tenant_id)s
+),
+ev AS (
+    SELECT me.outbound_message_id AS id,
+           bool_or(me.event_type = 'delivered') AS delivered,
+           bool_or(me.event_type = 'open' AND NOT me.is_machine) AS human_open,
+           bool_or(me.event_type = 'click' AND NOT me.is_machine) AS human_click,
+           bool_or(me.event_type = 'bounce') AS bounced,
+           bool_or(me.event_type = 'spamreport') AS spam
+    FROM message_events me
+    WHERE me.outbound_message_id IN (SELECT id FROM msgs)
+    GROUP BY me.outbound_message_id
+),
+rep AS (
+    SELECT DISTINCT im.outbound_message_id AS id
+    FROM inbound_messages im
+    WHERE im.outbound_message_id IN (SELECT id FROM msgs) AND NOT im.is_auto_reply
+),
+unsub AS (
+    SELECT DISTINCT ON (u.id) u.id, m.node_id
+    FROM contact_unsubscribes u
+    JOIN msgs m ON m.to_address = u.channel_value AND m.channel = u.channel
+                AND m.sent_at IS NOT NULL AND m.sent_at <= u.created_at
+    WHERE u.tenant_id = %(tenant_id)s
+    ORDER BY u.id, m.sent_at DESC
+),
+per_node AS (
+    SELECT m.node_id,
+           count(*) AS queued,
+           count(*) FILTER (WHERE m.sent_at IS NOT NULL) AS sent,
+           count(*) FILTER (WHERE ev.delivered) AS delivered,
+           count(*) FILTER (WHERE ev.human_open) AS human_opens,
+           count(*) FILTER (WHERE ev.human_click) AS human_clicks,
+           count(rep.id) AS replies,
+           count(*) FILTER (WHERE ev.bounced) AS bounces,
+           count(*) FILTER (WHERE ev.spam) AS spam_reports
+    FROM msgs m
+    LEFT JOIN ev ON ev.id = m.id
+    LEFT JOIN rep ON rep.id = m.id
+    GROUP BY m.node_id
+),
+unsub_per_node AS (
+    SELECT node_id, count(*) AS unsubscribes FROM unsub GROUP BY node_id
+)
+SELECT p.node_id, p.queued, p.sent, p.delivered, p.human_opens, p.human_clicks, p.replies, p.bounces,
+       p.spam_reports, coalesce(u.unsubscribes, 0)
+FROM per_node p LEFT JOIN unsub_per_node u ON u.node_id = p.node_id
+ORDER BY p.node_id
+"""
+
+
+def campaign_metrics(*, campaign: Campaign) -> dict[str, Any]:
+    """Counts per node and in total; each message counts at most once per metric (unique opens etc.).
+
+    Opens and clicks are human only (machine opens and link-scanner clicks excluded); replies exclude
+    auto-replies; an unsubscribe counts for the latest message of this campaign sent to the address
+    before it. Two queries: the metrics statement and the enrolment status counts.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_METRICS_SQL, {"campaign_id": campaign.pk, "tenant_id": campaign.tenant_id})
+        rows = cursor.fetchall()
+    by_node = []
+    totals = dict.fromkeys(METRIC_NAMES, 0)
+    for node_id, *values in rows:
+        counts = dict(zip(METRIC_NAMES, (int(v) for v in values), strict=True))
+        by_node.append({"node_id": node_id, **counts})
+        for name, value in counts.items():
+            totals[name] += value
+    enrolments = defaultdict(int)
+    for status, count in (ContactCampaign.objects.filter(campaign=campaign).order_by()
+                          .values_list("status").annotate(n=Count("id"))):
+        enrolments[status] = count
+    return {
+        "campaign_id": campaign.pk,
+        "totals": totals,
+        "by_node": by_node,
+        "contact_campaigns": {status: enrolments.get(status, 0) for status in ContactCampaign.Status.values},
+    }
+

@@ -1,0 +1,251 @@
+"""Campaigns, enrolments and external events: thin views over campaigns.services.
+
+Enrolment, pause/resume/cancel and events all lock rows and enqueue work inside campaigns.services;
+these views only check input, scope ids to the caller's tenant and shape the response.
+"""
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import generics, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from campaigns import services as campaign_services
+from campaigns.api import selectors
+from campaigns.api.serializers import (
+    CampaignFilterSerializer,
+    CampaignMetricsSerializer,
+    CampaignSerializer,
+    ContactCampaignBriefSerializer,
+    ContactCampaignCreateSerializer,
+    ContactCampaignDetailSerializer,
+    ContactCampaignFilterSerializer,
+    EnrolmentFilterSerializer,
+    EnrolResultSerializer,
+    EnrolSerializer,
+    EventResultSerializer,
+    ExternalEventSerializer,
+    ReasonSerializer,
+)
+from campaigns.engine import EngineEvent
+from campaigns.models import Campaign, ContactCampaign
+from contacts.models import Contact, Lead
+from outreach import clock
+from outreach.errors import ApplicationError
+from outreach.tenancy.api import TenantScopedViewMixin, tenant_scoped_ids
+
+
+def _filters(serializer_class, request: Request) -> dict:
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _reload(ids: list[int]) -> list[ContactCampaign]:
+    """Contact campaigns by id with what the brief serializer reads, in one query."""
+    rows = ContactCampaign.objects.filter(pk__in=ids).select_related("campaign", "current_plan_version")
+    by_id = {row.pk: row for row in rows}
+    return [by_id[pk] for pk in ids if pk in by_id]
+
+
+_NOT_FOUND = OpenApiResponse(description="Not found (or another tenant's)")
+_CONFLICT = OpenApiResponse(description="Refused in the current state")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List campaigns", parameters=[CampaignFilterSerializer]),
+    create=extend_schema(summary="Create a campaign brief"),
+    retrieve=extend_schema(summary="Get a campaign"),
+    update=extend_schema(summary="Replace a campaign's brief"),
+    partial_update=extend_schema(summary="Update a campaign's brief (plans already written keep theirs)"),
+)
+class CampaignViewSet(TenantScopedViewMixin, mixins.CreateModelMixin, mixins.ListModelMixin,
+                      mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    queryset = Campaign.objects.all()
+    serializer_class = CampaignSerializer
+
+    def get_queryset(self) -> QuerySet[Campaign]:
+        if self.action == "list":
+            return selectors.campaign_list(tenant=self.tenant, **_filters(CampaignFilterSerializer, self.request))
+        return super().get_queryset()
+
+    @extend_schema(summary="Enrol contacts (or every contact of some leads)", request=EnrolSerializer,
+                   responses={201: EnrolResultSerializer, 409: _CONFLICT})
+    @action(detail=True, methods=["post"])
+    def enrol(self, request: Request, pk: str | None = None) -> Response:
+        campaign = self.get_object()
+        serializer = EnrolSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        contact_ids = tenant_scoped_ids(tenant=self.tenant, queryset=Contact.objects.all(),
+                                        ids=data["contact_ids"], field="contact_ids")
+        if data["lead_ids"]:
+            lead_ids = tenant_scoped_ids(tenant=self.tenant, queryset=Lead.objects.all(), ids=data["lead_ids"],
+                                         field="lead_ids")
+            from_leads = (Contact.objects.filter(tenant=self.tenant, lead_id__in=lead_ids)
+                          .order_by("id").values_list("id", flat=True))
+            contact_ids = list(dict.fromkeys([*contact_ids, *from_leads]))
+            if not contact_ids:
+                raise ApplicationError("These leads have no contacts.", field="lead_ids")
+        enrolled = campaign_services.campaign_enrol_contacts(campaign=campaign, contact_ids=contact_ids,
+                                                             plan=data.get("plan"))
+        rows = _reload([cc.pk for cc in enrolled])
+        body = {"enrolled": len(rows), "contact_campaigns": ContactCampaignBriefSerializer(rows, many=True).data}
+        return Response(EnrolResultSerializer(body).data, status=status.HTTP_201_CREATED)
+
+    def _change(self, request: Request, service) -> Response:
+        campaign = self.get_object()
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = service(campaign=campaign, actor=self.actor, reason=serializer.validated_data["reason"])
+        campaign = result if isinstance(result, Campaign) else Campaign.objects.get(pk=campaign.pk)
+        return Response(CampaignSerializer(campaign, context=self.get_serializer_context()).data)
+
+    @extend_schema(summary="Pause a campaign (every running enrolment holds its sends)", request=ReasonSerializer,
+                   responses={200: CampaignSerializer, 409: _CONFLICT})
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str | None = None) -> Response:
+        return self._change(request, campaign_services.campaign_pause)
+
+    @extend_schema(summary="Resume a paused campaign", request=ReasonSerializer,
+                   responses={200: CampaignSerializer, 409: _CONFLICT})
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        return self._change(request, campaign_services.campaign_resume)
+
+    @extend_schema(summary="Cancel a campaign (final: every enrolment is canceled, queued sends dropped)",
+                   request=ReasonSerializer, responses={200: CampaignSerializer, 409: _CONFLICT})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        return self._change(request, campaign_services.campaign_cancel)
+
+    @extend_schema(summary="Campaign metrics: totals and by node", responses=CampaignMetricsSerializer)
+    @action(detail=True, methods=["get"])
+    def metrics(self, request: Request, pk: str | None = None) -> Response:
+        campaign = self.get_object()
+        return Response(CampaignMetricsSerializer(selectors.campaign_metrics(campaign=campaign)).data)
+
+
+def _with_timelines(serializer, rows: list[ContactCampaign]):
+    serializer.context["timelines"] = selectors.contact_campaign_timelines(
+        contact_campaign_ids=[row.pk for row in rows]
+    )
+    return serializer
+
+
+class ContactEnrolmentsView(TenantScopedViewMixin, generics.GenericAPIView):
+    """One contact's enrolments: plan, current node, status and timeline of each."""
+
+    queryset = ContactCampaign.objects.all()
+    serializer_class = ContactCampaignDetailSerializer
+
+    def get_queryset(self) -> QuerySet[ContactCampaign]:
+        return selectors.contact_campaign_list(tenant=self.tenant)
+
+    def _contact(self) -> Contact:
+        return get_object_or_404(Contact.objects.filter(tenant=self.tenant).only("id", "tenant_id"),
+                                 pk=self.kwargs["contact_id"])
+
+    @extend_schema(summary="A contact's enrolments with plan, current node, status and timeline",
+                   parameters=[EnrolmentFilterSerializer], responses=ContactCampaignDetailSerializer(many=True))
+    def get(self, request: Request, contact_id: int) -> Response:
+        contact = self._contact()
+        filters = _filters(EnrolmentFilterSerializer, request)
+        queryset = selectors.contact_campaign_list(tenant=self.tenant, contact_id=contact.pk,
+                                                   status=filters.get("status"),
+                                                   campaign_id=filters.get("campaign"))
+        page = self.paginate_queryset(queryset)
+        serializer = _with_timelines(self.get_serializer(page, many=True), page)
+        return self.get_paginated_response(serializer.data)
+
+    @extend_schema(summary="Enrol the contact in a campaign, with a given plan or through the AI",
+                   request=ContactCampaignCreateSerializer,
+                   responses={201: ContactCampaignDetailSerializer, 409: _CONFLICT})
+    def post(self, request: Request, contact_id: int) -> Response:
+        contact = self._contact()
+        serializer = ContactCampaignCreateSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        campaign = serializer.validated_data["campaign"]
+        enrolled = campaign_services.campaign_enrol_contacts(campaign=campaign, contact_ids=[contact.pk],
+                                                             plan=serializer.validated_data.get("plan"))
+        rows = _reload([cc.pk for cc in enrolled])
+        if not rows:
+            raise ApplicationError("The contact could not be enrolled in this campaign.", status_code=409)
+        output = _with_timelines(self.get_serializer(rows[0]), rows)
+        return Response(output.data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List contact campaigns (enrolments)", parameters=[ContactCampaignFilterSerializer]),
+    retrieve=extend_schema(summary="Get an enrolment with its plan and timeline"),
+)
+class ContactCampaignViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                             viewsets.GenericViewSet):
+    queryset = ContactCampaign.objects.select_related("campaign", "current_plan_version")
+
+    def get_queryset(self) -> QuerySet[ContactCampaign]:
+        if self.action == "list":
+            filters = _filters(ContactCampaignFilterSerializer, self.request)
+            return selectors.contact_campaign_list(tenant=self.tenant, status=filters.get("status"),
+                                                   campaign_id=filters.get("campaign"),
+                                                   contact_id=filters.get("contact"))
+        return super().get_queryset()
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return ContactCampaignDetailSerializer
+        return ContactCampaignBriefSerializer
+
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        instance = self.get_object()
+        return Response(_with_timelines(self.get_serializer(instance), [instance]).data)
+
+    @extend_schema(
+        summary="Report an external event (e.g. meeting_booked from a calendar integration)",
+        request=ExternalEventSerializer, responses={200: EventResultSerializer, 404: _NOT_FOUND},
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)],
+    )
+    @action(detail=True, methods=["post"])
+    def events(self, request: Request, pk: str | None = None) -> Response:
+        contact_campaign = self.get_object()
+        serializer = ExternalEventSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        event = EngineEvent(
+            type=data["type"], occurred_at=data.get("occurred_at") or clock.now(), node_id=None, node_visit=None,
+            outbound_message_id=None, is_machine=False,
+            detail={**data["detail"], "source": "api", "actor": self.tenant_ctx.actor_label},
+        )
+        result = campaign_services.contact_campaign_handle_event(contact_campaign_id=contact_campaign.pk,
+                                                                 event=event)
+        body = {"outcome": str(getattr(result, "outcome", "") or ""),
+                "contact_campaign": ContactCampaignBriefSerializer(_reload([contact_campaign.pk])[0]).data}
+        return Response(EventResultSerializer(body).data)
+
+    def _change(self, request: Request, service) -> Response:
+        contact_campaign = self.get_object()
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        service(contact_campaign=contact_campaign, reason=serializer.validated_data["reason"], actor=self.actor)
+        return Response(ContactCampaignBriefSerializer(_reload([contact_campaign.pk])[0]).data)
+
+    @extend_schema(summary="Pause one enrolment", request=ReasonSerializer,
+                   responses={200: ContactCampaignBriefSerializer, 409: _CONFLICT})
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str | None = None) -> Response:
+        return self._change(request, campaign_services.contact_campaign_pause)
+
+    @extend_schema(summary="Resume one enrolment", request=ReasonSerializer,
+                   responses={200: ContactCampaignBriefSerializer, 409: _CONFLICT})
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        return self._change(request, campaign_services.contact_campaign_resume)
+
+    @extend_schema(summary="Cancel one enrolment (final)", request=ReasonSerializer,
+                   responses={200: ContactCampaignBriefSerializer, 409: _CONFLICT})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        return self._change(request, campaign_services.contact_campaign_cancel)

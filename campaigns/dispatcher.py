@@ -1,0 +1,252 @@
+"""The dispatcher: turns due scheduled_actions rows into Celery work (architecture.md, rule 1).
+
+Each pass:
+1. claims due pending rows in batches with one statement (`FOR UPDATE SKIP LOCKED`, so any number of
+   dispatchers — the beat task and `run_dispatcher` processes — can run at once without taking a row twice),
+   marking them `claimed` (claimed_at, attempts + 1), or `held` when a kill switch holds that send;
+2. after commit, publishes one Celery message per chunk of ids: sends go straight to delivery
+   (`campaign_execution.deliver_messages` with outbound message ids), timers to
+   `campaign_execution.run_actions` with action ids;
+3. releases held rows whose switch is off again (sends re-timed through next_send_time);
+4. recovers leases: a row claimed longer ago than CAMPAIGN_ACTION_LEASE_SECONDS is dispatched again
+   (the tasks are idempotent), or finished when its message has left the queue.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from campaigns.models import ContactCampaign
+from campaigns.scheduling import next_send_time
+from campaigns.selectors import HELD_SEND_SQL, SendHolds, send_holds
+from campaigns.services import DELIVER_TASK, PUBLISH_CHUNK, RUN_ACTIONS_TASK, publish_ids
+from outreach import clock
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 1000
+# A timer that fails this often is parked as `failed` (and logged) instead of being retried forever.
+MAX_TIMER_ATTEMPTS = 20
+
+_CLAIM_SQL = f"""
+WITH due AS (
+    SELECT id FROM scheduled_actions
+    WHERE status = 'pending' AND due_at <= %(now)s
+    ORDER BY due_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE scheduled_actions sa
+SET status = CASE WHEN {HELD_SEND_SQL} THEN 'held' ELSE 'claimed' END,
+    claimed_at = CASE WHEN {HELD_SEND_SQL} THEN NULL ELSE %(now)s END,
+    attempts = CASE WHEN {HELD_SEND_SQL} THEN sa.attempts ELSE sa.attempts + 1 END
+FROM due
+WHERE sa.id = due.id
+RETURNING sa.id, sa.kind, sa.status, sa.outbound_message_id
+"""
+
+
+@dataclass
+class DispatchStats:
+    claimed: int = 0
+    held: int = 0
+    released: int = 0
+    recovered: int = 0
+    finished: int = 0
+    messages: int = 0
+
+    def __iadd__(self, other: DispatchStats) -> DispatchStats:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.claimed or self.held or self.released or self.recovered or self.finished)
+
+
+def lease_seconds() -> float:
+    return float(getattr(settings, "CAMPAIGN_ACTION_LEASE_SECONDS", 300))
+
+
+def _split(rows: list[tuple[Any, ...]]) -> tuple[list[int], list[int], int]:
+    """(outbound ids for delivery, action ids for run_actions, held count) of claimed rows."""
+    deliver: list[int] = []
+    run: list[int] = []
+    held = 0
+    for action_id, kind, status, outbound_id in rows:
+        if status == "held":
+            held += 1
+        elif kind == "send" and outbound_id is not None:
+            deliver.append(outbound_id)
+        else:
+            run.append(action_id)
+    return deliver, run, held
+
+
+def _publish(deliver: list[int], run: list[int], chunk: int) -> int:
+    return (publish_ids(task_name=DELIVER_TASK, ids=deliver, chunk=chunk)
+            + publish_ids(task_name=RUN_ACTIONS_TASK, ids=run, chunk=chunk))
+
+
+def claim_due_batch(*, now: dt.datetime, holds: SendHolds, batch_size: int = DEFAULT_BATCH_SIZE,
+                    publish_chunk: int = PUBLISH_CHUNK) -> DispatchStats:
+    """Claim up to `batch_size` due rows in one transaction and publish them after commit."""
+    stats = DispatchStats()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, {"now": now, "limit": batch_size, **holds.sql_params})
+            rows = cursor.fetchall()
+        deliver, run, held = _split(rows)
+        stats.claimed, stats.held = len(rows) - held, held
+        if deliver or run:
+            def publish() -> None:
+                stats.messages += _publish(deliver, run, publish_chunk)
+
+            # After commit: a worker never sees a claim that was rolled back. If the process dies between
+            # commit and publish, the lease sweep dispatches the rows again.
+            transaction.on_commit(publish)
+    return stats
+
+
+def release_held(*, now: dt.datetime, holds: SendHolds, batch_size: int = DEFAULT_BATCH_SIZE) -> int:
+    """Held rows whose reason is gone go back to pending: sends re-timed from now, timers at their due time."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT sa.id, sa.kind, sa.contact_campaign_id, sa.due_at
+            FROM scheduled_actions sa
+            JOIN contact_campaigns cc ON cc.id = sa.contact_campaign_id
+            WHERE sa.status = 'held' AND cc.status = 'active' AND NOT {HELD_SEND_SQL}
+            ORDER BY sa.id
+            LIMIT %(limit)s
+            FOR UPDATE OF sa SKIP LOCKED
+            """,
+            {"limit": batch_size, **holds.sql_params},
+        )
+        rows = cursor.fetchall()
+        if not rows:
+            return 0
+        send_ccs = sorted({cc_id for _, kind, cc_id, _ in rows if kind == "send"})
+        windows: dict[int, tuple[Any, dt.datetime | None]] = {}
+        if send_ccs:
+            for cc_id, plan_json, not_before in ContactCampaign.objects.filter(id__in=send_ccs).values_list(
+                    "id", "plan_json", "not_before"):
+                windows[cc_id] = (plan_json, not_before)
+        ids, dues = [], []
+        for action_id, kind, cc_id, due_at in rows:
+            if kind == "send":
+                plan_json, not_before = windows.get(cc_id, (None, None))
+                earliest = max(now, not_before) if not_before else now
+                # next_send_time reads only timezone / quietHours / sendDays of the dict (cached per shape).
+                due_at = next_send_time(plan_json, earliest) if plan_json else earliest
+            ids.append(action_id)
+            dues.append(due_at)
+        cursor.execute(
+            """
+            UPDATE scheduled_actions sa SET status = 'pending', due_at = v.due, claimed_at = NULL
+            FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, due) WHERE sa.id = v.id
+            """,
+            [ids, dues],
+        )
+    return len(rows)
+
+
+def recover_leases(*, now: dt.datetime, holds: SendHolds, batch_size: int = DEFAULT_BATCH_SIZE,
+                   publish_chunk: int = PUBLISH_CHUNK) -> DispatchStats:
+    """Rows claimed longer ago than the lease: finish sends whose message left the queue, dispatch the rest again."""
+    stats = DispatchStats()
+    cutoff = now - dt.timedelta(seconds=lease_seconds())
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT sa.id, sa.kind, sa.tenant_id, sa.campaign_id, sa.outbound_message_id, sa.attempts, om.status,
+                   cc.status
+            FROM scheduled_actions sa
+            JOIN contact_campaigns cc ON cc.id = sa.contact_campaign_id
+            LEFT JOIN outbound_messages om ON om.id = sa.outbound_message_id
+            WHERE sa.status = 'claimed' AND sa.claimed_at < %s
+            ORDER BY sa.claimed_at
+            LIMIT %s
+            FOR UPDATE OF sa SKIP LOCKED
+            """,
+            [cutoff, batch_size],
+        )
+        rows = cursor.fetchall()
+        if not rows:
+            return stats
+        new_status: dict[str, list[int]] = defaultdict(list)
+        deliver: list[int] = []
+        run: list[int] = []
+        for action_id, kind, tenant_id, campaign_id, outbound_id, attempts, om_status, cc_status in rows:
+            if kind == "send":
+                if om_status != "queued":
+                    new_status["done"].append(action_id)  # delivery took it (or it was canceled)
+                elif cc_status == "paused" or holds.holds(tenant_id=tenant_id, campaign_id=campaign_id):
+                    new_status["held"].append(action_id)
+                else:
+                    new_status["claimed"].append(action_id)
+                    deliver.append(outbound_id)
+            elif attempts >= MAX_TIMER_ATTEMPTS:
+                log.error("scheduled action %s failed %s times; parked as failed", action_id, attempts)
+                new_status["failed"].append(action_id)
+            else:
+                new_status["claimed"].append(action_id)
+                run.append(action_id)
+        for status, ids in new_status.items():
+            if status == "claimed":
+                cursor.execute("UPDATE scheduled_actions SET claimed_at = %s, attempts = attempts + 1 "
+                               "WHERE id = ANY(%s)", [now, ids])
+            elif status == "held":
+                cursor.execute("UPDATE scheduled_actions SET status = 'held', claimed_at = NULL WHERE id = ANY(%s)",
+                               [ids])
+            else:
+                cursor.execute("UPDATE scheduled_actions SET status = %s, finished_at = %s WHERE id = ANY(%s)",
+                               [status, now, ids])
+        stats.recovered = len(new_status["claimed"])
+        stats.finished = len(new_status["done"]) + len(new_status["failed"])
+        stats.held = len(new_status["held"])
+        if deliver or run:
+            def publish() -> None:
+                stats.messages += _publish(deliver, run, publish_chunk)
+
+            transaction.on_commit(publish)
+    if stats.recovered:
+        log.warning("re-dispatched %s scheduled actions whose lease expired", stats.recovered)
+    return stats
+
+
+def dispatch_due(*, batch_size: int = DEFAULT_BATCH_SIZE, max_batches: int | None = None,
+                 time_budget: float | None = None, now: dt.datetime | None = None) -> DispatchStats:
+    """One dispatcher pass: claim every due row (batch by batch), release held rows, recover leases.
+
+    Stops early after `max_batches` claims or `time_budget` seconds so a beat task never overruns its tick.
+    """
+    started = time.monotonic()
+    holds = send_holds()
+    total = DispatchStats()
+    batches = 0
+    while True:
+        moment = now or clock.now()
+        stats = claim_due_batch(now=moment, holds=holds, batch_size=batch_size)
+        total += stats
+        batches += 1
+        if stats.claimed + stats.held < batch_size:
+            break
+        if max_batches is not None and batches >= max_batches:
+            break
+        if time_budget is not None and time.monotonic() - started > time_budget:
+            break
+    moment = now or clock.now()
+    total.released += release_held(now=moment, holds=holds, batch_size=batch_size)
+    total += recover_leases(now=moment, holds=holds, batch_size=batch_size)
+    if total.busy:
+        log.info("dispatcher: %s", total)
+    return total

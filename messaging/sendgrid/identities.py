@@ -1,0 +1,151 @@
+"""Sender identities: the From addresses a tenant sends from, verified through SendGrid's
+Verified Senders API. Unverified or paused identities never send (delivery checks both at
+send time); these services keep our copy of the verification status in step.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from messaging.models import EmailSenderIdentity
+from messaging.sendgrid import client as sg
+from messaging.sendgrid.errors import SendGridError, SendGridErrorKind
+from outreach import clock
+from outreach.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+
+def _status_from_provider(record: dict) -> str:
+    return EmailSenderIdentity.Status.VERIFIED if record.get("verified") is True else EmailSenderIdentity.Status.PENDING
+
+
+def sender_identity_create(
+    *, tenant, from_email: str, from_name: str, reply_to: str, nickname: str = ""
+) -> EmailSenderIdentity:
+    """Register the address with SendGrid (which mails a verification link) and keep our row.
+
+    A refusal by SendGrid (400, e.g. a malformed address) is the caller's to fix and raises
+    ApplicationError with SendGrid's message. If SendGrid cannot be reached, the row is still
+    created as pending without a provider id: ``sender_identity_sync`` registers it later
+    (it looks the address up first, so an ambiguous first attempt never registers it twice).
+    """
+    from_email = from_email.strip().lower()
+    reply_to = (reply_to or from_email).strip().lower()
+    nickname = (nickname or from_name or from_email)[:100]
+    if EmailSenderIdentity.objects.filter(tenant=tenant, from_email=from_email).exists():
+        raise ApplicationError("A sender identity with this address already exists.", field="from_email",
+                               status_code=409)
+    record: dict = {}
+    try:
+        record = sg.verified_sender_create(nickname=nickname, from_email=from_email, from_name=from_name,
+                                           reply_to=reply_to)
+    except SendGridError as exc:
+        if exc.kind == SendGridErrorKind.PERMANENT:
+            raise ApplicationError(f"SendGrid refused the sender: {exc.message}",
+                                   field=exc.field or "from_email") from exc
+        logger.warning("verified sender create for %s deferred to sync: %s", from_email, exc)
+    identity = EmailSenderIdentity.objects.create(
+        tenant=tenant,
+        from_email=from_email,
+        from_name=from_name,
+        reply_to=reply_to,
+        nickname=nickname,
+        provider_sender_id=str(record.get("id") or ""),
+        status=_status_from_provider(record) if record else EmailSenderIdentity.Status.PENDING,
+        last_synced_at=clock.now() if record else None,
+    )
+    return identity
+
+
+def _apply_provider_state(identity: EmailSenderIdentity, record: dict | None) -> list[str]:
+    """Update our row from SendGrid's record (None: SendGrid does not know it). Returns changed fields."""
+    changed: list[str] = []
+    if record is None:
+        if identity.provider_sender_id and identity.status != EmailSenderIdentity.Status.FAILED:
+            # Deleted at SendGrid: mail from it would now be refused with 403.
+            identity.status = EmailSenderIdentity.Status.FAILED
+            changed.append("status")
+    else:
+        provider_id = str(record.get("id") or "")
+        if provider_id and provider_id != identity.provider_sender_id:
+            identity.provider_sender_id = provider_id
+            changed.append("provider_sender_id")
+        status = _status_from_provider(record)
+        if status != identity.status:
+            identity.status = status
+            changed.append("status")
+    identity.last_synced_at = clock.now()
+    changed.append("last_synced_at")
+    return changed
+
+
+def _match(identity: EmailSenderIdentity, by_id: dict[str, dict], by_email: dict[str, dict]) -> dict | None:
+    if identity.provider_sender_id and identity.provider_sender_id in by_id:
+        return by_id[identity.provider_sender_id]
+    return by_email.get(identity.from_email.lower())
+
+
+def sender_identities_sync(*, identities: Iterable[EmailSenderIdentity] | None = None) -> int:
+    """Refresh many identities from one Verified Senders listing. Returns how many changed status.
+
+    Identities never registered (SendGrid was unreachable at creation) are registered now.
+    """
+    rows = list(identities) if identities is not None else list(EmailSenderIdentity.objects.all())
+    if not rows:
+        return 0
+    records = sg.verified_senders_list()
+    by_id = {str(r.get("id")): r for r in records if r.get("id") is not None}
+    by_email = {str(r.get("from_email", "")).lower(): r for r in records}
+    status_changes = 0
+    for identity in rows:
+        before = identity.status
+        record = _match(identity, by_id, by_email)
+        if record is None and not identity.provider_sender_id:
+            try:
+                record = sg.verified_sender_create(
+                    nickname=identity.nickname or identity.from_email, from_email=identity.from_email,
+                    from_name=identity.from_name, reply_to=identity.reply_to or identity.from_email,
+                )
+            except SendGridError as exc:
+                logger.warning("verified sender create for %s failed: %s", identity.from_email, exc)
+                if exc.kind == SendGridErrorKind.PERMANENT:
+                    identity.status = EmailSenderIdentity.Status.FAILED
+                    identity.last_synced_at = clock.now()
+                    identity.save(update_fields=["status", "last_synced_at"])
+                    status_changes += before != identity.status
+                continue
+        changed = _apply_provider_state(identity, record)
+        identity.save(update_fields=changed)
+        status_changes += before != identity.status
+    return status_changes
+
+
+def sender_identity_sync(*, identity: EmailSenderIdentity) -> EmailSenderIdentity:
+    sender_identities_sync(identities=[identity])
+    return identity
+
+
+def sender_identity_set_paused(*, identity: EmailSenderIdentity, paused: bool, actor=None) -> EmailSenderIdentity:
+    """Pause or resume sending from an identity. Held messages are re-armed by their own timers
+    (delivery re-checks at send time), so resuming needs no sweep here."""
+    with transaction.atomic():
+        locked = EmailSenderIdentity.objects.select_for_update().get(pk=identity.pk)
+        if locked.is_paused != paused:
+            locked.is_paused = paused
+            locked.save(update_fields=["is_paused"])
+            logger.info("sender identity %s %s by %s", locked.pk, "paused" if paused else "resumed",
+                        getattr(actor, "pk", None) or actor or "system")
+    identity.is_paused = paused
+    return identity
+
+
+def sender_identity_resend_verification(*, identity: EmailSenderIdentity) -> None:
+    if not identity.provider_sender_id:
+        raise ApplicationError("This sender is not registered with SendGrid yet.", field="provider_sender_id")
+    try:
+        sg.verified_sender_resend(sender_id=identity.provider_sender_id)
+    except SendGridError as exc:
+        raise ApplicationError(f"SendGrid refused: {exc.message}") from exc

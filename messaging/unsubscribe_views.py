@@ -1,0 +1,73 @@
+"""Public unsubscribe endpoints: the link in every mail and the RFC 8058 one-click POST.
+
+No login, no session, no cookies: the signed token is the only credential. Both verbs record the opt-out
+through messaging.compliance (idempotent), which also stops the address's active campaigns.
+"""
+from __future__ import annotations
+
+import logging
+
+from django.core import signing
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from messaging.compliance import UnsubscribeTarget, unsubscribe_record, unsubscribe_token_read
+from messaging.models import UnsubscribeSource
+from outreach.tenancy.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
+
+
+def _target(request: HttpRequest) -> tuple[UnsubscribeTarget, Tenant] | None:
+    token = request.GET.get("token", "")
+    try:
+        target = unsubscribe_token_read(token)
+    except signing.BadSignature:
+        return None
+    tenant = Tenant.objects.filter(pk=target.tenant_id).first()
+    return (target, tenant) if tenant is not None else None
+
+
+def _invalid(request: HttpRequest) -> HttpResponse:
+    logger.info("unsubscribe: invalid token (%s)", request.method)
+    if request.method == "POST":
+        return HttpResponse("Invalid unsubscribe token.\n", status=400, content_type="text/plain; charset=utf-8")
+    return render(request, "messaging/unsubscribe_invalid.html", status=400)
+
+
+def _user_agent(request: HttpRequest) -> str:
+    return request.headers.get("User-Agent", "")[:300]
+
+
+@csrf_exempt  # RFC 8058: mail clients POST without any token or cookie; the signed URL is the credential.
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def unsubscribe(request: HttpRequest) -> HttpResponse:
+    found = _target(request)
+    if found is None:
+        return _invalid(request)
+    target, tenant = found
+    if request.method == "HEAD":
+        # Link checkers probe with HEAD; only a GET or POST is someone's act, so nothing is recorded.
+        return HttpResponse(status=200)
+    if request.method == "POST":
+        one_click = request.POST.get("List-Unsubscribe") == "One-Click"
+        # A POST is never a prefetch; one without the RFC 8058 body is still a deliberate opt-out.
+        unsubscribe_record(
+            tenant=tenant.pk, channel=target.channel, value=target.value,
+            source=UnsubscribeSource.ONE_CLICK if one_click else UnsubscribeSource.LINK_CLICK,
+            detail=("RFC 8058 one-click POST" if one_click else "POST without the one-click body")
+            + f"; user agent: {_user_agent(request)}",
+        )
+        return HttpResponse("Unsubscribed.\n", content_type="text/plain; charset=utf-8")
+    unsubscribe_record(tenant=tenant.pk, channel=target.channel, value=target.value,
+                       source=UnsubscribeSource.LINK_CLICK, detail=f"link GET; user agent: {_user_agent(request)}")
+    if tenant.unsubscribe_redirect_url:
+        return HttpResponseRedirect(tenant.unsubscribe_redirect_url)
+    return render(request, "messaging/unsubscribe_done.html",
+                  {"tenant_name": tenant.name, "address": target.value, "channel": target.channel})

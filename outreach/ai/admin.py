@@ -1,0 +1,18 @@
+"""Operator console: the language-model call log (cost and failures per tenant)."""
+from __future__ import annotations
+
+from django.contrib import admin
+
+from outreach.admin import BigTableAdmin, ReadOnlyAdmin, static_choices_filter
+from outreach.ai.models import AICall
+
+AI_PURPOSES = ("lead_analysis", "plan", "plan_repair", "reply_classification")
+
+
+@admin.register(AICall)
+class AICallAdmin(ReadOnlyAdmin, BigTableAdmin):
+    list_display = ("created_at", "purpose", "model", "status", "tenant", "prompt_tokens", "completion_tokens",
+                    "cost_usd", "duration_ms")
+    list_filter = ("status", static_choices_filter("purpose", AI_PURPOSES), "tenant")
+    search_fields = ("error",)
+    list_select_related = ("tenant",)

@@ -1,0 +1,53 @@
+"""Test helpers for the REST API: clients that authenticate with a real API key of a given role."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rest_framework.test import APIClient
+
+from outreach.tenancy.models import Role, Tenant
+from outreach.tenancy.services import api_key_create
+
+ROLES_LOW_TO_HIGH = [Role.VIEWER, Role.MEMBER, Role.ADMIN, Role.OWNER]
+
+
+def role_below(role: str) -> str | None:
+    index = ROLES_LOW_TO_HIGH.index(Role(role))
+    return ROLES_LOW_TO_HIGH[index - 1] if index else None
+
+
+def api_client(*, tenant: Tenant, role: str = Role.OWNER) -> APIClient:
+    """A client that sends `Authorization: Bearer <key>` for a fresh key of `tenant` with `role`."""
+    issued = api_key_create(tenant=tenant, role=role, name=f"test {role}")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.raw_key}")
+    client.api_key = issued.api_key  # type: ignore[attr-defined]
+    return client
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One operation for the access matrix: who may call it, and what a valid call sends."""
+
+    method: str
+    path: str  # may hold {id}
+    min_role: str
+    body: dict[str, Any] | Callable[[], dict[str, Any]] | None = None  # a callable builds a fresh one
+    ok: tuple[int, ...] = (200,)
+    detail: bool = True  # names one object, so another tenant must get a 404
+    format: str = "json"
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def url(self, **ids: Any) -> str:
+        return "/api/v1/" + self.path.format(**ids)
+
+    def call(self, client: APIClient, **ids: Any):
+        send = getattr(client, self.method.lower())
+        if self.method not in ("POST", "PUT", "PATCH"):
+            return send(self.url(**ids))
+        body = self.body() if callable(self.body) else (self.body or {})
+        return send(self.url(**ids), body, format=self.format)

@@ -1,0 +1,105 @@
+"""Settings read the environment and refuse bad values loudly; production settings pass Django's deploy checks."""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+
+from outreach.settings.env import database_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_DIR = ROOT / "outreach" / "settings"
+# env.str("X"...), env.bool("X"...), env("X"...), redis_url("X"...), http_url("X"...)
+GOOD_KEY = secrets.token_urlsafe(64)
+ENV_READ = re.compile(r"""\b(?:env(?:\.\w+)?|redis_url|http_url)\(\s*["']([A-Z][A-Z0-9_]*)["']""")
+
+
+def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    unset = ("SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE", "CLOCK_SPEED")
+    full_env = {k: v for k, v in os.environ.items() if k not in unset}
+    full_env.update(env)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("mysql://x", "scheme 'mysql'"),
+    ("sqlite:///db.sqlite3", "scheme 'sqlite'"),
+    ("", "scheme ''"),
+    ("127.0.0.1:5432/outreach", "scheme"),
+    ("postgres://postgres@127.0.0.1:notaport/outreach", "bad port"),
+    ("postgres://postgres@127.0.0.1:5432", "no database name"),
+    ("postgres://postgres@127.0.0.1:5432/", "no database name"),
+    ("postgres://", "no host or database name"),
+])
+def test_a_malformed_database_url_is_refused_with_a_message_naming_it(url: str, problem: str):
+    with pytest.raises(ImproperlyConfigured) as excinfo:
+        database_config(url)
+    message = str(excinfo.value)
+    assert message.startswith("DATABASE_URL is malformed")
+    assert problem in message
+
+
+def test_a_postgres_url_becomes_a_postgresql_database_config():
+    config = database_config("postgresql://app:s3cret@db.internal:6432/outreach_prod")
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["NAME"], config["USER"], config["PASSWORD"], config["HOST"], config["PORT"]) == (
+        "outreach_prod", "app", "s3cret", "db.internal", 6432)
+
+
+@pytest.mark.slow
+def test_manage_py_refuses_to_start_with_a_mysql_database_url():
+    result = _run(["manage.py", "check"], DATABASE_URL="mysql://x", DJANGO_SETTINGS_MODULE="outreach.settings.base")
+
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "DATABASE_URL is malformed" in last_line
+    assert "'mysql'" in last_line
+
+
+@pytest.mark.slow
+def test_production_settings_pass_the_deploy_checks():
+    result = _run(["manage.py", "check", "--deploy", "--fail-level", "DEBUG",
+                   "--settings=outreach.settings.production"],
+                  SECRET_KEY=GOOD_KEY, ALLOWED_HOSTS="outreach.example.com")
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env, message", [
+    ({"ALLOWED_HOSTS": "outreach.example.com"}, "SECRET_KEY"),
+    ({"SECRET_KEY": "dev-insecure-secret-key-change-me", "ALLOWED_HOSTS": "x.example"}, "SECRET_KEY must be"),
+    ({"SECRET_KEY": "x" * 64, "ALLOWED_HOSTS": "x.example"}, "SECRET_KEY must be"),
+    ({"SECRET_KEY": GOOD_KEY}, "ALLOWED_HOSTS"),
+    ({"SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "x.example", "CLOCK_SPEED": "3600"}, "CLOCK_SPEED must be 1"),
+])
+def test_production_settings_refuse_to_start_without_safe_values(env: dict[str, str], message: str):
+    result = _run(["-c", "import outreach.settings.production"], **env)
+
+    assert result.returncode != 0
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_env_example_and_readme_list_every_variable_the_settings_read():
+    read = {name for path in SETTINGS_DIR.glob("*.py") for name in ENV_READ.findall(path.read_text())}
+    assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "OPENAI_API_KEY"} <= read  # the pattern works
+    example = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", example, flags=re.MULTILINE))
+    readme = (ROOT / "README.md").read_text()
+    assert read - listed == set(), "add these to .env.example"
+    assert {name for name in read if f"`{name}`" not in readme} == set(), "add these to the README table"
+
+
+@pytest.mark.django_db
+def test_models_and_migrations_agree():
+    # --check exits non-zero (SystemExit, failing this test) when a model change has no migration.
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
