@@ -53,7 +53,8 @@ _NO_NAME = {"there", "team", "all", "everyone", "folks", "again", "zusammen", "t
 
 
 def _norm_name(value: str) -> str:
-    return re.sub(r"[^\w'-]", "", value or "", flags=re.UNICODE).strip("'-").casefold()
+    name = re.sub(r"[^\w'-]", "", value or "", flags=re.UNICODE).strip("'-").casefold()
+    return re.sub(r"'s$", "", name)  # "Dana's team" names Dana
 
 
 def _host_allowed(host: str, allowed: Iterable[str]) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -93,7 +93,7 @@ class CampaignViewSet(TenantScopedViewMixin, mixins.CreateModelMixin, mixins.Lis
         enrolled = campaign_services.campaign_enrol_contacts(campaign=campaign, contact_ids=contact_ids,
                                                              plan=data.get("plan"))
         rows = _reload([cc.pk for cc in enrolled])
-        body = {"enrolled": len(rows), "contact_campaigns": ContactCampaignBriefSerializer(rows, many=True).data}
+        body = {"enrolled": len(rows), "contact_campaigns": rows}
         return Response(EnrolResultSerializer(body).data, status=status.HTTP_201_CREATED)
 
     def _change(self, request: Request, service) -> Response:
@@ -206,7 +206,6 @@ class ContactCampaignViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixin
     @extend_schema(
         summary="Report an external event (e.g. meeting_booked from a calendar integration)",
         request=ExternalEventSerializer, responses={200: EventResultSerializer, 404: _NOT_FOUND},
-        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)],
     )
     @action(detail=True, methods=["post"])
     def events(self, request: Request, pk: str | None = None) -> Response:
@@ -222,7 +221,7 @@ class ContactCampaignViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixin
         result = campaign_services.contact_campaign_handle_event(contact_campaign_id=contact_campaign.pk,
                                                                  event=event)
         body = {"outcome": str(getattr(result, "outcome", "") or ""),
-                "contact_campaign": ContactCampaignBriefSerializer(_reload([contact_campaign.pk])[0]).data}
+                "contact_campaign": _reload([contact_campaign.pk])[0]}
         return Response(EventResultSerializer(body).data)
 
     def _change(self, request: Request, service) -> Response:

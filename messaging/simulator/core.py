@@ -915,14 +915,16 @@ class Simulator:
         except urllib.error.HTTPError as exc:
             exc.read()
             return exc.code, None
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # any transport failure is a failed attempt, retried like SendGrid does
             return None, f"{type(exc).__name__}: {exc}"
 
     # --- inspection -----------------------------------------------------------------------------
 
-    def messages_view(self, *, to: str | None = None, x_message_id: str | None = None) -> list[dict[str, Any]]:
+    def messages_view(
+        self, *, to: str | None = None, x_message_id: str | None = None, since: int = 0
+    ) -> list[dict[str, Any]]:
         with self._lock:
-            out = list(self.messages)
+            out = self.messages[since:]
         if to:
             out = [m for m in out if any(r["email"].lower() == to.lower() for r in m["recipients"])]
         if x_message_id:
@@ -930,11 +932,11 @@ class Simulator:
         return out
 
     def events_view(
-        self, *, email: str | None = None, event: str | None = None, x_message_id: str | None = None
+        self, *, email: str | None = None, event: str | None = None, x_message_id: str | None = None, since: int = 0
     ) -> dict[str, Any]:
         with self._lock:
             rows = []
-            for entry in self.event_log:
+            for entry in self.event_log[since:]:
                 ev = entry["event"]
                 if email and ev["email"].lower() != email.lower():
                     continue

@@ -136,12 +136,16 @@ class _Handler(BaseHTTPRequestHandler):
                 return json_response(400, {"error": "invalid JSON"})
         try:
             if method == "GET" and route == "/_sim/messages":
-                messages = sim.messages_view(to=q.get("to"), x_message_id=q.get("x_message_id"))
+                messages = sim.messages_view(
+                    to=q.get("to"), x_message_id=q.get("x_message_id"), since=int(q.get("since", 0))
+                )
                 return json_response(200, {"messages": messages})
             if method == "GET" and route == "/_sim/events":
-                return json_response(
-                    200, sim.events_view(email=q.get("email"), event=q.get("event"), x_message_id=q.get("x_message_id"))
+                events = sim.events_view(
+                    email=q.get("email"), event=q.get("event"), x_message_id=q.get("x_message_id"),
+                    since=int(q.get("since", 0)),
                 )
+                return json_response(200, events)
             if method == "GET" and route == "/_sim/inbound":
                 return json_response(200, sim.inbound_view())
             if method == "GET" and route == "/_sim/deliveries":

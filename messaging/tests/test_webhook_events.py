@@ -28,6 +28,8 @@ from messaging.tests.factories import (
 )
 from messaging.webhooks.processing import webhook_deliveries_due_for_retry, webhook_deliveries_process
 
+pytestmark = pytest.mark.django_db
+
 URL = "/webhooks/sendgrid/events"
 HUMAN_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Version/17.4 Safari/605"
 
@@ -386,10 +388,10 @@ def test_simulator_batches_with_duplicates_and_changed_ids_land_once(live_server
         assert WebhookDelivery.objects.filter(status="processed").count() == WebhookDelivery.objects.count() > 0
         assert MessageEvent.objects.count() == len(originals)
         assert MessageEvent.objects.filter(outbound_message__isnull=True).count() == 0
-        machine = OutboundMessage.objects.get(to_address="machine@acme.example")
+        machine = OutboundMessage.objects.get(to_address="machine@acme.example", node_id="email_intro")
         assert MessageEvent.objects.get(outbound_message=machine, event_type="open").is_machine
         assert not moves(machine, "open").exists()
-        opener = OutboundMessage.objects.get(to_address="open@acme.example")
+        opener = OutboundMessage.objects.get(to_address="open@acme.example", node_id="email_intro")
         assert moves(opener, "open").count() == 1
         assert CommunicationSuppression.objects.filter(value="bounce@acme.example", reason="hard_bounce").exists()
     finally:

@@ -9,12 +9,22 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 from outreach.settings.base import *  # noqa: F401,F403
-from outreach.settings.base import CLOCK_SPEED, DATABASES, MIDDLEWARE, PUBLIC_BASE_URL, env
+from outreach.settings.base import (
+    CLOCK_SPEED,
+    DATABASES,
+    MIDDLEWARE,
+    PUBLIC_BASE_URL,
+    SENDGRID_INBOUND_SECRET,
+    env,
+)
 
 DEBUG = False
 SECRET_KEY = env.str("SECRET_KEY")  # no default: refuse to start without one
 if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("dev-") or len(set(SECRET_KEY)) < 5:
     raise ImproperlyConfigured("SECRET_KEY must be a random string of at least 50 characters")
+if SENDGRID_INBOUND_SECRET.startswith("dev-") or len(SENDGRID_INBOUND_SECRET) < 20:
+    # It is the only thing that authenticates inbound mail (SendGrid does not sign Inbound Parse).
+    raise ImproperlyConfigured("SENDGRID_INBOUND_SECRET must be a random string of at least 20 characters")
 if CLOCK_SPEED != 1.0:
     raise ImproperlyConfigured("CLOCK_SPEED must be 1 in production: the virtual clock is for the demo")
 

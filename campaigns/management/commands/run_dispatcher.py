@@ -34,7 +34,6 @@ class Command(BaseCommand):
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             while not stop.is_set():
-                close_old_connections()
                 stats = dispatch_due(batch_size=options["batch_size"], time_budget=30.0)
                 if options["verbosity"] >= 2 or (stats.busy and options["verbosity"] >= 1):
                     self.stdout.write(f"claimed={stats.claimed} held={stats.held} released={stats.released} "
@@ -42,6 +41,8 @@ class Command(BaseCommand):
                                       f"messages={stats.messages}")
                 if options["once"]:
                     break
+                # A long-lived process: drop a connection the server closed or that outlived CONN_MAX_AGE.
+                close_old_connections()
                 if not stats.claimed:
                     stop.wait(options["interval"])
         finally:

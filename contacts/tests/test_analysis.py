@@ -1,0 +1,142 @@
+"""Lead analysis: AI over the stub (real HTTP), the deterministic fallback, and the staggered plan jobs."""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from campaigns.models import ContactCampaign
+from campaigns.tests.factories import CampaignFactory, ContactCampaignFactory
+from contacts.ai_tasks import analyse_leads
+from contacts.analysis import PLAN_JOB_CHUNK, PLAN_JOB_STAGGER_SECONDS, analysis_fallback, leads_analyse
+from contacts.models import Contact, Lead
+from contacts.tests.factories import ContactFactory, LeadFactory
+from outreach.ai.client import _redis_client
+from outreach.ai.models import AICall
+from outreach.ai.stub_server import chat_json, server_error
+from outreach.ai.testing import ai_stub_fixture, clean_ai_redis_fixture  # noqa: F401 - pytest fixtures
+
+pytestmark = pytest.mark.django_db
+
+QUEUE = "campaign_creation"
+
+
+@pytest.fixture
+def broker():
+    r = _redis_client()
+    r.delete(QUEUE)
+    yield r
+    r.delete(QUEUE)
+
+
+def _queued(r) -> list[dict]:
+    out = []
+    for raw in reversed(r.lrange(QUEUE, 0, -1)):  # kombu LPUSHes: oldest last
+        message = json.loads(raw)
+        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+        out.append({"task": message["headers"]["task"], "ids": args[0], "eta": message["headers"]["eta"]})
+    return out
+
+
+@pytest.fixture
+def lead(tenant):
+    lead = LeadFactory(tenant=tenant, name="Acme Logistics", domain="acme.example",
+                       website_text="Acme runs freight forwarding for mid-size retailers. Onboarding is manual.")
+    ContactFactory(tenant=tenant, lead=lead, first_name="Dana", last_name="Smith", title="Head of Operations")
+    ContactFactory(tenant=tenant, lead=lead, first_name="Tom", last_name="Becker", title="CFO")
+    return lead
+
+
+def test_ai_analysis_is_sanitised_and_stored(stub, lead, broker):
+    stub.enqueue(chat_json({
+        "summary": "  Acme forwards freight\nfor retailers.  ", "pains": [f"pain {i}" for i in range(8)],
+        "angles": ["onboarding in days"], "fit_score": 140, "fit_reasons": ["manual onboarding"],
+    }, prompt_tokens=900, completion_tokens=120))
+
+    leads_analyse(lead_ids=[lead.pk])
+
+    lead.refresh_from_db()
+    assert lead.analysis_status == Lead.AnalysisStatus.DONE
+    analysis = lead.analysis
+    assert analysis["summary"] == "Acme forwards freight for retailers."
+    assert analysis["pains"] == [f"pain {i}" for i in range(5)]  # at most five
+    assert analysis["fit_score"] == 100  # clamped to 0-100
+    assert analysis["source"] == "ai"
+    request = stub.requests[0]
+    assert request.json["response_format"]["json_schema"]["name"] == "lead_analysis"
+    for fact in ("Acme Logistics", "acme.example", "freight forwarding", "Dana Smith", "Head of Operations", "CFO"):
+        assert fact in request.text, fact
+    call = AICall.objects.get(tenant=lead.tenant)
+    assert (call.purpose, call.prompt_tokens, call.completion_tokens) == ("lead_analysis", 900, 120)
+
+
+def test_ai_failure_falls_back_to_the_deterministic_analysis(stub, settings, lead, broker):
+    settings.AI_MAX_ATTEMPTS = 2
+    stub.enqueue(server_error(), server_error())
+
+    leads_analyse(lead_ids=[lead.pk])
+
+    lead.refresh_from_db()
+    assert lead.analysis_status == Lead.AnalysisStatus.DONE
+    assert lead.analysis["source"] == "fallback" and "AI failed (server)" in lead.analysis["detail"]
+    assert "shipment delays and poor visibility" in lead.analysis["pains"]
+
+
+def test_deterministic_analysis_reads_the_text_and_is_repeatable():
+    kwargs = dict(name="Acme", domain="acme.example",
+                  text="We run freight logistics. Onboarding of shippers is manual, in spreadsheets.",
+                  titles=["Head of Operations"], offers=["Onboarding automation for logistics shippers"])
+    first = analysis_fallback(**kwargs)
+    assert first == analysis_fallback(**kwargs)
+    assert first["summary"] == "We run freight logistics. Onboarding of shippers is manual, in spreadsheets."
+    assert first["pains"][:3] == ["manual, spreadsheet-driven processes", "slow onboarding",
+                                  "shipment delays and poor visibility"]
+    assert 70 <= first["fit_score"] <= 100
+    assert any("decision-maker" in reason for reason in first["fit_reasons"])
+    empty = analysis_fallback(name="Blank Co", domain="", text="", titles=[], offers=["Anything"])
+    assert empty["summary"] == "Blank Co." and empty["fit_score"] < first["fit_score"]
+    assert any("little to go on" in reason for reason in empty["fit_reasons"])
+
+
+def test_plan_jobs_for_pending_contact_campaigns_are_queued_in_staggered_chunks(
+        clean_ai_redis, settings, tenant, broker, django_capture_on_commit_callbacks):
+    settings.OPENAI_API_KEY = ""
+    lead = LeadFactory(tenant=tenant)
+    campaign = CampaignFactory(tenant=tenant)
+    contacts = Contact.objects.bulk_create(
+        [Contact(tenant=tenant, lead=lead, first_name=f"C{i}", email=f"c{i}@acme.example") for i in range(45)])
+    ccs = ContactCampaign.objects.bulk_create(
+        [ContactCampaign(tenant=tenant, campaign=campaign, contact=c) for c in contacts])
+    ContactCampaign.objects.filter(pk=ccs[0].pk).update(status=ContactCampaign.Status.CANCELED)
+    other_lead_cc = ContactCampaignFactory(tenant=tenant)  # a contact of another lead: not queued
+
+    with django_capture_on_commit_callbacks(execute=True):  # sent after commit, as in production
+        analyse_leads([lead.pk])
+
+    queued = _queued(broker)
+    expected_ids = [cc.pk for cc in ccs[1:]]
+    assert [q["task"] for q in queued] == ["campaign_creation.generate_plans"] * 3
+    assert [len(q["ids"]) for q in queued] == [PLAN_JOB_CHUNK, PLAN_JOB_CHUNK, 4]
+    assert [i for q in queued for i in q["ids"]] == expected_ids
+    assert other_lead_cc.pk not in expected_ids
+    # First chunk at once, the next ones a few seconds apart.
+    assert queued[0]["eta"] is None and queued[1]["eta"] is not None and queued[2]["eta"] > queued[1]["eta"]
+    assert PLAN_JOB_STAGGER_SECONDS <= 5
+    lead.refresh_from_db()
+    assert lead.analysis["source"] == "fallback" and lead.analysis_status == "done"
+
+
+def test_an_analysed_lead_is_not_analysed_again_but_its_plans_are_still_queued(
+        stub, tenant, broker, django_capture_on_commit_callbacks):
+    lead = LeadFactory(tenant=tenant, analysis={"summary": "done before", "pains": []},
+                       analysis_status=Lead.AnalysisStatus.DONE)
+    cc = ContactCampaignFactory(tenant=tenant, contact=ContactFactory(tenant=tenant, lead=lead))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        leads_analyse(lead_ids=[lead.pk, 999_999_999])
+
+    assert stub.requests == []
+    lead.refresh_from_db()
+    assert lead.analysis == {"summary": "done before", "pains": []}
+    assert [q["ids"] for q in _queued(broker)] == [[cc.pk]]

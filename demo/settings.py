@@ -1,0 +1,41 @@
+"""Settings for the processes `make demo` and the end-to-end test start: the base settings on a fast clock.
+
+Everything the system times (a claim's lease, a webhook signature's age, a hold's recheck) is read from
+outreach.clock, so at CLOCK_SPEED 7200 a 10-minute lease lasts 1/12 of a real second. The safety margins
+that protect against real-world slowness (a busy worker, a slow HTTP round trip) must keep their real
+length, so they are scaled here by the clock speed. Business time (waits, quiet hours, suppression
+expiry) is not touched: it is meant to run fast.
+
+Production refuses CLOCK_SPEED != 1 (outreach/settings/production.py), so none of this can leak there.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from outreach.settings.base import *  # noqa: F401,F403
+from outreach.settings.base import CLOCK_SPEED, MIDDLEWARE, env
+
+# Margins in real seconds, turned into virtual seconds below.
+_REAL_ACTION_LEASE = env.float("DEMO_ACTION_LEASE_REAL_SECONDS", default=120.0)
+_REAL_SENDING_LEASE = env.float("DEMO_SENDING_LEASE_REAL_SECONDS", default=120.0)
+_REAL_SIGNATURE_AGE = env.float("DEMO_SIGNATURE_AGE_REAL_SECONDS", default=60.0)
+_SPEED = max(1.0, float(CLOCK_SPEED))
+
+# campaigns.dispatcher: a claimed scheduled action is dispatched again after this (virtual) lease.
+CAMPAIGN_ACTION_LEASE_SECONDS = int(max(300, _REAL_ACTION_LEASE * _SPEED))
+# messaging.delivery: a message left `sending` this long is re-queued or marked unknown.
+SENDING_LEASE = dt.timedelta(seconds=max(600, _REAL_SENDING_LEASE * _SPEED))
+# messaging.webhooks.views: the replay window of signed event webhooks (timestamps are virtual).
+SENDGRID_WEBHOOK_MAX_AGE_SECONDS = int(max(600, _REAL_SIGNATURE_AGE * _SPEED))
+SENDGRID_WEBHOOK_MAX_FUTURE_SECONDS = int(max(300, 5 * _SPEED))
+
+# The demo's admin is served by runserver on 127.0.0.1 over plain http.
+DEBUG = env.bool("DEBUG", default=False)
+
+# Serve the admin's CSS and JS from the apps' static folders (no collectstatic step) with WhiteNoise, so
+# gunicorn alone is the web tier, as in production.
+_after_security = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1
+MIDDLEWARE = [*MIDDLEWARE[:_after_security], "whitenoise.middleware.WhiteNoiseMiddleware",
+              *MIDDLEWARE[_after_security:]]
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = False

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `make run`: the web server, a Celery worker on every queue and Celery beat, in the foreground,
+# against the local PostgreSQL and Redis (the Makefile has started them and migrated already).
+# Ctrl-C (SIGINT) or SIGTERM stops all three; if one of them dies, the others are stopped too.
+#
+# RUN_WEB_ADDR (default 127.0.0.1:8000) and WORKER_CONCURRENCY (default 2) adjust it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PY=.venv/bin/python
+CELERY=.venv/bin/celery
+QUEUES=lead_analysis,campaign_creation,campaign_execution,webhooks,analytics
+WEB_ADDR=${RUN_WEB_ADDR:-127.0.0.1:8000}
+
+pids=()
+
+stop() {
+  local status=$1
+  # A second Ctrl-C while the worker finishes its running tasks: stop at once.
+  trap 'echo "killing" >&2; kill -KILL "${pids[@]}" 2>/dev/null' INT TERM
+  echo "stopping web, worker and beat..." >&2
+  kill -TERM "${pids[@]}" 2>/dev/null
+  wait
+  exit "$status"
+}
+trap 'stop 130' INT
+trap 'stop 143' TERM
+
+# --noreload: one process per service, so a signal reaches the server itself.
+# --insecure: serve the admin's static files although DEBUG is off.
+"$PY" manage.py runserver --noreload --insecure "$WEB_ADDR" &
+pids+=($!)
+"$CELERY" -A outreach worker --queues "$QUEUES" --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-2}" &
+pids+=($!)
+"$CELERY" -A outreach beat --loglevel INFO &
+pids+=($!)
+
+echo "web: http://$WEB_ADDR/admin/   (Ctrl-C stops web, worker and beat)" >&2
+wait -n
+status=$?
+echo "a process exited with status $status; stopping the others" >&2
+stop "$status"
