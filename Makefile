@@ -31,3 +31,10 @@ run: install services migrate
 
 bench: install services
 	$(PY) -m benchmarks.run_all
+
+# The whole system on a fast virtual clock, checked end to end (docs/demo.md). demo-keep leaves it running.
+demo:
+	bash scripts/demo.sh
+
+demo-keep:
+	bash scripts/demo.sh --keep

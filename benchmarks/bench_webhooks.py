@@ -49,7 +49,8 @@ def _setup(n_messages: int):
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE outbound_messages SET status = 'sent', sent_at = %s, provider_message_id = 'bx' || id, "
-            "message_id_header = '<bench-' || id || '@seller.example>' WHERE tenant_id = %s AND node_id = 'email_intro' "
+            "message_id_header = '<bench-' || id || '@seller.example>' "
+            "WHERE tenant_id = %s AND node_id = 'email_intro' "
             "RETURNING id, contact_campaign_id, node_visit",
             [now, tenant.id],
         )

@@ -11,11 +11,22 @@ from django.http import HttpRequest
 
 from campaigns.models import Campaign, CampaignPlanVersion, CampaignTransition, ContactCampaign, ScheduledAction
 from contacts.models import Channel
-from outreach.admin import BigTableAdmin, OwnerDeletesHistoryMixin, ReadOnlyAdmin, static_choices_filter
+from outreach.admin import (
+    BigTableAdmin,
+    OwnerDeletesHistoryMixin,
+    ReadOnlyAdmin,
+    TenantConsistentForm,
+    static_choices_filter,
+)
+
+
+class CampaignForm(TenantConsistentForm):
+    tenant_scoped_fields = ("sender_identity",)
 
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    form = CampaignForm
     list_display = ("name", "tenant", "status", "sender_identity", "created_at")
     list_filter = ("status", "tenant")
     search_fields = ("name", "tenant__name")

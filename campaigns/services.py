@@ -9,6 +9,7 @@ campaigns, whatever the number of events. Rules and choices: docs/engine.md.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import JSONField, Q
 from rest_framework import status as http_status
 
 from campaigns import engine
@@ -49,7 +50,7 @@ RUN_ACTIONS_TASK = "campaign_execution.run_actions"
 GENERATE_PLANS_TASK = "campaign_creation.generate_plans"
 # Contact campaigns per transaction on the hot path: big enough to amortise the statements, small enough
 # that row locks are held for milliseconds.
-HANDLE_CHUNK = 500
+HANDLE_CHUNK = 1000
 # Ids per Celery message (architecture.md: batches, not per-item tasks).
 PUBLISH_CHUNK = 500
 GENERATE_PLANS_CHUNK = 100
@@ -96,6 +97,70 @@ def _publish_after_commit(task_name: str, ids: Iterable[int]) -> None:
         transaction.on_commit(lambda: publish_ids(task_name=task_name, ids=ids))
 
 
+# --- fast SQL -------------------------------------------------------------------------------------------------
+
+def _cursor() -> Any:
+    """A cursor with server-side parameter binding, wrapped like Django's own (query logging and counting).
+
+    The project's connections bind parameters client-side, which quotes every array element in Python;
+    the hot path sends arrays of thousands of values, which psycopg dumps natively with server-side binding.
+    """
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    raw = ServerBindingCursor(connection.connection)
+    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+
+
+_INSERT_PLANS: dict[type, tuple[list[Any], str]] = {}
+
+
+def _insert_plan(model: type) -> tuple[list[Any], str]:
+    """The columns of a model and the INSERT ... SELECT FROM unnest(...) that writes them (built once)."""
+    cached = _INSERT_PLANS.get(model)
+    if cached is not None:
+        return cached
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    names, casts, selects = [], [], []
+    for i, f in enumerate(fields):
+        names.append(connection.ops.quote_name(f.column))
+        if isinstance(f, JSONField):
+            casts.append("%b::text[]")  # JSON travels as text and is cast per row
+            selects.append(f"c{i}::jsonb")
+        else:
+            casts.append(f"%b::{f.db_type(connection)}[]")
+            selects.append(f"c{i}")
+    aliases = ", ".join(f"c{i}" for i in range(len(fields)))
+    sql = (f"INSERT INTO {model._meta.db_table} ({', '.join(names)}) SELECT {', '.join(selects)} "
+           f"FROM unnest({', '.join(casts)}) AS v({aliases})")
+    _INSERT_PLANS[model] = (fields, sql)
+    return fields, sql
+
+
+def _insert_rows(model: type, rows: list[dict[str, Any]], *, now: dt.datetime, suffix: str = ""
+                 ) -> list[tuple[Any, ...]]:
+    """Insert many rows in one statement; `rows` map attnames to values, other fields take their defaults.
+
+    Built from the model's fields, so a column another app adds (with a default) needs no change here.
+    """
+    if not rows:
+        return []
+    fields, sql = _insert_plan(model)
+    params: list[list[Any]] = []
+    for f in fields:
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            column = [now] * len(rows)
+        else:
+            default = f.get_default() if f.has_default() or not f.null else None
+            column = [r.get(f.attname, default) for r in rows]
+        if isinstance(f, JSONField):
+            column = [None if v is None else json.dumps(v, cls=f.encoder) for v in column]
+        params.append(column)
+    with _cursor() as cursor:
+        cursor.execute(f"{sql} {suffix}", params)
+        return cursor.fetchall() if "RETURNING" in suffix else []
+
+
 # --- locking and loading ----------------------------------------------------------------------------------------
 
 @dataclass
@@ -131,7 +196,7 @@ FOR UPDATE OF cc
 
 def _lock(ids: Sequence[int]) -> dict[int, _Locked]:
     """Lock the rows in id order (so concurrent batches never deadlock) and attach their parsed plans."""
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(_LOCK_SQL, [sorted(set(ids))])
         fetched = cursor.fetchall()
     rows: dict[int, _Locked] = {}
@@ -178,7 +243,7 @@ class _Work:
 
     def __init__(self, now: dt.datetime) -> None:
         self.now = now
-        self.transitions: list[CampaignTransition] = []
+        self.transitions: list[dict[str, Any]] = []
         self.timers: dict[int, list[ScheduleTimeout | ScheduleWait]] = defaultdict(list)
         self.sends: dict[int, list[SendMessage]] = defaultdict(list)
         self.cancels: list[tuple[int, str, int, bool]] = []
@@ -195,12 +260,12 @@ class _Work:
             row.state = decision.new_state
             self.touched[row.id] = row
         for record in decision.transitions:
-            self.transitions.append(CampaignTransition(
-                tenant_id=row.tenant_id, contact_campaign_id=row.id, from_node_id=record.from_node_id,
-                to_node_id=record.to_node_id, event=record.event[:32], node_visit=record.node_visit,
-                from_status=record.from_status, to_status=record.to_status, reason=record.reason[:200],
-                detail=_jsonable(record.detail), occurred_at=record.occurred_at,
-            ))
+            self.transitions.append({
+                "tenant_id": row.tenant_id, "contact_campaign_id": row.id, "from_node_id": record.from_node_id,
+                "to_node_id": record.to_node_id, "event": record.event[:32], "node_visit": record.node_visit,
+                "from_status": record.from_status, "to_status": record.to_status, "reason": record.reason[:200],
+                "detail": _jsonable(record.detail), "occurred_at": record.occurred_at,
+            })
         for action in decision.actions:
             if isinstance(action, SendMessage):
                 self.sends[row.id].append(action)
@@ -233,14 +298,13 @@ class _Work:
     # -- flush -----------------------------------------------------------------------------------------------
 
     def flush(self, rows: dict[int, _Locked]) -> None:
-        with connection.cursor() as cursor:
+        with _cursor() as cursor:
             self._flush_cancels(cursor)
             self._flush_stops(cursor)
             self._flush_reschedules(cursor)
             self._flush_confirmed(cursor)
         self._flush_new_actions(rows)
-        if self.transitions:
-            CampaignTransition.objects.bulk_create(self.transitions, batch_size=1000)
+        _insert_rows(CampaignTransition, self.transitions, now=self.now)
         self._flush_states()
         self._flush_action_statuses()
         _publish_after_commit(DELIVER_TASK, self.deliver_ids)
@@ -252,7 +316,7 @@ class _Work:
         cursor.execute(
             """
             UPDATE scheduled_actions sa SET status = 'canceled', finished_at = %s
-            FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::bool[]) AS v(cc, node, visit, with_send)
+            FROM unnest(%b::bigint[], %b::text[], %b::int[], %b::bool[]) AS v(cc, node, visit, with_send)
             WHERE sa.contact_campaign_id = v.cc AND sa.node_id = v.node AND sa.node_visit = v.visit
               AND sa.status IN ('pending', 'held', 'claimed') AND (v.with_send OR sa.kind <> 'send')
             """,
@@ -265,7 +329,7 @@ class _Work:
                 """
                 UPDATE outbound_messages om SET status = 'canceled', status_reason = 'node left before sending',
                        updated_at = %s
-                FROM unnest(%s::bigint[], %s::text[], %s::int[]) AS v(cc, node, visit)
+                FROM unnest(%b::bigint[], %b::text[], %b::int[]) AS v(cc, node, visit)
                 WHERE om.contact_campaign_id = v.cc AND om.node_id = v.node AND om.node_visit = v.visit
                   AND om.status = 'queued'
                 """,
@@ -284,7 +348,7 @@ class _Work:
         cursor.execute(
             """
             UPDATE outbound_messages om SET status = 'canceled', status_reason = left(v.reason, 300), updated_at = %s
-            FROM unnest(%s::bigint[], %s::text[]) AS v(cc, reason)
+            FROM unnest(%b::bigint[], %b::text[]) AS v(cc, reason)
             WHERE om.contact_campaign_id = v.cc AND om.status = 'queued'
             """,
             [self.now, ids, [f"campaign ended: {self.stops[i]}" for i in ids]],
@@ -297,7 +361,7 @@ class _Work:
         cursor.execute(
             """
             UPDATE scheduled_actions sa SET due_at = v.due
-            FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::timestamptz[]) AS v(cc, node, visit, due)
+            FROM unnest(%b::bigint[], %b::text[], %b::int[], %b::timestamptz[]) AS v(cc, node, visit, due)
             WHERE sa.contact_campaign_id = v.cc AND sa.node_id = v.node AND sa.node_visit = v.visit
               AND sa.kind = 'send' AND sa.status IN ('pending', 'held')
             """,
@@ -312,7 +376,7 @@ class _Work:
         cursor.execute(
             """
             UPDATE scheduled_actions sa SET status = 'done', finished_at = %s
-            FROM unnest(%s::bigint[], %s::text[], %s::int[]) AS v(cc, node, visit)
+            FROM unnest(%b::bigint[], %b::text[], %b::int[]) AS v(cc, node, visit)
             WHERE sa.contact_campaign_id = v.cc AND sa.node_id = v.node AND sa.node_visit = v.visit
               AND sa.kind = 'send' AND sa.status IN ('pending', 'claimed', 'held')
             """,
@@ -320,31 +384,30 @@ class _Work:
         )
 
     def _flush_new_actions(self, rows: dict[int, _Locked]) -> None:
-        actions: list[ScheduledAction] = []
+        actions: list[dict[str, Any]] = []
         for cc_id, timers in self.timers.items():
             row = rows[cc_id]
             held = row.state.status == ContactCampaign.Status.PAUSED
             for timer in timers:
                 is_wait = isinstance(timer, ScheduleWait)
-                actions.append(ScheduledAction(
-                    tenant_id=row.tenant_id, contact_campaign_id=cc_id, campaign_id=row.campaign_id,
-                    kind=ScheduledAction.Kind.WAIT if is_wait else ScheduledAction.Kind.TIMEOUT,
-                    node_id=timer.node_id, node_visit=timer.visit, event="" if is_wait else timer.event,
-                    payload={} if is_wait else {"transition_index": timer.transition_index},
-                    due_at=timer.due_at, status="held" if held else "pending",
-                    dedupe_key=_timer_key(cc_id, row.plan_version_id, timer),
-                ))
+                actions.append({
+                    "tenant_id": row.tenant_id, "contact_campaign_id": cc_id, "campaign_id": row.campaign_id,
+                    "kind": ScheduledAction.Kind.WAIT if is_wait else ScheduledAction.Kind.TIMEOUT,
+                    "node_id": timer.node_id, "node_visit": timer.visit, "event": "" if is_wait else timer.event,
+                    "payload": {} if is_wait else {"transition_index": timer.transition_index},
+                    "due_at": timer.due_at, "status": "held" if held else "pending",
+                    "dedupe_key": _timer_key(cc_id, row.plan_version_id, timer),
+                })
         actions.extend(self._send_actions(rows))
-        if actions:
-            ScheduledAction.objects.bulk_create(actions, batch_size=1000, ignore_conflicts=True)
+        _insert_rows(ScheduledAction, actions, now=self.now, suffix="ON CONFLICT (dedupe_key) DO NOTHING")
 
-    def _send_actions(self, rows: dict[int, _Locked]) -> list[ScheduledAction]:
+    def _send_actions(self, rows: dict[int, _Locked]) -> list[dict[str, Any]]:
         wanted = {cc_id: sends for cc_id, sends in self.sends.items() if sends}
         if not wanted:
             return []
         context = _send_context(list(wanted))
         global_stop: bool | None = None
-        messages: list[OutboundMessage] = []
+        messages: list[dict[str, Any]] = []
         pairs: list[tuple[_Locked, SendMessage]] = []
         for cc_id, sends in wanted.items():
             row = rows[cc_id]
@@ -353,54 +416,56 @@ class _Work:
                 continue
             for send in sends:
                 message = send.message
-                messages.append(OutboundMessage(
-                    tenant_id=row.tenant_id, contact_campaign_id=cc_id, contact_id=row.contact_id,
-                    sender_identity_id=ctx["sender_identity_id"] if send.channel == "email" else None,
-                    channel=send.channel, node_id=send.node_id, node_visit=send.visit,
-                    dedupe_key=outbox_dedupe_key(tenant_id=row.tenant_id, contact_id=row.contact_id,
-                                                 campaign_id=row.campaign_id, node_id=send.node_id,
-                                                 channel=send.channel, node_visit=send.visit),
-                    status=OutboundMessage.Status.QUEUED,
-                    to_address=ctx["phone"] if send.channel == "sms" else ctx["email"],
-                    subject=message.get("subject", "")[:300], body_text=message.get("text", ""),
-                    body_html=message.get("html", ""),
-                ))
+                messages.append({
+                    "tenant_id": row.tenant_id, "contact_campaign_id": cc_id, "contact_id": row.contact_id,
+                    "sender_identity_id": ctx["sender_identity_id"] if send.channel == "email" else None,
+                    "channel": send.channel, "node_id": send.node_id, "node_visit": send.visit,
+                    "dedupe_key": outbox_dedupe_key(tenant_id=row.tenant_id, contact_id=row.contact_id,
+                                                    campaign_id=row.campaign_id, node_id=send.node_id,
+                                                    channel=send.channel, node_visit=send.visit),
+                    "status": OutboundMessage.Status.QUEUED,
+                    "to_address": ctx["phone"] if send.channel == "sms" else ctx["email"],
+                    "subject": message.get("subject", "")[:300], "body_text": message.get("text", ""),
+                    "body_html": message.get("html", ""),
+                })
                 pairs.append((row, send))
         if not messages:
             return []
-        # update_conflicts (a no-op update of the key) returns the id of a row that already existed, so a
-        # replayed send points at the one outbox row instead of creating a second.
-        OutboundMessage.objects.bulk_create(messages, batch_size=1000, update_conflicts=True,
-                                            unique_fields=["dedupe_key"], update_fields=["dedupe_key"])
-        refreshed = [m for m, (_, s) in zip(messages, pairs, strict=True) if s.refresh]
-        for message in refreshed:
-            OutboundMessage.objects.filter(id=message.id, status=OutboundMessage.Status.QUEUED).update(
-                subject=message.subject, body_text=message.body_text, body_html=message.body_html,
-                updated_at=self.now,
-            )
-        actions: list[ScheduledAction] = []
+        # The no-op update on conflict returns the id of a row that already existed, so a replayed send
+        # points at the one outbox row instead of creating a second.
+        returned = _insert_rows(OutboundMessage, messages, now=self.now,
+                                suffix="ON CONFLICT (dedupe_key) DO UPDATE SET dedupe_key = EXCLUDED.dedupe_key "
+                                       "RETURNING id, dedupe_key")
+        ids = {key: pk for pk, key in returned}
+        for message, (_, send) in zip(messages, pairs, strict=True):
+            if send.refresh:
+                OutboundMessage.objects.filter(id=ids[message["dedupe_key"]], status=OutboundMessage.Status.QUEUED
+                                               ).update(subject=message["subject"], body_text=message["body_text"],
+                                                        body_html=message["body_html"], updated_at=self.now)
+        actions: list[dict[str, Any]] = []
         for message, (row, send) in zip(messages, pairs, strict=True):
-            ctx = context[row.id]
+            message_id = ids[message["dedupe_key"]]
             status, claimed_at, attempts = "pending", None, 0
             if row.state.status == ContactCampaign.Status.PAUSED:
                 status = "held"
             elif send.due_at <= self.now:
                 if global_stop is None:
                     global_stop = global_sending_stopped()
-                if global_stop or ctx["held"]:
+                if global_stop or context[row.id]["held"]:
                     status = "held"
                 else:
-                    # Due now: hand it to delivery after commit. It stays `claimed` until the lease sweep sees
-                    # its message leave the queue, so a lost hand-off is retried (docs/engine.md).
+                    # Due now: hand it to delivery after commit. It stays `claimed` until its `sent` event (or
+                    # the lease sweep seeing it leave the queue) finishes it, so a lost hand-off is retried.
                     status, claimed_at, attempts = "claimed", self.now, 1
-                    self.deliver_ids.append(message.id)
-            actions.append(ScheduledAction(
-                tenant_id=row.tenant_id, contact_campaign_id=row.id, campaign_id=row.campaign_id,
-                kind=ScheduledAction.Kind.SEND, node_id=send.node_id, node_visit=send.visit, event="",
-                payload={"outbound_message_id": message.id}, outbound_message_id=message.id, due_at=send.due_at,
-                status=status, claimed_at=claimed_at, attempts=attempts,
-                dedupe_key=send_action_key(contact_campaign_id=row.id, node_id=send.node_id, node_visit=send.visit),
-            ))
+                    self.deliver_ids.append(message_id)
+            actions.append({
+                "tenant_id": row.tenant_id, "contact_campaign_id": row.id, "campaign_id": row.campaign_id,
+                "kind": ScheduledAction.Kind.SEND, "node_id": send.node_id, "node_visit": send.visit, "event": "",
+                "payload": {"outbound_message_id": message_id}, "outbound_message_id": message_id,
+                "due_at": send.due_at, "status": status, "claimed_at": claimed_at, "attempts": attempts,
+                "dedupe_key": send_action_key(contact_campaign_id=row.id, node_id=send.node_id,
+                                              node_visit=send.visit),
+            })
         return actions
 
     def _flush_states(self) -> None:
@@ -421,15 +486,15 @@ class _Work:
             cols["reason"].append(s.stop_reason[:100])
             cols["started"].append(s.started_at)
             cols["finished"].append(s.finished_at)
-        with connection.cursor() as cursor:
+        with _cursor() as cursor:
             cursor.execute(
                 """
                 UPDATE contact_campaigns cc SET status = v.status, current_node_id = v.node, node_visit = v.visit,
                        node_entered_at = v.entered, node_sent_at = v.sent, not_before = v.nb,
                        engagement_flags = v.flags, stop_reason = v.reason, started_at = v.started,
                        finished_at = v.finished, updated_at = %s
-                FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::int[], %s::timestamptz[], %s::timestamptz[],
-                            %s::timestamptz[], %s::int[], %s::text[], %s::timestamptz[], %s::timestamptz[])
+                FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::int[], %b::timestamptz[], %b::timestamptz[],
+                            %b::timestamptz[], %b::int[], %b::text[], %b::timestamptz[], %b::timestamptz[])
                      AS v(id, status, node, visit, entered, sent, nb, flags, reason, started, finished)
                 WHERE cc.id = v.id
                 """,
@@ -438,7 +503,9 @@ class _Work:
             )
 
     def _flush_action_statuses(self) -> None:
-        with connection.cursor() as cursor:
+        if not (self.held_action_ids or self.done_action_ids):
+            return
+        with _cursor() as cursor:
             if self.held_action_ids:
                 cursor.execute(
                     "UPDATE scheduled_actions SET status = 'held', claimed_at = NULL WHERE id = ANY(%s)",
@@ -453,7 +520,7 @@ class _Work:
 
 def _send_context(cc_ids: list[int]) -> dict[int, dict[str, Any]]:
     """Address, sender and hold state of each contact campaign about to get a message."""
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(
             """
             SELECT cc.id, ct.email, ct.phone, c.sender_identity_id,
@@ -917,11 +984,11 @@ def _store_and_start(enrolments: list[ContactCampaign], parsed: Plan) -> None:
     )
     versions = dict(CampaignPlanVersion.objects.filter(contact_campaign_id__in=ids, plan_hash=digest)
                     .values_list("contact_campaign_id", "id"))
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(
             """
             UPDATE contact_campaigns cc SET current_plan_version_id = v.version_id, plan_json = %s::jsonb
-            FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, version_id)
+            FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, version_id)
             WHERE cc.id = v.id AND cc.current_plan_version_id IS NULL
             """,
             [_json_dumps(document), list(versions), list(versions.values())],

@@ -10,7 +10,13 @@ from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
 from contacts.models import Channel, Contact, ContactChannel, EmailValidationResult, ImportJob, Lead
-from outreach.admin import BigTableAdmin, OwnerDeletesHistoryMixin, ReadOnlyAdmin, static_choices_filter
+from outreach.admin import (
+    BigTableAdmin,
+    OwnerDeletesHistoryMixin,
+    ReadOnlyAdmin,
+    TenantConsistentForm,
+    static_choices_filter,
+)
 
 
 @admin.register(Lead)
@@ -29,8 +35,17 @@ class ContactChannelInline(admin.TabularInline):
     readonly_fields = ("created_at",)
 
 
+class ContactForm(TenantConsistentForm):
+    tenant_scoped_fields = ("lead",)
+
+
+class ContactChannelForm(TenantConsistentForm):
+    tenant_scoped_fields = ("contact",)
+
+
 @admin.register(Contact)
 class ContactAdmin(OwnerDeletesHistoryMixin, BigTableAdmin):
+    form = ContactForm
     list_display = ("__str__", "email", "phone", "title", "lead", "tenant", "created_at")
     list_filter = ("tenant",)
     # Emails are stored lower-cased; search with the lower-cased address.
@@ -50,6 +65,7 @@ class ContactAdmin(OwnerDeletesHistoryMixin, BigTableAdmin):
 
 @admin.register(ContactChannel)
 class ContactChannelAdmin(BigTableAdmin):
+    form = ContactChannelForm
     list_display = ("value", "channel", "is_primary", "contact", "tenant", "created_at")
     list_filter = (static_choices_filter("channel", Channel.choices), "is_primary", "tenant")
     search_fields = ("value__exact",)

@@ -55,9 +55,11 @@ class OutboundMessage(models.Model):
         BLOCKED = "blocked"
         DROPPED = "dropped"
 
-    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+")
+    # db_index=False where a composite index below leads with the column (one index less per insert).
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
     contact_campaign = models.ForeignKey("campaigns.ContactCampaign", null=True, blank=True,
-                                         on_delete=models.SET_NULL, related_name="outbound_messages")
+                                         on_delete=models.SET_NULL, related_name="outbound_messages",
+                                         db_index=False)
     contact = models.ForeignKey("contacts.Contact", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="outbound_messages")
     sender_identity = models.ForeignKey(EmailSenderIdentity, null=True, blank=True, on_delete=models.PROTECT,
@@ -65,7 +67,8 @@ class OutboundMessage(models.Model):
     channel = models.CharField(max_length=16, default="email")
     node_id = models.CharField(max_length=64, blank=True)
     node_visit = models.PositiveIntegerField(default=0)
-    dedupe_key = models.CharField(max_length=255, unique=True,
+    # Unique through Meta.constraints, not unique=True: that would add a second (LIKE) index per insert.
+    dedupe_key = models.CharField(max_length=255,
                                   help_text="tenant:contact:campaign:node:channel - never send twice")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     status_reason = models.CharField(max_length=300, blank=True)
@@ -74,8 +77,8 @@ class OutboundMessage(models.Model):
     subject = models.CharField(max_length=300, blank=True)
     body_text = models.TextField(blank=True)
     body_html = models.TextField(blank=True)
-    message_id_header = models.CharField(max_length=255, unique=True, null=True, blank=True,
-                                         help_text="Our RFC 5322 Message-ID")
+    message_id_header = models.CharField(max_length=255, null=True, blank=True,
+                                         help_text="Our RFC 5322 Message-ID (unique)")
     in_reply_to = models.CharField(max_length=255, blank=True)
     references = models.TextField(blank=True)
     provider_message_id = models.CharField(max_length=128, null=True, blank=True, help_text="X-Message-Id")
@@ -98,6 +101,8 @@ class OutboundMessage(models.Model):
             models.CheckConstraint(
                 condition=~Q(status="sent") | Q(sent_at__isnull=False), name="sent_message_has_sent_at"
             ),
+            models.UniqueConstraint(fields=["dedupe_key"], name="uniq_outbound_dedupe_key"),
+            models.UniqueConstraint(fields=["message_id_header"], name="uniq_outbound_message_id_header"),
         ]
         indexes = [
             models.Index(fields=["provider_message_id"], name="om_provider_message_id",
@@ -131,7 +136,7 @@ class WebhookDelivery(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     body = models.BinaryField()
     headers = models.JSONField(default=dict, blank=True)
-    payload_hash = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the raw body")
+    payload_hash = models.CharField(max_length=64, help_text="SHA-256 of the raw body (unique)")
     signature_valid = models.BooleanField(null=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     event_count = models.PositiveIntegerField(default=0)
@@ -143,6 +148,7 @@ class WebhookDelivery(models.Model):
     class Meta:
         db_table = "webhook_deliveries"
         verbose_name_plural = "webhook deliveries"
+        constraints = [models.UniqueConstraint(fields=["payload_hash"], name="uniq_webhook_payload_hash")]
         indexes = [
             models.Index(fields=["received_at"], name="wd_pending_received", condition=Q(status="pending")),
             models.Index(fields=["received_at"], name="wd_failed_received", condition=Q(status="failed")),
@@ -155,15 +161,18 @@ class WebhookDelivery(models.Model):
 class MessageEvent(models.Model):
     """A normalised provider event (or a synthetic one we derive)."""
 
-    tenant = models.ForeignKey("tenancy.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    # The hottest insert of the system: no FK index where a composite index leads with the column,
+    # uniqueness through constraints (no extra LIKE index).
+    tenant = models.ForeignKey("tenancy.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                               db_index=False)
     outbound_message = models.ForeignKey(OutboundMessage, null=True, blank=True, on_delete=models.SET_NULL,
-                                         related_name="events")
+                                         related_name="events", db_index=False)
     webhook_delivery = models.ForeignKey(WebhookDelivery, null=True, blank=True, on_delete=models.SET_NULL,
                                          related_name="events")
     provider = models.CharField(max_length=16, default="sendgrid")
     event_type = models.CharField(max_length=32)
     provider_event_id = models.CharField(max_length=128, blank=True)
-    dedupe_key = models.CharField(max_length=255, unique=True, help_text="Content key (message, event, time, url)")
+    dedupe_key = models.CharField(max_length=255, help_text="Content key (message, event, time, url); unique")
     email = models.CharField(max_length=254, blank=True)
     url = models.TextField(blank=True)
     is_machine = models.BooleanField(default=False, help_text="Machine open or link-scanner click")
@@ -178,6 +187,7 @@ class MessageEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["provider", "provider_event_id"], name="uniq_provider_event_id",
                                     condition=~Q(provider_event_id="")),
+            models.UniqueConstraint(fields=["dedupe_key"], name="uniq_message_event_dedupe_key"),
         ]
         indexes = [
             models.Index(fields=["outbound_message", "event_type"], name="me_message_event"),

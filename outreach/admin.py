@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connections, transaction
@@ -177,3 +178,21 @@ def static_choices_filter(field: str, choices: Sequence[tuple[str, str]] | Seque
         (StaticChoicesFilter,),
         {"title": title or field.replace("_", " "), "parameter_name": field, "values": pairs},
     )
+
+
+class TenantConsistentForm(forms.ModelForm):
+    """Refuses a foreign key to another tenant's row (raw-id and autocomplete widgets show every tenant's).
+
+    Subclass and name the foreign keys in ``tenant_scoped_fields``; the row's own tenant is its ``tenant``.
+    """
+
+    tenant_scoped_fields: tuple[str, ...] = ()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        tenant_id = cleaned["tenant"].pk if cleaned.get("tenant") else self.instance.tenant_id
+        for name in self.tenant_scoped_fields:
+            related = cleaned.get(name)
+            if related is not None and tenant_id is not None and related.tenant_id != tenant_id:
+                self.add_error(name, f"{related} belongs to another tenant.")
+        return cleaned

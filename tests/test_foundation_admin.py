@@ -19,7 +19,7 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from campaigns.models import CampaignTransition, ContactCampaign
+from campaigns.models import Campaign, CampaignTransition, ContactCampaign
 from campaigns.tests.factories import (
     CampaignPlanVersionFactory,
     CampaignTransitionFactory,
@@ -27,7 +27,12 @@ from campaigns.tests.factories import (
     ScheduledActionFactory,
 )
 from contacts.models import Contact, ImportJob
-from contacts.tests.factories import ContactChannelFactory, ContactFactory, EmailValidationResultFactory
+from contacts.tests.factories import (
+    ContactChannelFactory,
+    ContactFactory,
+    EmailValidationResultFactory,
+    LeadFactory,
+)
 from messaging.models import ContactUnsubscribe, EmailSenderIdentity
 from messaging.tests.factories import (
     CommunicationSuppressionFactory,
@@ -278,3 +283,51 @@ def test_a_filtered_count_that_runs_too_long_falls_back_to_an_estimate_and_leave
     assert "timed out; using the planner's estimate" in caplog.text
     assert _statement_timeout() == before
     assert Contact.objects.count() == 2  # the transaction was not poisoned by the cancelled count
+
+
+@pytest.mark.django_db
+def test_a_campaign_cannot_use_another_tenants_sender_identity(admin_client):
+    tenant, other = TenantFactory(), TenantFactory()
+    foreign_sender = EmailSenderIdentityFactory(tenant=other)
+    own_sender = EmailSenderIdentityFactory(tenant=tenant)
+    form = {"tenant": tenant.pk, "name": "Q1", "status": "draft", "allowed_link_domains": "[]",
+            "goal": "", "offer": "", "ai_instructions": ""}
+
+    refused = admin_client.post(_url(Campaign, "add"), {**form, "sender_identity": foreign_sender.pk})
+    accepted = admin_client.post(_url(Campaign, "add"), {**form, "sender_identity": own_sender.pk})
+
+    assert refused.status_code == 200
+    assert "belongs to another tenant" in refused.content.decode()
+    assert accepted.status_code == 302, accepted.content.decode()[:3000]
+    assert list(Campaign.objects.values_list("sender_identity", flat=True)) == [own_sender.pk]
+
+
+@pytest.mark.django_db
+def test_a_contact_cannot_be_attached_to_another_tenants_lead(admin_client):
+    contact = ContactFactory()
+    foreign_lead = LeadFactory()
+    form = {"tenant": contact.tenant_id, "lead": foreign_lead.pk, "email": contact.email, "first_name": "",
+            "last_name": "", "title": "", "phone": "", "timezone": "", "language": "",
+            "channels-TOTAL_FORMS": "0", "channels-INITIAL_FORMS": "0"}
+
+    response = admin_client.post(_url(Contact, "change", contact.pk), form)
+
+    assert response.status_code == 200
+    assert "belongs to another tenant" in response.content.decode()
+    contact.refresh_from_db()
+    assert contact.lead_id != foreign_lead.pk
+
+
+@pytest.mark.django_db
+def test_a_channel_added_on_the_contact_page_belongs_to_the_contacts_tenant(admin_client):
+    contact = ContactFactory()
+    form = {"tenant": contact.tenant_id, "lead": contact.lead_id, "email": contact.email, "first_name": "Dana",
+            "last_name": "", "title": "", "phone": "", "timezone": "", "language": "",
+            "channels-TOTAL_FORMS": "1", "channels-INITIAL_FORMS": "0",
+            "channels-0-channel": "sms", "channels-0-value": "+14155550100", "channels-0-is_primary": "on"}
+
+    response = admin_client.post(_url(Contact, "change", contact.pk), form)
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    channel = contact.channels.get()
+    assert (channel.tenant_id, channel.channel, channel.value) == (contact.tenant_id, "sms", "+14155550100")

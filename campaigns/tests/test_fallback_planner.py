@@ -36,7 +36,7 @@ def _sends(plan: dict) -> list[dict]:
     return [node for node in plan["nodes"] if node["type"] == "send"]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(inputs=inputs_strategy)
 def test_fallback_plan_is_always_valid_and_deterministic(inputs):
     plan = fallback_plan(inputs)
@@ -45,7 +45,7 @@ def test_fallback_plan_is_always_valid_and_deterministic(inputs):
     assert 3 <= len(_sends(plan)) <= 4
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(first=st.from_regex(r"[A-Z][a-zà-ÿ]{1,15}(-[A-Z][a-z]{1,10})?", fullmatch=True),
        company=st.from_regex(r"[A-Z][A-Za-z0-9&' ]{1,30}", fullmatch=True))
 def test_fallback_copy_passes_the_copy_guards_for_real_looking_names(first, company):

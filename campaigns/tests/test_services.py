@@ -171,13 +171,15 @@ def test_the_outbox_row_and_the_transition_commit_together_or_not_at_all(clock, 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(CampaignTransition.objects, "bulk_create", broken)
+    # The contact campaign's own update is written last, after the outbox row and the transition.
+    monkeypatch.setattr(services._Work, "_flush_states", broken)
     with pytest.raises(RuntimeError):
         contact_campaign_start(contact_campaign=cc)
     cc.refresh_from_db()
     assert cc.status == "pending" and cc.node_visit == 0
     assert not OutboundMessage.objects.filter(contact_campaign=cc).exists()
     assert not ScheduledAction.objects.filter(contact_campaign=cc).exists()
+    assert not CampaignTransition.objects.filter(contact_campaign=cc).exists()
 
 
 # --- the example plan through the services ----------------------------------------------------------------------

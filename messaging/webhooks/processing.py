@@ -16,10 +16,13 @@ import datetime as dt
 import hashlib
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 
@@ -106,6 +109,22 @@ def event_batch_problem(events: Any) -> str | None:
     return None
 
 
+@contextmanager
+def binary_cursor() -> Iterator[psycopg.Cursor]:
+    """A psycopg cursor with server-side binding on Django's connection (same transaction).
+
+    Django's default cursor binds client-side: every element of a 1,000-item array parameter, and
+    every byte of a 400 KB body, is quoted into the SQL text in Python. Server-side binding with
+    binary parameters (``%b``) skips that, which more than halves the cost of the bulk statements.
+    """
+    connection.ensure_connection()
+    cursor = psycopg.Cursor(connection.connection)
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
 def _enqueue(delivery_ids: list[int]) -> None:
     from outreach.celery import app
 
@@ -123,10 +142,10 @@ def webhook_delivery_store(
     Processing is enqueued after commit, so a worker never sees a row that was rolled back.
     """
     payload_hash = hashlib.sha256(body).hexdigest()
-    with connection.cursor() as cursor:
+    with binary_cursor() as cursor:
         cursor.execute(
             "INSERT INTO webhook_deliveries (kind, body, headers, payload_hash, signature_valid, status, "
-            "event_count, error, attempts, received_at) VALUES (%s, %s, %s::jsonb, %s, %s, 'pending', %s, '', 0, "
+            "event_count, error, attempts, received_at) VALUES (%s, %b, %s::jsonb, %s, %s, 'pending', %s, '', 0, "
             "%s) ON CONFLICT (payload_hash) DO NOTHING RETURNING id",
             [kind, body, orjson.dumps(headers).decode(), payload_hash, signature_valid, event_count, clock.now()],
         )
@@ -316,9 +335,9 @@ def _mark_scanner_clicks(events: list[NormalisedEvent]) -> None:
 _INSERT_EVENTS_SQL = """
 INSERT INTO message_events (tenant_id, outbound_message_id, webhook_delivery_id, provider, event_type,
     provider_event_id, dedupe_key, email, url, is_machine, bounce_type, reason, occurred_at, raw, created_at)
-SELECT t, m, w, 'sendgrid', et, pe, dk, em, u, im, bt, rs, oa, r::jsonb, %s
-FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[],
-            %s::text[], %s::bool[], %s::text[], %s::text[], %s::timestamptz[], %s::text[])
+SELECT t, m, w, 'sendgrid', et, pe, dk, em, u, im, bt, rs, oa, r::jsonb, %b
+FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[],
+            %b::text[], %b::bool[], %b::text[], %b::text[], %b::timestamptz[], %b::text[])
      AS x(t, m, w, et, pe, dk, em, u, im, bt, rs, oa, r)
 ON CONFLICT DO NOTHING
 RETURNING dedupe_key
@@ -329,7 +348,7 @@ def _insert_events(events: list[NormalisedEvent]) -> set[str]:
     """Deduplicating bulk insert; returns the dedupe keys of the rows that were new."""
     new_keys: set[str] = set()
     now = clock.now()
-    with connection.cursor() as cursor:
+    with binary_cursor() as cursor:
         for start in range(0, len(events), INSERT_CHUNK):
             chunk = events[start:start + INSERT_CHUNK]
             cursor.execute(_INSERT_EVENTS_SQL, [
@@ -361,8 +380,8 @@ def _delivery_status_of(event: NormalisedEvent) -> str:
 
 
 _UPDATE_DELIVERY_STATUS_SQL = """
-UPDATE outbound_messages AS m SET delivery_status = x.st, updated_at = %s
-FROM unnest(%s::bigint[], %s::text[], %s::int[]) AS x(id, st, rk)
+UPDATE outbound_messages AS m SET delivery_status = x.st, updated_at = %b
+FROM unnest(%b::bigint[], %b::text[], %b::int[]) AS x(id, st, rk)
 WHERE m.id = x.id AND (CASE m.delivery_status WHEN 'processed' THEN 1 WHEN 'deferred' THEN 2
     WHEN 'delivered' THEN 3 WHEN 'blocked' THEN 4 WHEN 'bounced' THEN 5 WHEN 'dropped' THEN 5 ELSE 0 END) < x.rk
 """
@@ -380,7 +399,7 @@ def _update_delivery_statuses(new_events: list[NormalisedEvent]) -> None:
     if not best:
         return
     ids = list(best)
-    with connection.cursor() as cursor:
+    with binary_cursor() as cursor:
         cursor.execute(_UPDATE_DELIVERY_STATUS_SQL,
                        [clock.now(), ids, [best[i] for i in ids], [DELIVERY_RANK[best[i]] for i in ids]])
 

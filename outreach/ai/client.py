@@ -342,30 +342,32 @@ def complete_json(
         attempt += 1
         slot = tenant_slot_acquire(tenant_id=tenant_id, lease_seconds=timeout + 10, wait_seconds=wait_seconds)
         started = time.monotonic()
+        failure: tuple[openai.OpenAIError, str, float | None] | None = None
         try:
             completion = client.chat.completions.create(**params)
         except openai.OpenAIError as exc:
-            duration_ms = int((time.monotonic() - started) * 1000)
-            kind, retry_after = _classify_exception(exc)
-            ai_call_record(
-                tenant_id=tenant_id, purpose=purpose, model=model_name,
-                status="rate_limited" if kind == "rate_limited" else "error",
-                duration_ms=duration_ms, error=f"{kind}: {exc}"[:2000],
-            )
-            if kind not in _RETRYABLE_KINDS or attempt >= max_attempts:
-                raise AIError(f"{purpose}: {kind} after {attempt} attempt(s): {exc}", kind=kind,
-                              retry_after=retry_after) from exc
-            if retry_after is not None and retry_after > retry_after_cap:
-                raise AIError(f"{purpose}: provider asks to wait {retry_after:.0f}s", kind=kind,
-                              retry_after=retry_after) from exc
-            delay = retry_after if retry_after is not None else _backoff_seconds(attempt)
-            delays.append(delay)
-            logger.info("AI %s attempt %d failed (%s); retrying in %.2fs", purpose, attempt, kind, delay)
-            time.sleep(delay)
-            continue
+            failure = (exc, *_classify_exception(exc))
         finally:
+            # Released before any backoff sleep: a waiting retry must not hold the tenant's slot.
             tenant_slot_release(slot)
-        break
+        if failure is None:
+            break
+        exc, kind, retry_after = failure
+        ai_call_record(
+            tenant_id=tenant_id, purpose=purpose, model=model_name,
+            status="rate_limited" if kind == "rate_limited" else "error",
+            duration_ms=int((time.monotonic() - started) * 1000), error=f"{kind}: {exc}"[:2000],
+        )
+        if kind not in _RETRYABLE_KINDS or attempt >= max_attempts:
+            raise AIError(f"{purpose}: {kind} after {attempt} attempt(s): {exc}", kind=kind,
+                          retry_after=retry_after) from exc
+        if retry_after is not None and retry_after > retry_after_cap:
+            raise AIError(f"{purpose}: provider asks to wait {retry_after:.0f}s", kind=kind,
+                          retry_after=retry_after) from exc
+        delay = retry_after if retry_after is not None else _backoff_seconds(attempt)
+        delays.append(delay)
+        logger.info("AI %s attempt %d failed (%s); retrying in %.2fs", purpose, attempt, kind, delay)
+        time.sleep(delay)
 
     duration_ms = int((time.monotonic() - started) * 1000)
     usage = completion.usage

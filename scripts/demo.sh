@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `make demo` / `make demo-keep`: install, then run the whole system once on a fast clock (docs/demo.md).
+# Extra arguments go to demo/run_demo.py (e.g. --keep, --speed 3600, --timeout 600).
+# Environment: DEMO_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/outreach_demo, DROPPED and
+# recreated each run), DEMO_REDIS_URL (default redis://127.0.0.1:6379/10, flushed each run),
+# DEMO_WEB_PORT (8000), DEMO_SIM_PORT (8025), DEMO_FLOWER_PORT (5555), DEMO_CLOCK_SPEED (7200).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v python3 >/dev/null 2>&1 && [ ! -x .venv/bin/python ]; then
+  echo "cannot run the demo: python3 is not installed (Python 3.11+ is needed)" >&2
+  exit 2
+fi
+make --no-print-directory install
+
+# On the default local addresses, start PostgreSQL / Redis if they are installed but not running.
+# Whatever is still missing afterwards is reported precisely by the preflight in demo/run_demo.py.
+if [ -z "${DEMO_DATABASE_URL:-}" ] && [ -z "${DEMO_REDIS_URL:-}" ]; then
+  bash scripts/ensure_services.sh >/dev/null 2>&1 || true
+fi
+
+exec .venv/bin/python -m demo.run_demo "$@"
