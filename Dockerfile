@@ -22,7 +22,7 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY --chown=app:app . .
-RUN install -d -o app -g app /app/staticfiles
+RUN install -d -o app -g app /app/staticfiles && chown app:app /app
 USER app
 
 # The admin's CSS and JS are collected into the image and served by WhiteNoise (production settings).

@@ -144,7 +144,7 @@ def release_held(*, now: dt.datetime, holds: SendHolds, batch_size: int = DEFAUL
         for action_id, kind, cc_id, due_at in rows:
             if kind == "send":
                 plan_json, not_before = windows.get(cc_id, (None, None))
-                earliest = max(now, not_before) if not_before else now
+                earliest = max(now, due_at, not_before) if not_before else max(now, due_at)
                 # next_send_time reads only timezone / quietHours / sendDays of the dict (cached per shape).
                 due_at = next_send_time(plan_json, earliest) if plan_json else earliest
             ids.append(action_id)

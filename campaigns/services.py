@@ -317,10 +317,11 @@ class _Work:
             """
             UPDATE scheduled_actions sa SET status = 'canceled', finished_at = %s
             FROM unnest(%b::bigint[], %b::text[], %b::int[], %b::bool[]) AS v(cc, node, visit, with_send)
-            WHERE sa.contact_campaign_id = v.cc AND sa.node_id = v.node AND sa.node_visit = v.visit
+            WHERE sa.contact_campaign_id = ANY(%b::bigint[])
+              AND sa.contact_campaign_id = v.cc AND sa.node_id = v.node AND sa.node_visit = v.visit
               AND sa.status IN ('pending', 'held', 'claimed') AND (v.with_send OR sa.kind <> 'send')
             """,
-            [self.now, cc_ids, nodes, visits, with_send],
+            [self.now, cc_ids, nodes, visits, with_send, cc_ids],
         )
         sends = [(c, n, v) for c, n, v, w in self.cancels if w]
         if sends:
@@ -330,10 +331,11 @@ class _Work:
                 UPDATE outbound_messages om SET status = 'canceled', status_reason = 'node left before sending',
                        updated_at = %s
                 FROM unnest(%b::bigint[], %b::text[], %b::int[]) AS v(cc, node, visit)
-                WHERE om.contact_campaign_id = v.cc AND om.node_id = v.node AND om.node_visit = v.visit
+                WHERE om.contact_campaign_id = ANY(%b::bigint[])
+                  AND om.contact_campaign_id = v.cc AND om.node_id = v.node AND om.node_visit = v.visit
                   AND om.status = 'queued'
                 """,
-                [self.now, *(list(x) for x in zip(*sends, strict=True))],
+                [self.now, *(list(x) for x in zip(*sends, strict=True)), [c for c, _, _ in sends]],
             )
 
     def _flush_stops(self, cursor: Any) -> None:
@@ -349,9 +351,10 @@ class _Work:
             """
             UPDATE outbound_messages om SET status = 'canceled', status_reason = left(v.reason, 300), updated_at = %s
             FROM unnest(%b::bigint[], %b::text[]) AS v(cc, reason)
-            WHERE om.contact_campaign_id = v.cc AND om.status = 'queued'
+            WHERE om.contact_campaign_id = ANY(%b::bigint[]) AND om.contact_campaign_id = v.cc
+              AND om.status = 'queued'
             """,
-            [self.now, ids, [f"campaign ended: {self.stops[i]}" for i in ids]],
+            [self.now, ids, [f"campaign ended: {self.stops[i]}" for i in ids], ids],
         )
 
     def _flush_reschedules(self, cursor: Any) -> None:
@@ -362,10 +365,11 @@ class _Work:
             """
             UPDATE scheduled_actions sa SET due_at = v.due
             FROM unnest(%b::bigint[], %b::text[], %b::int[], %b::timestamptz[]) AS v(cc, node, visit, due)
-            WHERE sa.contact_campaign_id = v.cc AND sa.node_id = v.node AND sa.node_visit = v.visit
+            WHERE sa.contact_campaign_id = ANY(%b::bigint[])
+              AND sa.contact_campaign_id = v.cc AND sa.node_id = v.node AND sa.node_visit = v.visit
               AND sa.kind = 'send' AND sa.status IN ('pending', 'held')
             """,
-            [cc_ids, nodes, visits, dues],
+            [cc_ids, nodes, visits, dues, cc_ids],
         )
 
     def _flush_confirmed(self, cursor: Any) -> None:
@@ -377,10 +381,11 @@ class _Work:
             """
             UPDATE scheduled_actions sa SET status = 'done', finished_at = %s
             FROM unnest(%b::bigint[], %b::text[], %b::int[]) AS v(cc, node, visit)
-            WHERE sa.contact_campaign_id = v.cc AND sa.node_id = v.node AND sa.node_visit = v.visit
+            WHERE sa.contact_campaign_id = ANY(%b::bigint[])
+              AND sa.contact_campaign_id = v.cc AND sa.node_id = v.node AND sa.node_visit = v.visit
               AND sa.kind = 'send' AND sa.status IN ('pending', 'claimed', 'held')
             """,
-            [self.now, cc_ids, nodes, visits],
+            [self.now, cc_ids, nodes, visits, cc_ids],
         )
 
     def _flush_new_actions(self, rows: dict[int, _Locked]) -> None:
@@ -875,10 +880,12 @@ def contact_campaign_resume(*, contact_campaign: ContactCampaign, reason: str = 
         now = clock.now()
         held = ScheduledAction.objects.filter(contact_campaign_id=cc.pk, status=ScheduledAction.Status.HELD)
         held.exclude(kind=ScheduledAction.Kind.SEND).update(status=ScheduledAction.Status.PENDING, claimed_at=None)
-        if row.plan is not None:
-            due = engine.send_due_at(row.plan, row.state, now)
-            held.filter(kind=ScheduledAction.Kind.SEND).update(status=ScheduledAction.Status.PENDING, due_at=due,
-                                                                claimed_at=None)
+        for action in held.filter(kind=ScheduledAction.Kind.SEND):
+            # Re-timed from now (or later: a not_before, or a due time still ahead) into an allowed slot.
+            earliest = max(now, action.due_at, row.state.not_before or now)
+            action.due_at = next_send_time(row.plan, earliest) if row.plan is not None else earliest
+            action.status, action.claimed_at = ScheduledAction.Status.PENDING, None
+            action.save(update_fields=["due_at", "status", "claimed_at"])
         _audit(action="contact_campaign.resume", cc_or_campaign=cc, actor=actor, reason=reason)
     return _refresh(contact_campaign)
 

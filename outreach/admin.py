@@ -67,19 +67,19 @@ def _table_row_estimate(db: str, table: str) -> int:
 
 
 def _count_with_timeout(queryset: QuerySet, timeout_ms: int) -> int:
-    # A savepoint keeps a cancelled count from poisoning the surrounding transaction;
-    # the previous timeout is restored because SET LOCAL outlives a released savepoint.
+    # A (nested) transaction: when the count is cancelled, rolling it back also undoes the timeout and
+    # leaves the surrounding transaction usable. On success the previous timeout is put back, because
+    # SET LOCAL would otherwise outlive a released savepoint.
     connection = connections[queryset.db]
     with transaction.atomic(using=queryset.db):
         with connection.cursor() as cursor:
             cursor.execute("SELECT current_setting('statement_timeout')")
             previous = cursor.fetchone()[0]
             cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(timeout_ms)])
-        try:
-            return queryset.count()
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+        count = queryset.count()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+    return count
 
 
 def _query_row_estimate(queryset: QuerySet) -> int:

@@ -101,14 +101,14 @@ UNIQUE_CASES = [
         ScheduledAction, _unsaved_kwargs(ScheduledActionFactory(), node_visit=2))),
     Case("uniq_sender_tenant_email", lambda: (
         EmailSenderIdentity, _unsaved_kwargs(EmailSenderIdentityFactory(), from_name="Twin"))),
-    Case("messaging.OutboundMessage.dedupe_key", lambda: (
+    Case("uniq_outbound_dedupe_key", lambda: (
         OutboundMessage, _unsaved_kwargs(OutboundMessageFactory(), message_id_header=None))),
-    Case("messaging.OutboundMessage.message_id_header", lambda: (
+    Case("uniq_outbound_message_id_header", lambda: (
         OutboundMessage, _unsaved_kwargs(OutboundMessageFactory(message_id_header="<m1@outreach.example>"),
                                          dedupe_key="other-key"))),
-    Case("messaging.WebhookDelivery.payload_hash", lambda: (
+    Case("uniq_webhook_payload_hash", lambda: (
         WebhookDelivery, _unsaved_kwargs(WebhookDeliveryFactory(), body=b"[]"))),
-    Case("messaging.MessageEvent.dedupe_key", lambda: (
+    Case("uniq_message_event_dedupe_key", lambda: (
         MessageEvent, _unsaved_kwargs(MessageEventFactory(), provider_event_id="evt-other"))),
     Case("uniq_provider_event_id", lambda: (
         MessageEvent, _unsaved_kwargs(MessageEventFactory(), dedupe_key="content-other"))),

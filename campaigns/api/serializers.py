@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -111,12 +110,12 @@ class ContactCampaignBriefSerializer(serializers.ModelSerializer):
                   "plan_source", "started_at", "finished_at", "created_at", "updated_at"]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.INT)
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_plan_version(self, obj: ContactCampaign) -> int | None:
         version = obj.current_plan_version
         return version.version if version else None
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_plan_source(self, obj: ContactCampaign) -> str | None:
         version = obj.current_plan_version
         return version.source if version else None

@@ -205,6 +205,14 @@ def test_an_out_of_office_reply_is_not_a_human_reply_and_sets_not_before():
     assert not new.engagement_flags & engine.FLAG_REPLY
 
 
+def test_an_out_of_office_reply_matches_a_plain_reply_transition_as_the_spec_says():
+    # docs/plan-dsl.md: "A reply_* event also matches a plain reply transition" (reply_ooo included);
+    # a plan that wants to wait out a vacation lists a reply_ooo transition before its reply transition.
+    decision = decide(PLAN, sent_intro(), ev("reply_ooo", T0 + DAY, "email_intro", 1,
+                                             detail={"return_date": "2026-03-16"}), T0 + DAY)
+    assert decision.new_state.current_node_id == "stop_replied"
+
+
 def test_not_before_holds_back_the_next_node_send():
     state = replace(sent_intro(), not_before=T0 + 10 * DAY)
     decision = decide(PLAN, state, ev("no_open", T0 + 3 * DAY, "email_intro", 1, detail={"transition_index": 2}),

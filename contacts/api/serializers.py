@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -55,7 +54,7 @@ class LeadFilterSerializer(serializers.Serializer):
 
 class ContactSerializer(serializers.ModelSerializer):
     lead = TenantScopedPrimaryKeyRelatedField(queryset=Lead.objects.all(), required=False, allow_null=True)
-    email = serializers.CharField(max_length=254, required=False, allow_blank=True,
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True,
                                   help_text="Stored lower-cased; one contact per address in a tenant")
     phone = serializers.CharField(max_length=32, required=False, allow_blank=True,
                                   help_text="Stored in E.164 (+4915112345678)")
@@ -76,7 +75,7 @@ class ContactSerializer(serializers.ModelSerializer):
     def get_is_unsubscribed(self, obj: Contact) -> bool:
         return self._reason(obj) == "unsubscribed"
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_send_block_reason(self, obj: Contact) -> str | None:
         return self._reason(obj)
 

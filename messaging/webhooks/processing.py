@@ -70,6 +70,10 @@ ADDRESS_FALLBACK_EVENTS = frozenset({"bounce", "dropped", "spamreport", "unsubsc
 ENGINE_ORDER = {"sent": 0, "delivered": 1, "open": 2, "click": 3}
 
 _MAX_EPOCH = 32503680000  # year 3000: anything beyond is not a real event time
+# Kept in columns, or our own custom args echoed back: not repeated in MessageEvent.raw (the
+# complete original stays in the webhook delivery's body). Halves the bytes of the hot insert.
+_RAW_SKIP = frozenset({"email", "timestamp", "event", "sg_event_id", "smtp-id", "category", "url", "reason",
+                       "tenant_id", "campaign_id", "contact_campaign_id", "node_id", "outbound_message_id"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,7 +241,7 @@ def normalise_event(event: dict, *, delivery_id: int) -> NormalisedEvent:
         is_machine=is_machine,
         useragent=useragent,
         dedupe_key=hashlib.sha256(content.encode("utf-8")).hexdigest(),
-        raw_json=orjson.dumps(event).decode("utf-8"),
+        raw_json=orjson.dumps({k: v for k, v in event.items() if k not in _RAW_SKIP}).decode("utf-8"),
         delivery_id=delivery_id,
     )
 

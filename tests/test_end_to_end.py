@@ -1,0 +1,167 @@
+"""End to end: the real processes (web server, Celery worker, dispatcher, SendGrid simulator) on the test
+database and a fast virtual clock, 20 contacts planned by the offline planner, run to the end.
+
+The simulator plays scripted recipients by their address (reply@ answers with interest, stop@ asks to stop,
+unsub@ unsubscribes, bounce@ hard-bounces, spam@ reports spam, ooo@ sends an out-of-office auto-reply,
+machine@ only gets machine opens) and random ones for the rest, and it posts signed event batches with
+duplicates, changed-id duplicates and late bounces, as SendGrid does. demo/orchestrator.py is the same
+harness `make demo` uses.
+
+The processes use a Redis database of their own, derived from TEST_REDIS_URL (its number minus one, so 14
+for the default 15; set TEST_E2E_REDIS_URL to choose): its Celery queues and clock epoch are flushed at the
+start, and the other pytest-xdist worker's tasks never reach this worker.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from campaigns.models import ContactCampaign
+from demo import orchestrator as orch
+from demo.seeding import CONTACTS_CSV, ClockAnchor, next_monday_morning
+from messaging.models import (
+    CommunicationSuppression,
+    ContactUnsubscribe,
+    InboundMessage,
+    MessageEvent,
+    OutboundMessage,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+# One virtual day in ~1.7 real seconds: the longest path (an out-of-office pushing the follow-ups past a return
+# date up to two weeks away, then 4 + 5 + 5 days of waits) fits in about 50 s.
+CLOCK_SPEED = 50_000.0
+RUN_TIMEOUT_SECONDS = 110.0
+SCRIPTED = ("reply", "stop", "unsub", "bounce", "spam", "ooo", "machine")
+REPLY_STOP_REASONS = {"interested", "not_interested", "replied"}
+LOCK_KEY = "outreach:e2e:owner"
+
+
+def _e2e_redis_url() -> str:
+    explicit = os.environ.get("TEST_E2E_REDIS_URL")
+    if explicit:
+        return explicit
+    parts = urlsplit(settings.REDIS_URL)
+    db = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{db - 1 if db > 0 else 1}"))
+
+
+def _contacts_csv(path: Path) -> dict[str, str]:
+    """20 rows of demo/contacts.csv: one of each scripted address, then random recipients. Returns
+    {scripted behaviour: email}."""
+    with CONTACTS_CSV.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    chosen: list[dict[str, str]] = []
+    scripted: dict[str, str] = {}
+    for behaviour in SCRIPTED:
+        row = next(r for r in rows if r["email"].split("@")[0] == behaviour)
+        chosen.append(row)
+        scripted[behaviour] = row["email"].lower()
+    plain = [r for r in rows if "." in r["email"].split("@")[0]]
+    chosen += plain[: 20 - len(chosen)]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(chosen)
+    path.write_text(out.getvalue(), encoding="utf-8")
+    return scripted
+
+
+@pytest.fixture
+def e2e_redis():
+    url = _e2e_redis_url()
+    client = redis.Redis.from_url(url)
+    # Refuse to share the database with another run (a second pytest session of the same checkout).
+    if not client.set(LOCK_KEY, os.getpid(), nx=True, ex=600):
+        pytest.fail(f"{url} is in use by another end-to-end run (key {LOCK_KEY}); set TEST_E2E_REDIS_URL")
+    client.flushdb()
+    client.set(LOCK_KEY, os.getpid(), ex=600)
+    yield url
+    client.flushdb()
+
+
+def _sent_to(email: str) -> list[OutboundMessage]:
+    return list(OutboundMessage.objects.filter(to_address=email, sent_at__isnull=False).order_by("sent_at"))
+
+
+def _enrolment(email: str) -> ContactCampaign:
+    return ContactCampaign.objects.select_related("contact").get(contact__email=email)
+
+
+def test_the_running_system_stops_on_replies_honours_opt_outs_and_sends_everything_once(tmp_path, e2e_redis):
+    config = orch.DemoConfig(
+        database_url=orch.database_url_from_settings(connection.settings_dict), redis_url=e2e_redis,
+        web_port=orch.free_port(), sim_port=orch.free_port(), clock_speed=CLOCK_SPEED, log_dir=tmp_path / "logs",
+        worker_concurrency=4, dispatcher_interval=0.1, web_server="gunicorn", sim_seed=11,
+        sim_args=["--flush-interval", "0.3"],
+    )
+    config.generate_webhook_keys()
+    scripted = _contacts_csv(tmp_path / "contacts.csv")
+
+    anchor = ClockAnchor(**json.loads(orch.run_python_module(
+        config, ["demo.seeding", "anchor-clock", "--virtual-start", str(next_monday_morning())]).splitlines()[-1]))
+    with orch.ProcessGroup(log_dir=config.log_dir, env=config.env()) as group:
+        orch.start_system(group, config, beat=False)
+        seed_argv = ["demo.seeding", "seed", "--csv", str(tmp_path / "contacts.csv")]
+        seed = json.loads(orch.run_python_module(config, seed_argv, log_name="seed").splitlines()[-1])
+        assert seed["imported_rows"] == 20 and seed["sender_status"] == "verified", seed
+        assert len(seed["contact_campaign_ids"]) == 20
+        settled, snap, why = orch.wait_until_settled(sim_url=config.sim_url, anchor=anchor,
+                                                     timeout=RUN_TIMEOUT_SECONDS, group=group)
+        assert settled, f"not finished after {RUN_TIMEOUT_SECONDS:.0f}s: {why}\n{orch.stuck_enrolments()}\n" \
+                        f"logs in {config.log_dir}"
+        report = orch.check_invariants(anchor=anchor, sim_url=config.sim_url, tenant_id=seed["tenant_id"])
+        mails = orch.sim_get(config.sim_url, "/_sim/messages")["messages"]
+
+    # No double sends, every webhook event stored once, no mail after an opt-out or a reply, all final.
+    assert report.failures == [], "\n".join(report.failures)
+    assert report.checked["webhook events posted (originals)"] > 40
+    assert len(mails) == snap.sent >= 20
+
+    # Every human reply stops its enrolment with a reply reason (stop@ asks to stop: a stop and an opt-out).
+    replies = list(InboundMessage.objects.filter(is_auto_reply=False).select_related("outbound_message"))
+    assert {r.from_email.lower() for r in replies} >= {scripted["reply"], scripted["stop"]}
+    for reply in replies:
+        cc = ContactCampaign.objects.get(pk=reply.outbound_message.contact_campaign_id)
+        assert cc.status == ContactCampaign.Status.STOPPED, (reply.from_email, cc.status, cc.stop_reason)
+        if reply.stop_request:
+            assert ContactUnsubscribe.objects.filter(channel_value=reply.from_email.lower()).exists()
+        else:
+            assert cc.stop_reason in REPLY_STOP_REASONS, (reply.from_email, cc.stop_reason)
+    assert _enrolment(scripted["reply"]).stop_reason in REPLY_STOP_REASONS
+    assert InboundMessage.objects.get(from_email__iexact=scripted["stop"]).stop_request
+
+    # Opt-outs are recorded and end the enrolment; the invariants above proved nothing went out after them.
+    assert ContactUnsubscribe.objects.filter(channel_value=scripted["unsub"]).exists()
+    assert ContactUnsubscribe.objects.filter(channel_value=scripted["stop"]).exists()
+    assert CommunicationSuppression.objects.filter(value=scripted["bounce"], reason="hard_bounce").exists()
+    assert CommunicationSuppression.objects.filter(value=scripted["spam"], reason="spam_report").exists()
+    for behaviour in ("unsub", "stop", "bounce", "spam"):
+        cc = _enrolment(scripted[behaviour])
+        assert cc.status == ContactCampaign.Status.STOPPED, (behaviour, cc.status, cc.stop_reason)
+
+    # An out-of-office answer is not a reply: the enrolment goes on after the return date and completes.
+    ooo = _enrolment(scripted["ooo"])
+    assert InboundMessage.objects.filter(from_email__iexact=scripted["ooo"], is_auto_reply=True).exists()
+    assert ooo.status == ContactCampaign.Status.COMPLETED, (ooo.status, ooo.stop_reason)
+    assert len(_sent_to(scripted["ooo"])) >= 2
+
+    # Machine opens are not engagement: the whole sequence goes out and nothing counts as a human open.
+    machine = _enrolment(scripted["machine"])
+    assert machine.status == ContactCampaign.Status.COMPLETED
+    assert len(_sent_to(scripted["machine"])) == 3
+    assert not MessageEvent.objects.filter(email=scripted["machine"], event_type="open", is_machine=False).exists()
+
+    # Everyone else ran to a final state too, and nothing is left queued.
+    assert ContactCampaign.objects.exclude(status__in=orch.FINAL_STATUSES).count() == 0
+    assert not OutboundMessage.objects.filter(status__in=["queued", "sending"]).exists()
