@@ -17,8 +17,8 @@ from campaigns.models import Campaign, CampaignTransition, ContactCampaign
 from messaging.models import InboundMessage, MessageEvent, OutboundMessage
 from outreach.tenancy.models import Tenant
 
-# Same instant: show what caused a move before the move itself.
-_KIND_ORDER = {"message": 0, "event": 1, "reply": 2, "transition": 3}
+# At the same instant, causes first: an event or reply moves the plan, and the move queues a message.
+_KIND_ORDER = {"event": 0, "reply": 1, "transition": 2, "message": 3}
 REPLY_SNIPPET_CHARS = 500
 
 

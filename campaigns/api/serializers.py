@@ -22,6 +22,7 @@ MAX_ENROL_IDS = 10_000
 EXTERNAL_EVENT_TYPES = ("meeting_booked", "reply", "reply_positive", "reply_negative", "reply_neutral",
                         "reply_ooo")
 MAX_EVENT_CLOCK_SKEW = dt.timedelta(minutes=5)
+TIMELINE_KINDS = ("transition", "message", "event", "reply")
 
 
 @extend_schema_field({"type": "object", "additionalProperties": True,
@@ -123,7 +124,7 @@ class ContactCampaignBriefSerializer(serializers.ModelSerializer):
 
 class TimelineItemSerializer(serializers.Serializer):
     at = serializers.DateTimeField()
-    kind = serializers.ChoiceField(choices=["transition", "message", "event", "reply"])
+    kind = serializers.ChoiceField(choices=TIMELINE_KINDS)
     node_id = serializers.CharField(help_text="The node the item concerns (a transition's target node)")
     event = serializers.CharField(help_text="Transition event, message status, provider event or reply label")
     summary = serializers.CharField()

@@ -109,7 +109,7 @@ def test_create_an_enrolment_with_a_plan_starts_it(client, tenant, clock):
     body = response.json()
     assert (body["contact"], body["campaign"], body["status"], body["current_node_id"], body["plan_source"]) == (
         contact.pk, campaign.pk, "active", "email_intro", "manual")
-    print(body["timeline"]); assert body["timeline"][0]["kind"] == "transition"
+    assert [item["kind"] for item in body["timeline"]] == ["transition", "message"]  # start, then its message
 
 
 def test_create_an_enrolment_without_a_plan_asks_the_ai(client, tenant, django_capture_on_commit_callbacks):

@@ -39,6 +39,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "outreach.urls"
+# Session storage: the one-time API key shown after creating it never travels in a cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 WSGI_APPLICATION = "outreach.wsgi.application"
 
 TEMPLATES = [
@@ -179,6 +181,8 @@ SPECTACULAR_SETTINGS = {
         "ImportJobStatusEnum": "contacts.models.ImportJob.Status",
         "LeadAnalysisStatusEnum": "contacts.models.Lead.AnalysisStatus",
         "SenderIdentityStatusEnum": "messaging.models.EmailSenderIdentity.Status",
+        "TimelineItemKindEnum": "campaigns.api.serializers.TIMELINE_KINDS",
+        "ExternalEventTypeEnum": "campaigns.api.serializers.EXTERNAL_EVENT_TYPES",
     },
 }
 

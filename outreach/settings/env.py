@@ -22,22 +22,31 @@ if _dotenv.exists():
 _DATABASE_SCHEMES = {"postgres", "postgresql", "pgsql", "postgis"}
 
 
+def _redacted(url: str) -> str:
+    """The URL with any password replaced, for error messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
 def database_config(url: str) -> dict:
     """Parse DATABASE_URL, refusing anything that is not a usable PostgreSQL URL."""
     parts = urlsplit(url)
+    shown = _redacted(url)
     if parts.scheme not in _DATABASE_SCHEMES:
         raise ImproperlyConfigured(
             f"DATABASE_URL is malformed: expected postgres://user@host:port/name, got scheme "
-            f"{parts.scheme!r} in {url!r}"
+            f"{parts.scheme!r} in {shown!r}"
         )
     try:
         parts.port  # noqa: B018 - raises ValueError on a non-numeric port
     except ValueError as exc:
-        raise ImproperlyConfigured(f"DATABASE_URL is malformed: bad port in {url!r}") from exc
+        raise ImproperlyConfigured(f"DATABASE_URL is malformed: bad port in {shown!r}") from exc
     if not parts.hostname and not parts.path.strip("/"):
-        raise ImproperlyConfigured(f"DATABASE_URL is malformed: no host or database name in {url!r}")
+        raise ImproperlyConfigured(f"DATABASE_URL is malformed: no host or database name in {shown!r}")
     if not parts.path.strip("/"):
-        raise ImproperlyConfigured(f"DATABASE_URL is malformed: no database name in {url!r}")
+        raise ImproperlyConfigured(f"DATABASE_URL is malformed: no database name in {shown!r}")
     config = environ.Env.db_url_config(url)
     config["ENGINE"] = "django.db.backends.postgresql"
     return config

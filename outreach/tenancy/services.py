@@ -43,9 +43,12 @@ def api_key_create(*, tenant: Tenant, role: str, name: str = "", created_by=None
         raise ApplicationError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.", field="role")
     prefix = secrets.token_hex(API_KEY_PREFIX_LENGTH // 2)
     raw_key = f"ok_{prefix}_{secrets.token_urlsafe(32)}"
-    api_key = ApiKey.objects.create(
-        tenant=tenant, name=name, prefix=prefix, key_hash=hash_api_key(raw_key), role=role, created_by=created_by
-    )
+    with transaction.atomic():
+        api_key = ApiKey.objects.create(
+            tenant=tenant, name=name, prefix=prefix, key_hash=hash_api_key(raw_key), role=role, created_by=created_by
+        )
+        audit_record(tenant=tenant, actor=created_by, action="api_key.create", target=api_key,
+                     detail={"role": role, "prefix": prefix, "name": name})
     return IssuedApiKey(api_key=api_key, raw_key=raw_key)
 
 
