@@ -178,6 +178,7 @@ def main() -> None:
     _load_actions(tenant.pk, campaign.pk, ccs)
     _bench_dispatcher()
     _cleanup(tenant.pk)
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE scheduled_actions") if connection.get_autocommit() else None
+    if connection.get_autocommit():  # VACUUM cannot run inside a transaction
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE scheduled_actions")
     _say(f"total bench time {time.perf_counter() - started:.1f} s")

@@ -2,12 +2,21 @@
 
 The engine owns every contact campaign's state, timers and history: the admin shows
 them and never edits them (an edit here would bypass the locking and idempotency
-the engine relies on). Pause, resume and cancel go through campaigns.services.
+the engine relies on). Pause, resume and cancel go through campaigns.services, from
+a confirmation page (change-page buttons and bulk actions, see outreach.admin.Switch).
+
+A contact campaign's page shows its plan as a step list (current node marked) and
+its timeline (transitions, messages, provider events, replies) in a fixed number of
+queries, whatever the length of its history.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
-from django.http import HttpRequest
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 
 from campaigns.models import Campaign, CampaignPlanVersion, CampaignTransition, ContactCampaign, ScheduledAction
 from contacts.models import Channel
@@ -15,9 +24,198 @@ from outreach.admin import (
     BigTableAdmin,
     OwnerDeletesHistoryMixin,
     ReadOnlyAdmin,
+    Switch,
+    SwitchesAdminMixin,
     TenantConsistentForm,
     static_choices_filter,
 )
+
+ADMIN_REASON = "admin console"
+EXCERPT_CHARS = 240
+TIMELINE_SHOWN = 500  # one enrolment has ~10 messages; a few hundred rows means bot noise, not more meaning
+
+
+# --- switches (services imported when called: the admin must load even while campaigns.services is changing) -----
+
+def _campaign_pause(campaign: Campaign, *, actor: Any, reason: str) -> None:
+    from campaigns.services import campaign_pause
+
+    campaign_pause(campaign=campaign, actor=actor, reason=reason or ADMIN_REASON)
+
+
+def _campaign_resume(campaign: Campaign, *, actor: Any, reason: str) -> None:
+    from campaigns.services import campaign_resume
+
+    campaign_resume(campaign=campaign, actor=actor, reason=reason or ADMIN_REASON)
+
+
+def _campaign_cancel(campaign: Campaign, *, actor: Any, reason: str) -> None:
+    from campaigns.services import campaign_cancel
+
+    campaign_cancel(campaign=campaign, actor=actor, reason=reason or ADMIN_REASON)
+
+
+CAMPAIGN_SWITCHES = (
+    Switch(name="pause_campaigns", label="Pause campaign", done="paused",
+           applies=lambda c: c.status == Campaign.Status.ACTIVE, run=_campaign_pause, skipped_note="not active",
+           explanation="Due sends of this campaign are held (kept, not dropped) until it is resumed; events, "
+                       "replies and opt-outs are still handled."),
+    Switch(name="resume_campaigns", label="Resume campaign", done="resumed",
+           applies=lambda c: c.status in (Campaign.Status.PAUSED, Campaign.Status.DRAFT), run=_campaign_resume,
+           skipped_note="not paused or draft",
+           explanation="The campaign becomes active (a draft starts); held sends are released on the "
+                       "dispatcher's next tick, re-timed into allowed hours."),
+    Switch(name="cancel_campaigns", label="Cancel campaign", done="canceled",
+           applies=lambda c: c.status not in (Campaign.Status.CANCELED, Campaign.Status.COMPLETED),
+           run=_campaign_cancel, skipped_note="already canceled or completed", danger=True,
+           explanation="Cancels the campaign and every live enrolment in it: queued messages not yet sent are "
+                       "canceled. This cannot be undone."),
+)
+
+
+def _cc_pause(cc: ContactCampaign, *, actor: Any, reason: str) -> None:
+    from campaigns.services import contact_campaign_pause
+
+    contact_campaign_pause(contact_campaign=cc, reason=reason or ADMIN_REASON, actor=actor)
+
+
+def _cc_resume(cc: ContactCampaign, *, actor: Any, reason: str) -> None:
+    from campaigns.services import contact_campaign_resume
+
+    contact_campaign_resume(contact_campaign=cc, reason=reason or ADMIN_REASON, actor=actor)
+
+
+def _cc_cancel(cc: ContactCampaign, *, actor: Any, reason: str) -> None:
+    from campaigns.services import contact_campaign_cancel
+
+    contact_campaign_cancel(contact_campaign=cc, reason=reason or ADMIN_REASON, actor=actor)
+
+
+CONTACT_CAMPAIGN_SWITCHES = (
+    Switch(name="pause_contact_campaigns", label="Pause", done="paused",
+           applies=lambda cc: cc.status == ContactCampaign.Status.ACTIVE, run=_cc_pause, skipped_note="not active",
+           explanation="Timers and sends are held (kept, not dropped) until resumed; replies and opt-outs "
+                       "still arrive and still stop it."),
+    Switch(name="resume_contact_campaigns", label="Resume", done="resumed",
+           applies=lambda cc: cc.status == ContactCampaign.Status.PAUSED, run=_cc_resume,
+           skipped_note="not paused",
+           explanation="Held sends are re-timed from now into allowed hours; held timers keep their due time."),
+    Switch(name="cancel_contact_campaigns", label="Cancel", done="canceled",
+           applies=lambda cc: cc.status not in ContactCampaign.FINAL_STATUSES, run=_cc_cancel,
+           skipped_note="already finished", danger=True,
+           explanation="Ends the enrolment for good: pending timers and messages not yet sent are canceled. "
+                       "This cannot be undone."),
+)
+
+
+# --- the plan as a readable step list ---------------------------------------------------------------------------
+
+_EVENT_WORDS = {
+    "reply_positive": "positive reply", "reply_negative": "negative reply", "reply_neutral": "neutral reply",
+    "reply_ooo": "out-of-office reply", "meeting_booked": "meeting booked",
+}
+_UNITS = (("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def duration_words(text: str) -> str:
+    """``P3D`` -> "3 days", ``P1DT12H`` -> "1 day 12 hours", ``P1W`` -> "1 week"; the raw text if unparseable."""
+    from campaigns.durations import parse_duration
+
+    try:
+        seconds = int(parse_duration(text).total_seconds())
+    except ValueError:
+        return text
+    parts = []
+    for unit, size in _UNITS:
+        # Weeks only when whole: "10 days" reads better than "1 week 3 days".
+        if unit == "week" and seconds % size:
+            continue
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}{'' if count == 1 else 's'}")
+    return " ".join(parts) or text
+
+
+def transition_words(on: str, to: str, *, within: str | None = None, after: str | None = None) -> str:
+    """One transition as an operator reads it: "on reply → stop_replied", "no open after 3 days → email_bump"."""
+    if on.startswith("no_"):
+        text = on.replace("_", " ")
+    else:
+        text = f"on {_EVENT_WORDS.get(on, on.replace('_', ' '))}"
+    if within:
+        text += f" within {duration_words(within)}"
+    if after:
+        text += f" after {duration_words(after)}"
+    return f"{text} → {to}"
+
+
+def _excerpt(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1].rstrip() + "…"
+
+
+def plan_steps(plan: Any, *, current_node_id: str = "", visited: frozenset[str] = frozenset()) -> list[dict]:
+    """Each node of a parsed plan as a dict for the template, in the plan's order."""
+    from campaigns.dsl import SendNode, StopNode, WaitNode
+
+    steps = []
+    for node in plan.nodes:
+        step: dict[str, Any] = {
+            "id": node.id, "type": node.type, "channel": "", "subject": "", "excerpt": "", "transitions": [],
+            "is_start": node.id == plan.start_node_id, "is_current": node.id == current_node_id,
+            "visited": node.id in visited,
+        }
+        if isinstance(node, SendNode):
+            step["channel"] = node.channel
+            step["subject"] = getattr(node.message, "subject", "")
+            step["excerpt"] = _excerpt(node.message.text)
+        elif isinstance(node, WaitNode):
+            step["summary"] = f"wait {duration_words(node.duration)}, then → {node.next}"
+        elif isinstance(node, StopNode):
+            step["summary"] = f"stop: {node.reason}"
+        step["transitions"] = [transition_words(t.on, t.to, within=t.within, after=t.after)
+                               for t in getattr(node, "transitions", [])]
+        steps.append(step)
+    return steps
+
+
+def _timeline_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The timeline selector's items with one "details" line each, for the table."""
+    rows = []
+    for item in items:
+        data, kind = item["data"], item["kind"]
+        details: list[str] = []
+        url = ""
+        if kind == "transition":
+            if data["to_status"] and data["to_status"] != data["from_status"]:
+                details.append(f"status {data['from_status'] or 'new'} → {data['to_status']}")
+            if data["reason"]:
+                details.append(f"reason: {data['reason']}")
+            details.append(f"visit {data['node_visit']}")
+        elif kind == "message":
+            details.append(f"to {data['to_address']}")
+            details.append(f"outbox: {data['status']}" + (f" ({data['status_reason']})" if data["status_reason"]
+                                                            else ""))
+            details.append(f"delivery: {data['delivery_status'] or '-'}")
+            url = reverse("admin:messaging_outboundmessage_change", args=[data["message_id"]])
+        elif kind == "event":
+            details.append("machine" if data["is_machine"] else "human")
+            if data["bounce_type"]:
+                details.append(f"bounce: {data['bounce_type']}")
+            if data["url"]:
+                details.append(data["url"][:120])
+            if data["reason"]:
+                details.append(data["reason"][:120])
+        elif kind == "reply":
+            details.append(f"classified: {data['classification'] or 'not yet'}")
+            if data["is_auto_reply"]:
+                details.append("auto-reply")
+            if data["stop_request"]:
+                details.append("asks to stop")
+            details.append(_excerpt(data["text"] or "")[:160])
+        rows.append({**item, "details": "; ".join(d for d in details if d), "url": url,
+                     "is_machine": kind == "event" and data["is_machine"]})
+    return rows
 
 
 class CampaignForm(TenantConsistentForm):
@@ -25,14 +223,16 @@ class CampaignForm(TenantConsistentForm):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(SwitchesAdminMixin, admin.ModelAdmin):
     form = CampaignForm
     list_display = ("name", "tenant", "status", "sender_identity", "created_at")
     list_filter = ("status", "tenant")
     search_fields = ("name", "tenant__name")
     list_select_related = ("tenant", "sender_identity")
     autocomplete_fields = ("sender_identity",)
-    readonly_fields = ("created_at", "updated_at")
+    # Status changes only through the services (pause holds sends, cancel stops every enrolment): the buttons.
+    readonly_fields = ("status", "created_at", "updated_at")
+    switches = CAMPAIGN_SWITCHES
 
     def has_delete_permission(self, request: HttpRequest, obj: Campaign | None = None) -> bool:
         # Cancel instead: a campaign's enrolments, outbox and history can run to millions of rows.
@@ -40,13 +240,64 @@ class CampaignAdmin(admin.ModelAdmin):
 
 
 @admin.register(ContactCampaign)
-class ContactCampaignAdmin(OwnerDeletesHistoryMixin, ReadOnlyAdmin, BigTableAdmin):
+class ContactCampaignAdmin(SwitchesAdminMixin, OwnerDeletesHistoryMixin, ReadOnlyAdmin, BigTableAdmin):
     list_display = ("id", "contact", "campaign", "channel", "status", "current_node_id", "node_visit",
                     "node_entered_at", "tenant")
     list_filter = ("status", static_choices_filter("channel", Channel.choices), "tenant")
     search_fields = ("contact__email__exact",)
     list_select_related = ("contact", "campaign", "tenant")
     raw_id_fields = ("contact", "campaign", "current_plan_version")
+    # plan_json is drawn as the step list below the fields, not as a JSON blob.
+    fields = ("contact", "campaign", "tenant", "channel", "status", "stop_reason", "current_node_id", "node_visit",
+              "node_entered_at", "node_sent_at", "engagement_flags", "not_before", "current_plan_version",
+              "started_at", "finished_at", "created_at", "updated_at")
+    change_form_template = "admin/campaigns/contactcampaign/operator_change_form.html"
+    switches = CONTACT_CAMPAIGN_SWITCHES
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None
+                   ) -> ContactCampaign | None:
+        # One query for the row and everything its page names (the changelist does not need the plan version).
+        queryset = self.get_queryset(request).select_related("contact", "campaign", "tenant", "current_plan_version")
+        field = self.model._meta.pk if from_field is None else self.model._meta.get_field(from_field)
+        try:
+            return queryset.get(**{field.name: field.to_python(object_id)})
+        except (self.model.DoesNotExist, ValidationError, ValueError):
+            return None
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        response = super().change_view(request, object_id, form_url, extra_context)
+        context = getattr(response, "context_data", None)
+        if context is not None and context.get("original") is not None:
+            context.update(self.console_context(context["original"]))
+        return response
+
+    def console_context(self, cc: ContactCampaign) -> dict[str, Any]:
+        """The plan as steps and the merged timeline: 4 queries for the timeline, 1 for the timers."""
+        from campaigns.api.selectors import contact_campaign_timelines
+        from campaigns.dsl import PlanInvalid
+        from campaigns.selectors import contact_campaign_pending_actions, contact_campaign_plan
+
+        items = contact_campaign_timelines(contact_campaign_ids=[cc.pk])[cc.pk]
+        visited = frozenset(
+            node for item in items if item["kind"] == "transition"
+            for node in (item["data"]["from_node_id"], item["data"]["to_node_id"]) if node
+        )
+        plan, plan_error = None, ""
+        try:
+            plan = contact_campaign_plan(contact_campaign=cc)
+        except PlanInvalid as exc:
+            plan_error = exc.message
+        return {
+            "plan": plan,
+            "plan_error": plan_error,
+            "plan_json": cc.plan_json,
+            "plan_version": cc.current_plan_version,
+            "plan_steps": plan_steps(plan, current_node_id=cc.current_node_id, visited=visited) if plan else [],
+            "timeline": _timeline_rows(items[:TIMELINE_SHOWN]),
+            "timeline_hidden": max(0, len(items) - TIMELINE_SHOWN),
+            "pending_actions": list(contact_campaign_pending_actions(contact_campaign_id=cc.pk)[:50]),
+        }
 
 
 @admin.register(CampaignPlanVersion)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,15 +95,6 @@ def send_holds() -> SendHolds:
         )
         campaign_ids = frozenset(row[0] for row in cursor.fetchall())
     return SendHolds(global_stop=global_sending_stopped(), tenant_ids=tenant_ids, campaign_ids=campaign_ids)
-
-
-def contact_campaign_send_holds(*, contact_campaign_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
-    """(tenant_id, campaign_id) of each contact campaign, for `SendHolds.holds`."""
-    ids = list(contact_campaign_ids)
-    if not ids:
-        return {}
-    rows = ContactCampaign.objects.filter(id__in=ids).values_list("id", "tenant_id", "campaign_id")
-    return {row[0]: (row[1], row[2]) for row in rows}
 
 
 def contact_campaign_transitions(*, contact_campaign_id: int, tenant_id: int | None = None

@@ -551,7 +551,7 @@ def is_settled(snap: Snapshot, *, sim_url: str | None) -> tuple[bool, str]:
 
 
 def wait_until_settled(*, sim_url: str | None, anchor: Any, timeout: float, group: ProcessGroup | None = None,
-                       progress: Callable[[Snapshot], None] | None = None, progress_every: float = 3.0,
+                       progress: Callable[[Snapshot, str], None] | None = None, progress_every: float = 5.0,
                        settle_confirmations: int = 2) -> tuple[bool, Snapshot, str]:
     """Poll until `is_settled` holds on consecutive polls (or timeout); returns (settled, last snapshot, why not)."""
     deadline = time.monotonic() + timeout
@@ -564,10 +564,10 @@ def wait_until_settled(*, sim_url: str | None, anchor: Any, timeout: float, grou
             group.assert_alive()
         snap = snapshot(anchor=anchor)
         now = time.monotonic()
-        if progress is not None and now >= next_progress:
-            progress(snap)
-            next_progress = now + progress_every
         settled, why = is_settled(snap, sim_url=sim_url)
+        if progress is not None and now >= next_progress:
+            progress(snap, why)
+            next_progress = now + progress_every
         confirmations = confirmations + 1 if settled else 0
         if confirmations >= settle_confirmations:
             return True, snap, ""

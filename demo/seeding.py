@@ -79,6 +79,13 @@ def next_monday_morning(now: float | None = None, *, hour: int = 6) -> float:
     return start.timestamp()
 
 
+def virtual_start_before_monday(*, speed: float, setup_real_seconds: float, hour: int = 6) -> float:
+    """A virtual start such that the campaign, once the processes are up and the contacts seeded (about
+    `setup_real_seconds` of real time, which the fast clock turns into hours or days), starts near the coming
+    Monday `hour`:00 UTC: the first mails go out on Monday instead of waiting out a weekend."""
+    return next_monday_morning(hour=hour) - setup_real_seconds * speed
+
+
 def clock_anchor(*, virtual_start: float | None = None) -> ClockAnchor:
     """Anchor the shared virtual clock (settings.REDIS_URL) now; every process started later reads it."""
     from django.conf import settings

@@ -1,10 +1,15 @@
 """Operator console: senders, the outbox, provider events, raw webhooks, replies and policy tables.
 
 The outbox, events, raw webhook deliveries and replies belong to the pipeline: the
-admin shows them and never edits them. Sender pause switches are audited.
+admin shows them and never edits them. Sender pauses and suppression lifts are switches behind a
+confirmation page (outreach.admin.Switch), through the owning services, audited.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
@@ -12,6 +17,8 @@ from django.forms import ModelForm
 from django.http import HttpRequest
 
 from contacts.models import Channel
+from messaging.admin_compliance import ComplianceAdminMixin
+from messaging.compliance import normalise_address, suppression_add, suppression_remove
 from messaging.models import (
     CommunicationSuppression,
     ContactUnsubscribe,
@@ -22,7 +29,14 @@ from messaging.models import (
     SendRateLimit,
     WebhookDelivery,
 )
-from outreach.admin import BigTableAdmin, ReadOnlyAdmin, static_choices_filter
+from outreach.admin import (
+    BigTableAdmin,
+    ReadOnlyAdmin,
+    Switch,
+    SwitchesAdminMixin,
+    static_choices_filter,
+)
+from outreach.errors import ApplicationError
 from outreach.tenancy.services import audit_record
 
 ADMIN_REASON = "admin console"
@@ -32,44 +46,85 @@ EVENT_TYPES = ("processed", "delivered", "deferred", "bounce", "dropped", "block
 SUPPRESSION_CHANNELS = (*Channel.choices, ("email_domain", "Email domain"))
 
 
-def _sender_identity_set_paused(*, identity: EmailSenderIdentity, paused: bool, actor, reason: str) -> None:
-    # TODO(issue 4): call messaging.sendgrid's sender_identity_set_paused (the contract) once it lands;
-    # until then the same effect: the flag and an audit entry, in one transaction.
+def _sender_set_paused(identity: EmailSenderIdentity, *, paused: bool, actor: Any, reason: str) -> None:
+    from messaging.sendgrid import sender_identity_set_paused
+
     with transaction.atomic():
-        EmailSenderIdentity.objects.filter(pk=identity.pk).update(is_paused=paused)
-        identity.is_paused = paused
+        sender_identity_set_paused(identity=identity, paused=paused, actor=actor)
+        # The sendgrid service logs the flip but keeps no audit entry; every console switch leaves one.
         audit_record(tenant=identity.tenant, actor=actor, action="sender.pause" if paused else "sender.resume",
-                     target=identity, detail={"reason": reason})
+                     target=identity, detail={"reason": reason or ADMIN_REASON})
+
+
+def _sender_sync(identity: EmailSenderIdentity, *, actor: Any, reason: str) -> None:
+    from messaging.sendgrid import sender_identity_sync
+    from messaging.sendgrid.errors import SendGridError
+
+    try:
+        sender_identity_sync(identity=identity)
+    except SendGridError as exc:
+        raise ApplicationError(f"SendGrid could not be asked: {exc.message}") from exc
+
+
+SENDER_SWITCHES = (
+    Switch(name="pause_sending", label="Pause sending", done="paused", applies=lambda i: not i.is_paused,
+           run=lambda i, *, actor, reason: _sender_set_paused(i, paused=True, actor=actor, reason=reason),
+           skipped_note="already paused", danger=True,
+           explanation="Nothing is sent from this identity until it is resumed; its campaigns' due sends are "
+                       "held (kept, not dropped)."),
+    Switch(name="resume_sending", label="Resume sending", done="resumed", applies=lambda i: i.is_paused,
+           run=lambda i, *, actor, reason: _sender_set_paused(i, paused=False, actor=actor, reason=reason),
+           skipped_note="not paused",
+           explanation="Held sends from this identity are released on the dispatcher's next tick."),
+    # The bulk form is `sync_with_sendgrid` below: one Verified Senders listing for all the selected rows.
+    Switch(name="sync", label="Sync with SendGrid", done="synced with SendGrid", applies=lambda i: True,
+           run=_sender_sync, bulk=False,
+           explanation="Reads this sender's verification status from SendGrid (and registers it there if it "
+                       "never was)."),
+)
+
+
+class SenderIdentityForm(forms.ModelForm):
+    def clean_from_email(self) -> str:
+        # Stored lower-cased, as sender_identity_create does: matching SendGrid's records relies on it.
+        return self.cleaned_data["from_email"].strip().lower()
 
 
 @admin.register(EmailSenderIdentity)
-class EmailSenderIdentityAdmin(admin.ModelAdmin):
+class EmailSenderIdentityAdmin(SwitchesAdminMixin, admin.ModelAdmin):
+    """Status comes from SendGrid (sync), the pause flag from its confirmed switch; neither is a form field.
+
+    An identity added here starts pending and unregistered; Sync (or the periodic sync) registers it with
+    SendGrid, which mails the verification link.
+    """
+
+    form = SenderIdentityForm
     list_display = ("from_email", "from_name", "tenant", "status", "is_paused", "ip_pool", "last_synced_at")
     list_filter = ("status", "is_paused", "tenant")
     search_fields = ("from_email", "from_name", "nickname")
     list_select_related = ("tenant",)
-    readonly_fields = ("provider_sender_id", "last_synced_at", "created_at")
-    actions = ("pause_sending", "resume_sending")
+    readonly_fields = ("status", "is_paused", "provider_sender_id", "last_synced_at", "created_at")
+    switches = SENDER_SWITCHES
+    actions = ("sync_with_sendgrid",)
 
-    def save_model(self, request: HttpRequest, obj: EmailSenderIdentity, form: ModelForm, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        if change and "is_paused" in form.changed_data:
-            _sender_identity_set_paused(identity=obj, paused=obj.is_paused, actor=request.user, reason=ADMIN_REASON)
+    def get_readonly_fields(self, request: HttpRequest, obj: EmailSenderIdentity | None = None) -> Sequence[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        # Another address is another identity (SendGrid verifies addresses): add a new one instead.
+        return [*fields, "tenant", "from_email"] if obj is not None else fields
 
-    @admin.action(description="Pause sending from the selected identities")
-    def pause_sending(self, request: HttpRequest, queryset: QuerySet[EmailSenderIdentity]) -> None:
-        self._set_paused(request, queryset, paused=True)
+    @admin.action(description="Sync the selected sender identities with SendGrid", permissions=("operate",))
+    def sync_with_sendgrid(self, request: HttpRequest, queryset: QuerySet[EmailSenderIdentity]) -> None:
+        from messaging.sendgrid import sender_identities_sync
+        from messaging.sendgrid.errors import SendGridError
 
-    @admin.action(description="Resume sending from the selected identities")
-    def resume_sending(self, request: HttpRequest, queryset: QuerySet[EmailSenderIdentity]) -> None:
-        self._set_paused(request, queryset, paused=False)
-
-    def _set_paused(self, request: HttpRequest, queryset: QuerySet[EmailSenderIdentity], *, paused: bool) -> None:
-        changed = [i for i in queryset.select_related("tenant") if i.is_paused != paused]
-        for identity in changed:
-            _sender_identity_set_paused(identity=identity, paused=paused, actor=request.user, reason=ADMIN_REASON)
-        verb = "paused" if paused else "resumed"
-        self.message_user(request, f"Sending {verb} for {len(changed)} sender identit(ies).", messages.SUCCESS)
+        identities = list(queryset[: self.max_bulk_switch])
+        try:
+            changed = sender_identities_sync(identities=identities)
+        except SendGridError as exc:
+            self.message_user(request, f"SendGrid could not be asked: {exc.message}", messages.ERROR)
+            return
+        self.message_user(request, f"Synced {len(identities)} sender identit{'y' if len(identities) == 1 else 'ies'} "
+                                   f"with SendGrid; {changed} changed status.", messages.SUCCESS)
 
 
 @admin.register(OutboundMessage)
@@ -123,13 +178,64 @@ class InboundMessageAdmin(ReadOnlyAdmin, BigTableAdmin):
     raw_id_fields = ("outbound_message", "webhook_delivery")
 
 
+def _suppression_lift(row: CommunicationSuppression, *, actor: Any, reason: str) -> None:
+    suppression_remove(tenant=row.tenant, channel=row.channel, value=row.value, actor=actor, reason=reason)
+
+
+SUPPRESSION_SWITCHES = (
+    Switch(name="lift_suppressions", label="Lift suppression", done="lifted", applies=lambda row: True,
+           run=_suppression_lift, danger=True, reason_required=True, removes=True,
+           explanation="The address (or domain) may be contacted again. The removed row is kept in the audit "
+                       "trail with your reason."),
+)
+
+
+class SuppressionAddForm(forms.ModelForm):
+    channel = forms.ChoiceField(choices=SUPPRESSION_CHANNELS)
+
+    class Meta:
+        model = CommunicationSuppression
+        fields = ("tenant", "channel", "value", "reason", "detail", "expires_at")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        channel, value = cleaned.get("channel"), cleaned.get("value")
+        if channel and value:
+            # The send-time check looks up the normalised form: a raw "Dana@Acme.example" would never match.
+            try:
+                cleaned["value"] = normalise_address(channel, value)
+            except ApplicationError as exc:
+                self.add_error("value", exc.message)
+        return cleaned
+
+
 @admin.register(CommunicationSuppression)
-class CommunicationSuppressionAdmin(BigTableAdmin):
+class CommunicationSuppressionAdmin(ComplianceAdminMixin, SwitchesAdminMixin, BigTableAdmin):
+    """Added through ``suppression_add`` (normalised, merged with an existing row), lifted through
+    ``suppression_remove`` (reason required, audited); never edited or deleted directly."""
+
     list_display = ("value", "channel", "reason", "expires_at", "tenant", "created_at")
     list_filter = ("reason", static_choices_filter("channel", SUPPRESSION_CHANNELS), "tenant")
     search_fields = ("value__exact",)
     list_select_related = ("tenant",)
     readonly_fields = ("created_at", "updated_at")
+    form = SuppressionAddForm
+    switches = SUPPRESSION_SWITCHES
+
+    def has_change_permission(self, request: HttpRequest, obj: CommunicationSuppression | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: CommunicationSuppression | None = None) -> bool:
+        return False  # lift instead: it keeps the removed row and the reason in the audit trail
+
+    def save_model(self, request: HttpRequest, obj: CommunicationSuppression, form: ModelForm,
+                   change: bool) -> None:
+        row = suppression_add(tenant=obj.tenant, channel=obj.channel, value=obj.value, reason=obj.reason,
+                              detail=obj.detail, expires_at=obj.expires_at)
+        audit_record(tenant=obj.tenant, actor=request.user, action="suppression.add", target=row,
+                     detail={"channel": row.channel, "value": row.value, "reason": row.reason})
+        # Hand the admin the row the service wrote, so it logs and redirects to it.
+        obj.__dict__.update(row.__dict__)
 
 
 @admin.register(ContactUnsubscribe)

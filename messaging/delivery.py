@@ -201,7 +201,7 @@ def _claim(ids: list[int], now: dt.datetime) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE outbound_messages SET status = 'sending', claimed_at = %s, send_started_at = NULL, "
-            "updated_at = %s WHERE id = ANY(%s) AND status = 'queued' RETURNING id",
+            "updated_at = %s WHERE id = ANY(%s) AND status IN ('queued','sending','unknown') RETURNING id",
             [now, now, ids],
         )
         return sorted(row[0] for row in cursor.fetchall())
@@ -266,7 +266,10 @@ def _hold(message: OutboundMessage, *, claimed_at: dt.datetime, reason: str, not
     with transaction.atomic():
         if not _mine(message, claimed_at).update(**updates):
             return False
-        send_action_reschedule(outbound_message_id=message.id, not_before=not_before, reason=reason)
+        action = send_action_reschedule(outbound_message_id=message.id, not_before=not_before, reason=reason)
+    if action is None:
+        # No contact campaign to re-arm it for (or it just ended): nothing will retry this row.
+        logger.warning("outbound message %s held (%s) but no send action was re-armed", message.id, reason)
     return True
 
 

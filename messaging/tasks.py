@@ -45,9 +45,12 @@ def sync_sender_identities() -> None:
 
 @shared_task(name="webhooks.process_deliveries", ignore_result=True, acks_late=True)
 def process_deliveries(webhook_delivery_ids: list[int]) -> None:
-    from messaging.webhooks.processing import webhook_deliveries_process
+    from django.conf import settings
 
-    report = webhook_deliveries_process(delivery_ids=webhook_delivery_ids)
+    from messaging.webhooks.processing import ABSORB_PENDING, webhook_deliveries_process
+
+    absorb = getattr(settings, "WEBHOOK_PROCESS_ABSORB_PENDING", ABSORB_PENDING)
+    report = webhook_deliveries_process(delivery_ids=webhook_delivery_ids, absorb_pending=absorb)
     if report.failed:
         logger.warning("webhook deliveries failed (left for the retry sweep): %s", report.failed)
 

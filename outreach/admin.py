@@ -9,21 +9,34 @@ import these so that the rules below hold everywhere:
   admin (``ReadOnlyAdmin``): no add, no change, no delete. Deleting their owner (a
   contact, a lead) still removes them (``OwnerDeletesHistoryMixin``), because an
   erasure request must be possible without a superuser running SQL.
+- Every operator control (global stop, tenant / campaign / sender pauses, cancels)
+  is a ``Switch``: a button on the change page and a bulk action, both behind a
+  POST confirmation page, both calling the owning service, which audits
+  (``SwitchesAdminMixin``; see docs/operator-console.md).
 """
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.functional import cached_property
+from django.utils.text import capfirst
+
+from outreach.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 
@@ -196,3 +209,247 @@ class TenantConsistentForm(forms.ModelForm):
             if related is not None and tenant_id is not None and related.tenant_id != tenant_id:
                 self.add_error(name, f"{related} belongs to another tenant.")
         return cleaned
+
+
+# --- operator switches: pause / resume / cancel / stop, each behind a confirmation page -------------------------
+
+MAX_BULK_SWITCH = 1000  # rows one bulk action may flip; beyond that, pause the campaign or the tenant instead
+CONFIRM_TEMPLATE = "admin/operator_console/confirm.html"
+CONFIRM_LISTED = 20  # objects named on a confirmation page; the rest are counted
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One operator control (pause, resume, cancel...) of a model, offered as a change-page button and,
+    unless ``bulk`` is false, as a changelist action. Both ask for confirmation on a POST form.
+
+    ``run(obj, actor=..., reason=...)`` calls the owning service (which writes the audit entry); it may raise
+    ``ApplicationError`` to refuse. ``applies(obj)`` says whether the switch makes sense in the object's state.
+    """
+
+    name: str  # URL segment and action name
+    label: str  # "Pause sending"
+    done: str  # past tense for the result message: "paused"
+    applies: Callable[[Any], bool]
+    run: Callable[..., Any]
+    explanation: str = ""
+    skipped_note: str = ""  # why a selected row was not touched: "not active"
+    danger: bool = False
+    reason_required: bool = False
+    bulk: bool = True
+    removes: bool = False  # the object is gone afterwards (a lifted suppression): go back to the list
+
+
+def confirm_page(request: HttpRequest, *, model_admin: admin.ModelAdmin | None, title: str, question: str,
+                 explanation: str, submit_label: str, cancel_url: str, objects: Sequence[Any] = (),
+                 total: int | None = None, skipped: int = 0, skipped_note: str = "", danger: bool = False,
+                 reason_required: bool = False, hidden: Sequence[tuple[str, Any]] = (),
+                 error: str = "") -> TemplateResponse:
+    """The one confirmation page of the console: a POST form (CSRF-protected) with an optional reason."""
+    site = model_admin.admin_site if model_admin is not None else admin.site
+    request.current_app = site.name
+    listed = list(objects[:CONFIRM_LISTED])
+    total = len(objects) if total is None else total
+    context = {
+        **site.each_context(request),
+        "opts": model_admin.model._meta if model_admin is not None else None,
+        "title": title,
+        "question": question,
+        "explanation": explanation,
+        "submit_label": submit_label,
+        "cancel_url": cancel_url,
+        "objects": listed,
+        "more": max(0, total - len(listed)),
+        "skipped": skipped,
+        "skipped_note": skipped_note,
+        "danger": danger,
+        "reason_required": reason_required,
+        "reason": request.POST.get("reason", ""),
+        "hidden": list(hidden),
+        "error": error,
+    }
+    return TemplateResponse(request, CONFIRM_TEMPLATE, context)
+
+
+def _reason(request: HttpRequest) -> str:
+    return request.POST.get("reason", "").strip()[:300]
+
+
+class SwitchesAdminMixin:
+    """Adds ``switches`` to a ModelAdmin: buttons on the change page (``<pk>/switch/<name>/``) and bulk actions.
+
+    GET on a switch URL shows the confirmation page and changes nothing; the change happens on the POST it
+    submits. Who may flip: ``has_operate_permission`` (the model's change permission by default, so a
+    view-only staff user sees the controls' state but cannot flip them).
+    """
+
+    switches: Sequence[Switch] = ()
+    change_form_template = "admin/operator_console/change_form.html"
+    max_bulk_switch = MAX_BULK_SWITCH
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        extra = [self._bulk_action(switch) for switch in self.switches if switch.bulk]
+        if extra:
+            self.actions = [*(self.actions or ()), *extra]
+
+    def has_operate_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        opts = self.model._meta
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+    def switch_url(self, obj: Model, switch: Switch) -> str:
+        opts = self.model._meta
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_switch", args=[quote(obj.pk), switch.name],
+                       current_app=self.admin_site.name)
+
+    def _change_url(self, obj: Model) -> str:
+        opts = self.model._meta
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)],
+                       current_app=self.admin_site.name)
+
+    def _changelist_url(self) -> str:
+        opts = self.model._meta
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist", current_app=self.admin_site.name)
+
+    def get_urls(self) -> list:
+        opts = self.model._meta
+        own = [path("<path:object_id>/switch/<slug:name>/", self.admin_site.admin_view(self.switch_view),
+                    name=f"{opts.app_label}_{opts.model_name}_switch")]
+        # Before the ModelAdmin's own patterns: its "<path:object_id>/" catch-all would swallow ours.
+        return own + super().get_urls()
+
+    def console_switches(self, request: HttpRequest, obj: Model) -> list[dict[str, Any]]:
+        """The buttons to draw on ``obj``'s change page (only those that apply to its state)."""
+        if not self.has_operate_permission(request, obj):
+            return []
+        return [{"label": s.label, "url": self.switch_url(obj, s), "danger": s.danger}
+                for s in self.switches if s.applies(obj)]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        response = super().change_view(request, object_id, form_url, extra_context)
+        context = getattr(response, "context_data", None)
+        if context is not None and context.get("original") is not None:
+            context["console_switches"] = self.console_switches(request, context["original"])
+        return response
+
+    def switch_view(self, request: HttpRequest, object_id: str, name: str) -> HttpResponse:
+        switch = next((s for s in self.switches if s.name == name), None)
+        if switch is None:
+            raise Http404(f"No switch {name!r}.")
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404("No such object.")
+        if not self.has_operate_permission(request, obj):
+            raise PermissionDenied
+        change_url = self._change_url(obj)
+        if not switch.applies(obj):
+            self.message_user(request, f"{switch.label}: not possible now ({switch.skipped_note or 'state'}).",
+                              messages.WARNING)
+            return HttpResponseRedirect(change_url)
+        page = {"model_admin": self, "title": f"{switch.label}: {obj}", "question": f"{switch.label}: {obj}?",
+                "explanation": switch.explanation, "submit_label": f"Yes, {switch.label.lower()}",
+                "cancel_url": change_url, "objects": [obj], "danger": switch.danger,
+                "reason_required": switch.reason_required}
+        if request.method != "POST":
+            return confirm_page(request, **page)
+        reason = _reason(request)
+        if switch.reason_required and not reason:
+            return confirm_page(request, **page, error="Say why (it is kept in the audit trail).")
+        try:
+            switch.run(obj, actor=request.user, reason=reason)
+        except ApplicationError as exc:
+            self.message_user(request, f"{switch.label} refused: {exc.message}", messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        self.message_user(request, f"{capfirst(str(self.model._meta.verbose_name))} “{obj}” {switch.done}.",
+                          messages.SUCCESS)
+        return HttpResponseRedirect(self._changelist_url() if switch.removes else change_url)
+
+    def _bulk_action(self, switch: Switch) -> Callable[..., HttpResponse | None]:
+        def action(model_admin: SwitchesAdminMixin, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+            return model_admin.run_bulk_switch(request, queryset, switch)
+
+        action.__name__ = switch.name
+        action.short_description = f"{switch.label} (the selected {self.model._meta.verbose_name_plural})"
+        action.allowed_permissions = ("operate",)
+        return action
+
+    def run_bulk_switch(self, request: HttpRequest, queryset: QuerySet, switch: Switch) -> HttpResponse | None:
+        """Confirm, then flip each selected row through the service; the message counts what changed."""
+        opts = self.model._meta
+        rows = list(queryset[: self.max_bulk_switch + 1])
+        if len(rows) > self.max_bulk_switch:
+            self.message_user(request, f"Select at most {self.max_bulk_switch:,} {opts.verbose_name_plural} at a "
+                                       f"time (pause the campaign or the tenant to stop more at once).",
+                              messages.ERROR)
+            return None
+        eligible = [obj for obj in rows if switch.applies(obj)]
+        skipped = len(rows) - len(eligible)
+        page = {"model_admin": self, "title": f"{switch.label}: {len(eligible)} {opts.verbose_name_plural}",
+                "question": f"{switch.label}: these {len(eligible)} {opts.verbose_name_plural}?",
+                "explanation": switch.explanation, "submit_label": f"Yes, {switch.label.lower()}",
+                "cancel_url": request.get_full_path(), "objects": eligible, "skipped": skipped,
+                "skipped_note": switch.skipped_note, "danger": switch.danger,
+                "reason_required": switch.reason_required,
+                "hidden": [("action", switch.name), ("post", "yes"),
+                           *((helpers.ACTION_CHECKBOX_NAME, obj.pk) for obj in rows)]}
+        if request.POST.get("post") != "yes":
+            return confirm_page(request, **page)
+        reason = _reason(request)
+        if switch.reason_required and not reason:
+            return confirm_page(request, **page, error="Say why (it is kept in the audit trail).")
+        changed, refused = 0, []
+        for obj in eligible:
+            try:
+                switch.run(obj, actor=request.user, reason=reason)
+            except ApplicationError as exc:
+                refused.append(f"{obj}: {exc.message}")
+            else:
+                changed += 1
+        text = f"{capfirst(switch.done)} {changed} {opts.verbose_name if changed == 1 else opts.verbose_name_plural}."
+        if skipped:
+            text += f" {skipped} skipped ({switch.skipped_note or 'not applicable'})."
+        if refused:
+            text += f" {len(refused)} refused: " + "; ".join(refused[:5]) + ("…" if len(refused) > 5 else "")
+        self.message_user(request, text, messages.WARNING if refused else messages.SUCCESS)
+        return None
+
+
+# --- the console's state, for the index panel and the stop banner on every page ----------------------------------
+
+def global_stop_state() -> dict[str, Any]:
+    """Whether sending is stopped everywhere, by whom and why (one query)."""
+    from django.conf import settings
+
+    from outreach.tenancy.models import GlobalSendingSwitch
+
+    switch = GlobalSendingSwitch.objects.select_related("updated_by").filter(id=1).first()
+    by_environment = bool(settings.OUTREACH_SENDING_STOPPED)
+    return {
+        "stopped": by_environment or bool(switch and switch.sending_stopped),
+        "by_switch": bool(switch and switch.sending_stopped),
+        "by_environment": by_environment,
+        "reason": switch.reason if switch else "",
+        "updated_at": switch.updated_at if switch else None,
+        "updated_by": switch.updated_by if switch else None,
+    }
+
+
+PAUSED_TENANTS_LISTED = 10
+
+
+def operator_console_state() -> dict[str, Any]:
+    """Everything the admin index shows about what is held: four or five small queries (small tables)."""
+    from campaigns.models import Campaign
+    from messaging.models import EmailSenderIdentity
+    from outreach.tenancy.models import Tenant
+
+    paused = Tenant.objects.filter(sending_paused=True)
+    listed = list(paused.order_by("name").values_list("pk", "name")[:PAUSED_TENANTS_LISTED])
+    return {
+        "global": global_stop_state(),
+        "paused_tenants": listed,
+        "paused_tenants_count": len(listed) if len(listed) < PAUSED_TENANTS_LISTED else paused.count(),
+        "paused_campaigns": Campaign.objects.filter(status=Campaign.Status.PAUSED).count(),
+        "paused_senders": EmailSenderIdentity.objects.filter(is_paused=True).count(),
+    }

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -49,6 +50,13 @@ def _reload(ids: list[int]) -> list[ContactCampaign]:
     rows = ContactCampaign.objects.filter(pk__in=ids).select_related("campaign", "current_plan_version")
     by_id = {row.pk: row for row in rows}
     return [by_id[pk] for pk in ids if pk in by_id]
+
+
+def _reload_one(pk: int) -> ContactCampaign:
+    rows = _reload([pk])
+    if not rows:
+        raise NotFound()  # deleted (with its contact) while the request ran
+    return rows[0]
 
 
 _NOT_FOUND = OpenApiResponse(description="Not found (or another tenant's)")
@@ -221,7 +229,7 @@ class ContactCampaignViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixin
         result = campaign_services.contact_campaign_handle_event(contact_campaign_id=contact_campaign.pk,
                                                                  event=event)
         body = {"outcome": str(getattr(result, "outcome", "") or ""),
-                "contact_campaign": _reload([contact_campaign.pk])[0]}
+                "contact_campaign": _reload_one(contact_campaign.pk)}
         return Response(EventResultSerializer(body).data)
 
     def _change(self, request: Request, service) -> Response:
@@ -229,7 +237,7 @@ class ContactCampaignViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixin
         serializer = ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         service(contact_campaign=contact_campaign, reason=serializer.validated_data["reason"], actor=self.actor)
-        return Response(ContactCampaignBriefSerializer(_reload([contact_campaign.pk])[0]).data)
+        return Response(ContactCampaignBriefSerializer(_reload_one(contact_campaign.pk)).data)
 
     @extend_schema(summary="Pause one enrolment", request=ReasonSerializer,
                    responses={200: ContactCampaignBriefSerializer, 409: _CONFLICT})

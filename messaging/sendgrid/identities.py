@@ -128,16 +128,19 @@ def sender_identity_sync(*, identity: EmailSenderIdentity) -> EmailSenderIdentit
     return identity
 
 
-def sender_identity_set_paused(*, identity: EmailSenderIdentity, paused: bool, actor=None) -> EmailSenderIdentity:
-    """Pause or resume sending from an identity. Held messages are re-armed by their own timers
-    (delivery re-checks at send time), so resuming needs no sweep here."""
+def sender_identity_set_paused(*, identity: EmailSenderIdentity, paused: bool, actor=None,
+                               reason: str = "") -> EmailSenderIdentity:
+    """Pause or resume sending from an identity, with an audit entry. Held messages are re-armed by
+    their own timers (delivery re-checks at send time), so resuming needs no sweep here."""
+    from outreach.tenancy.services import audit_record
+
     with transaction.atomic():
-        locked = EmailSenderIdentity.objects.select_for_update().get(pk=identity.pk)
+        locked = EmailSenderIdentity.objects.select_for_update().select_related("tenant").get(pk=identity.pk)
         if locked.is_paused != paused:
             locked.is_paused = paused
             locked.save(update_fields=["is_paused"])
-            logger.info("sender identity %s %s by %s", locked.pk, "paused" if paused else "resumed",
-                        getattr(actor, "pk", None) or actor or "system")
+            audit_record(tenant=locked.tenant, actor=actor, action="sender.pause" if paused else "sender.resume",
+                         target=locked, detail={"reason": reason})
     identity.is_paused = paused
     return identity
 

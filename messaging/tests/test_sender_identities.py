@@ -93,12 +93,17 @@ def test_unreachable_sendgrid_keeps_a_pending_row_that_sync_registers_later(sim,
     assert identity.provider_sender_id and len(sg.verified_senders_list()) == 1
 
 
-def test_set_paused_flips_the_flag(tenant):
+def test_set_paused_flips_the_flag_with_an_audit_entry(tenant):
+    from outreach.tenancy.models import AuditEntry
+
     identity = EmailSenderIdentityFactory(tenant=tenant)
-    sender_identity_set_paused(identity=identity, paused=True)
+    sender_identity_set_paused(identity=identity, paused=True, reason="complaints")
+    sender_identity_set_paused(identity=identity, paused=True)  # already paused: no second entry
     assert EmailSenderIdentity.objects.get(id=identity.id).is_paused
     sender_identity_set_paused(identity=identity, paused=False)
     assert not EmailSenderIdentity.objects.get(id=identity.id).is_paused
+    actions = list(AuditEntry.objects.filter(tenant=tenant).order_by("id").values_list("action", flat=True))
+    assert actions == ["sender.pause", "sender.resume"]
 
 
 def test_email_validation_returns_sendgrids_verdict(sim):

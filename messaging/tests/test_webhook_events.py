@@ -396,3 +396,30 @@ def test_simulator_batches_with_duplicates_and_changed_ids_land_once(live_server
         assert CommunicationSuppression.objects.filter(value="bounce@acme.example", reason="hard_bounce").exists()
     finally:
         handle.stop()
+
+
+def test_the_task_folds_other_waiting_deliveries_into_one_transaction(client, sim, sent):
+    from messaging.tasks import process_deliveries
+
+    post(client, sim.private_key, [sendgrid_event(sent, "delivered")])
+    post(client, sim.private_key, [sendgrid_event(sent, "open", useragent=HUMAN_UA)])
+    first, second = WebhookDelivery.objects.order_by("id")
+
+    process_deliveries([first.id])  # the Celery task, run inline
+
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"processed"}
+    assert MessageEvent.objects.count() == 2
+    # The second delivery's own task comes later and finds nothing to do.
+    assert webhook_deliveries_process(delivery_ids=[second.id]).processed == []
+
+
+def test_a_failing_absorbed_delivery_does_not_fail_the_requested_one(client, sim, sent):
+    post(client, sim.private_key, [sendgrid_event(sent, "delivered")])
+    requested = WebhookDelivery.objects.get()
+    poison = WebhookDeliveryFactory(body=b"[not json", status="pending")
+
+    report = webhook_deliveries_process(delivery_ids=[requested.id], absorb_pending=4)
+
+    assert report.processed == [requested.id] and report.failed == []
+    poison.refresh_from_db()
+    assert poison.status == "pending"  # left for its own task, which will mark it failed

@@ -23,6 +23,7 @@ from outreach import clock
 logger = logging.getLogger(__name__)
 
 MAX_FUTURE_SECONDS = 300
+EVENTS_MAX_BYTES = 16 * 1024 * 1024  # SendGrid posts ~768 KB batches; far above, but bounded
 INBOUND_MAX_BYTES = 40 * 1024 * 1024  # SendGrid caps inbound mail at 30 MB; multipart adds overhead
 
 
@@ -30,10 +31,26 @@ def _error(status: int, reason: str) -> JsonResponse:
     return JsonResponse({"detail": reason}, status=status)
 
 
+def _read_body(request: HttpRequest, limit: int) -> bytes | None:
+    """The raw body, or None when it exceeds ``limit`` bytes."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        return None
+    body = request.read(limit + 1)
+    return None if len(body) > limit else body
+
+
 @csrf_exempt
 @require_POST
 def sendgrid_events(request: HttpRequest) -> HttpResponse:
-    body = request.body
+    # Read the stream ourselves: request.body refuses anything over DATA_UPLOAD_MAX_MEMORY_SIZE with a
+    # 400, and a batch SendGrid can never get accepted is a batch lost after its 24 hours of retries.
+    body = _read_body(request, EVENTS_MAX_BYTES)
+    if body is None:
+        return _error(413, "body too large")
     check = verify_signed_webhook(
         public_key_b64=settings.SENDGRID_WEBHOOK_PUBLIC_KEY,
         signature_b64=request.headers.get(SIGNATURE_HEADER),
@@ -77,16 +94,9 @@ def sendgrid_inbound(request: HttpRequest, secret: str) -> HttpResponse:
     if not expected or not constant_time_compare(secret, expected):
         # 404, not 403: do not confirm that the endpoint exists.
         return _error(404, "not found")
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > INBOUND_MAX_BYTES:
-        return _error(413, "message too large")
-    # Read the stream directly: request.body would refuse anything above
-    # DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB), and mail with attachments is often larger.
-    body = request.read(INBOUND_MAX_BYTES + 1)
-    if len(body) > INBOUND_MAX_BYTES:
+    # Mail with attachments is often larger than DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB).
+    body = _read_body(request, INBOUND_MAX_BYTES)
+    if body is None:
         return _error(413, "message too large")
     content_type = request.META.get("CONTENT_TYPE", "")
     from messaging.inbound import inbound_form_problem

@@ -25,17 +25,13 @@ def _check_ceiling(*, actor_role: str, role: str, field: str = "role") -> None:
                                status_code=403)
 
 
-def api_key_issue(*, tenant: Tenant, role: str, name: str = "", actor_role: str, actor=None,
-                  actor_label: str = "") -> IssuedApiKey:
+def api_key_issue(*, tenant: Tenant, role: str, name: str = "", actor_role: str, actor=None) -> IssuedApiKey:
     """A new key; the raw secret is in the result only (never stored, never shown again)."""
     _check_role(role)
     _check_ceiling(actor_role=actor_role, role=role)
-    with transaction.atomic():
-        issued = api_key_create(tenant=tenant, role=role, name=name,
-                                created_by=actor if getattr(actor, "pk", None) else None)
-        audit_record(tenant=tenant, actor=actor, actor_label=actor_label, action="api_key.create",
-                     target=issued.api_key, detail={"role": role, "prefix": issued.api_key.prefix})
-    return issued
+    # api_key_create records the audit entry.
+    return api_key_create(tenant=tenant, role=role, name=name,
+                          created_by=actor if getattr(actor, "pk", None) else None)
 
 
 def api_key_revoke_checked(*, api_key: ApiKey, actor_role: str, actor=None) -> ApiKey:

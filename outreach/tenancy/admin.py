@@ -1,18 +1,21 @@
 """Operator console: tenants, members, API keys, the global stop, the audit trail.
 
-Every switch that stops sending goes through a service so it leaves an audit entry.
+Every switch that stops sending goes through a service so it leaves an audit entry, and only from a
+confirmation page (a POST form), never from a checkbox on an edit form.
 """
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
 from django.forms import ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 
-from outreach.admin import ReadOnlyAdmin
+from outreach.admin import ReadOnlyAdmin, Switch, SwitchesAdminMixin, confirm_page, global_stop_state
 from outreach.tenancy.models import ApiKey, AuditEntry, GlobalSendingSwitch, Tenant, TenantMembership
 from outreach.tenancy.services import (
     api_key_create,
@@ -32,42 +35,41 @@ class TenantMembershipInline(admin.TabularInline):
     readonly_fields = ("created_at",)
 
 
+def _tenant_pause(tenant: Tenant, *, actor, reason: str) -> None:
+    tenant_set_sending_paused(tenant=tenant, paused=True, actor=actor, reason=reason or ADMIN_REASON)
+
+
+def _tenant_resume(tenant: Tenant, *, actor, reason: str) -> None:
+    tenant_set_sending_paused(tenant=tenant, paused=False, actor=actor, reason=reason or ADMIN_REASON)
+
+
+TENANT_SWITCHES = (
+    Switch(name="pause_sending", label="Pause sending", done="paused", applies=lambda t: not t.sending_paused,
+           run=_tenant_pause, skipped_note="already paused", danger=True,
+           explanation="Nothing of this tenant is sent until it is resumed: due sends are held (kept, not "
+                       "dropped); replies, opt-outs and other events are still processed."),
+    Switch(name="resume_sending", label="Resume sending", done="resumed", applies=lambda t: t.sending_paused,
+           run=_tenant_resume, skipped_note="not paused",
+           explanation="Held sends are released on the dispatcher's next tick, re-timed into allowed hours."),
+)
+
+
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(SwitchesAdminMixin, admin.ModelAdmin):
     list_display = ("name", "slug", "sending_paused", "created_at")
     list_filter = ("sending_paused",)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     # Operators paste bare domains; assume https (Django 6's default) rather than http.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    readonly_fields = ("created_at",)
+    # The pause flag flips only through its confirmed, audited switch (the buttons above the form).
+    readonly_fields = ("sending_paused", "created_at")
     inlines = (TenantMembershipInline,)
-    actions = ("pause_sending", "resume_sending")
+    switches = TENANT_SWITCHES
 
     def has_delete_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
         # A tenant owns millions of rows: the admin's delete page would collect them all in memory.
         return False
-
-    def save_model(self, request: HttpRequest, obj: Tenant, form: ModelForm, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        if change and "sending_paused" in form.changed_data:
-            tenant_set_sending_paused(tenant=obj, paused=obj.sending_paused, actor=request.user,
-                                      reason=ADMIN_REASON)
-
-    @admin.action(description="Pause sending for the selected tenants")
-    def pause_sending(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        self._set_paused(request, queryset, paused=True)
-
-    @admin.action(description="Resume sending for the selected tenants")
-    def resume_sending(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        self._set_paused(request, queryset, paused=False)
-
-    def _set_paused(self, request: HttpRequest, queryset: QuerySet[Tenant], *, paused: bool) -> None:
-        changed = [t for t in queryset if t.sending_paused != paused]
-        for tenant in changed:
-            tenant_set_sending_paused(tenant=tenant, paused=paused, actor=request.user, reason=ADMIN_REASON)
-        verb = "paused" if paused else "resumed"
-        self.message_user(request, f"Sending {verb} for {len(changed)} tenant(s).", messages.SUCCESS)
 
 
 @admin.register(TenantMembership)
@@ -150,38 +152,74 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(GlobalSendingSwitch)
 class GlobalSendingSwitchAdmin(admin.ModelAdmin):
-    """The emergency stop: one row (id=1). Every flip goes through the service and is audited."""
+    """The emergency stop: one row (id=1), flipped only from its confirmation pages (``stop/``, ``resume/``,
+    linked from the admin index), through the service, which audits."""
 
     list_display = ("__str__", "sending_stopped", "reason", "updated_at", "updated_by", "environment_stop")
     list_select_related = ("updated_by",)
     fields = ("sending_stopped", "reason", "updated_at", "updated_by", "environment_stop")
-    readonly_fields = ("updated_at", "updated_by", "environment_stop")
-    actions = ("stop_sending", "allow_sending")
+    readonly_fields = fields
+    change_list_template = "admin/tenancy/globalsendingswitch/operator_change_list.html"
+    change_form_template = "admin/tenancy/globalsendingswitch/operator_change_form.html"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        # The single row is created the first time an operator saves the switch.
-        return super().has_add_permission(request) and not GlobalSendingSwitch.objects.exists()
+        return False  # the service creates the row the first time sending is stopped
+
+    def has_change_permission(self, request: HttpRequest, obj: GlobalSendingSwitch | None = None) -> bool:
+        return False  # no form: the stop/resume pages are the only way to flip it
 
     def has_delete_permission(self, request: HttpRequest, obj: GlobalSendingSwitch | None = None) -> bool:
         return False
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("tenancy.change_globalsendingswitch")
 
     @admin.display(boolean=True, description="stopped by OUTREACH_SENDING_STOPPED")
     def environment_stop(self, obj: GlobalSendingSwitch | None = None) -> bool:
         return bool(settings.OUTREACH_SENDING_STOPPED)
 
-    def save_model(self, request: HttpRequest, obj: GlobalSendingSwitch, form: ModelForm, change: bool) -> None:
-        switch = global_sending_set_stopped(stopped=obj.sending_stopped, actor=request.user, reason=obj.reason)
-        obj.__dict__.update(switch.__dict__)
+    def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
+        own = [
+            path("stop/", wrap(lambda request: self.set_stopped_view(request, stopped=True)),
+                 name="tenancy_globalsendingswitch_stop"),
+            path("resume/", wrap(lambda request: self.set_stopped_view(request, stopped=False)),
+                 name="tenancy_globalsendingswitch_resume"),
+        ]
+        return own + super().get_urls()
 
-    @admin.action(description="STOP all sending (every tenant)")
-    def stop_sending(self, request: HttpRequest, queryset: QuerySet[GlobalSendingSwitch]) -> None:
-        global_sending_set_stopped(stopped=True, actor=request.user, reason=ADMIN_REASON)
-        self.message_user(request, "All sending is stopped.", messages.WARNING)
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        return super().changelist_view(request, {**(extra_context or {}), "global_stop": global_stop_state()})
 
-    @admin.action(description="Allow sending again")
-    def allow_sending(self, request: HttpRequest, queryset: QuerySet[GlobalSendingSwitch]) -> None:
-        global_sending_set_stopped(stopped=False, actor=request.user, reason=ADMIN_REASON)
-        self.message_user(request, "Sending is allowed again.", messages.SUCCESS)
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict | None = None) -> HttpResponse:
+        return super().change_view(request, object_id, form_url,
+                                   {**(extra_context or {}), "global_stop": global_stop_state()})
+
+    def set_stopped_view(self, request: HttpRequest, *, stopped: bool) -> HttpResponse:
+        if not self.has_operate_permission(request):
+            raise PermissionDenied
+        if stopped:
+            page = {"title": "Emergency stop: stop ALL sending", "question": "Stop all sending, for every tenant?",
+                    "explanation": "Every due send of every tenant is held (kept, not dropped) until sending is "
+                                   "allowed again; webhooks, replies and opt-outs are still processed.",
+                    "submit_label": "Yes, stop all sending", "danger": True}
+        else:
+            page = {"title": "Allow sending again", "question": "Allow sending again, for every tenant?",
+                    "explanation": "Held sends are released on the dispatcher's next tick, re-timed into allowed "
+                                   "hours. Tenant, campaign and sender pauses still apply."
+                                   + (" OUTREACH_SENDING_STOPPED is set in the environment: sending stays "
+                                      "stopped until it is removed." if settings.OUTREACH_SENDING_STOPPED else ""),
+                    "submit_label": "Yes, allow sending", "danger": False}
+        if request.method != "POST":
+            return confirm_page(request, model_admin=self, cancel_url=reverse("admin:index"), **page)
+        global_sending_set_stopped(stopped=stopped, actor=request.user,
+                                   reason=request.POST.get("reason", "").strip()[:300] or ADMIN_REASON)
+        if stopped:
+            self.message_user(request, "All sending is stopped.", messages.WARNING)
+        else:
+            self.message_user(request, "Sending is allowed again.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:index"))
 
 
 @admin.register(AuditEntry)

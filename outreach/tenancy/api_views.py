@@ -75,7 +75,7 @@ class ApiKeyViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixins.Retriev
         serializer.is_valid(raise_exception=True)
         ctx = self.tenant_ctx
         issued = access_services.api_key_issue(tenant=ctx.tenant, actor_role=ctx.role, actor=ctx.user,
-                                               actor_label=ctx.actor_label, **serializer.validated_data)
+                                               **serializer.validated_data)
         issued.api_key.key = issued.raw_key
         return Response(IssuedApiKeySerializer(issued.api_key).data, status=status.HTTP_201_CREATED)
 

@@ -59,7 +59,7 @@ def test_a_new_key_is_shown_once_and_works(tenant):
     fresh.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
     assert fresh.get("/api/v1/contacts").status_code == 200
     assert fresh.post("/api/v1/contacts", {"email": "a@b.example"}, format="json").status_code == 403  # a viewer
-    assert AuditEntry.objects.filter(tenant=tenant, action="api_key.create").count() == 1
+    assert AuditEntry.objects.filter(tenant=tenant, action="api_key.create", target_id=str(body["id"])).count() == 1
 
 
 def test_an_admin_cannot_issue_an_owner_key(tenant):

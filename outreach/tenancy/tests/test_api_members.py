@@ -58,8 +58,8 @@ def test_add_a_member_by_email_and_change_their_role(tenant):
     assert (body["username"], body["role"]) == ("dana", "viewer")
     assert owner.patch(f"/api/v1/members/{body['id']}", {"role": "admin"}, format="json").json()["role"] == "admin"
     assert owner.post("/api/v1/members", {"user": "dana", "role": "viewer"}, format="json").status_code == 409
-    assert set(AuditEntry.objects.filter(tenant=tenant).values_list("action", flat=True)) == {"membership.add",
-                                                                                             "membership.role"}
+    actions = AuditEntry.objects.filter(tenant=tenant, action__startswith="membership.")
+    assert set(actions.values_list("action", flat=True)) == {"membership.add", "membership.role"}
 
 
 @pytest.mark.parametrize("payload, field", [
