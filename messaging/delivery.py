@@ -201,7 +201,7 @@ def _claim(ids: list[int], now: dt.datetime) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE outbound_messages SET status = 'sending', claimed_at = %s, send_started_at = NULL, "
-            "updated_at = %s WHERE id = ANY(%s) AND status IN ('queued','sending','unknown') RETURNING id",
+            "updated_at = %s WHERE id = ANY(%s) AND status = 'queued' RETURNING id",
             [now, now, ids],
         )
         return sorted(row[0] for row in cursor.fetchall())

@@ -232,7 +232,7 @@ def normalise_event(event: dict, *, delivery_id: int) -> NormalisedEvent:
     detail = url or reason
     if kind == "deferred":
         detail = f"{detail}|{event.get('attempt', '')}"
-    content = f"sendgrid|{message_ref}|{email}|{kind}|{timestamp:.3f}|{detail}|{event.get("sg_event_id")}"
+    content = f"sendgrid|{message_ref}|{email}|{kind}|{timestamp:.3f}|{detail}"
     return NormalisedEvent(
         event_type=kind[:32],
         email=email[:254],
