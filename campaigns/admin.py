@@ -199,7 +199,10 @@ def _timeline_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             details.append(f"delivery: {data['delivery_status'] or '-'}")
             url = reverse("admin:messaging_outboundmessage_change", args=[data["message_id"]])
         elif kind == "event":
-            details.append("machine" if data["is_machine"] else "human")
+            if data["is_machine"]:
+                details.append("machine")
+            elif item["event"] in ("open", "click"):
+                details.append("human")
             if data["bounce_type"]:
                 details.append(f"bounce: {data['bounce_type']}")
             if data["url"]:

@@ -727,20 +727,15 @@ def _sim_event_key(event: dict[str, Any]) -> tuple[str, str, int, str]:
             str(event.get("url") or ""))
 
 
-def _check_webhook_events_stored_once(report: InvariantReport, sim_url: str) -> None:
-    """Each event the simulator posted successfully is one MessageEvent: none lost, none twice (a resent
-    batch, a duplicate event and a duplicate with a new sg_event_id must all be absorbed)."""
-    from django.db import connection
-    from django.db.models import Count
-
-    from messaging.models import InboundMessage, MessageEvent, WebhookDelivery
-
-    log = sim_get(sim_url, "/_sim/events", timeout=120)
-    rows = log.get("events", [])
+def webhook_event_differences(*, posted: list[dict[str, Any]], stored: Iterable[tuple[str, str, int, str]],
+                              report: InvariantReport) -> None:
+    """Compare the simulator's event log (`/_sim/events` rows) with the stored events' content keys
+    (email, event, epoch second, url): each original the web server accepted must be stored exactly once;
+    the simulator's copies (same event again, or again with a new sg_event_id) must add nothing."""
     expected: Counter[tuple] = Counter()
     not_posted: Counter[str] = Counter()
     copies = 0
-    for row in rows:
+    for row in posted:
         if row.get("copy") != "original":
             copies += 1
             continue
@@ -750,19 +745,30 @@ def _check_webhook_events_stored_once(report: InvariantReport, sim_url: str) -> 
         expected[_sim_event_key(row["event"])] += 1
     for state, n in not_posted.items():
         report.fail(f"webhook: {n} events never accepted by the web server: {state}")
-    stored: Counter[tuple] = Counter()
-    for email, kind, occurred_at, url in MessageEvent.objects.filter(webhook_delivery__isnull=False).values_list(
-            "email", "event_type", "occurred_at", "url"):
-        stored[(email.lower(), kind, _as_epoch_key(occurred_at), url or "")] += 1
+    stored_keys: Counter[tuple] = Counter(stored)
     report.checked["webhook events posted (originals)"] = sum(expected.values())
     report.checked["webhook event copies posted (duplicates)"] = copies
-    report.checked["message events stored"] = sum(stored.values())
-    lost = expected - stored
-    extra = stored - expected
-    for key in list(lost)[:20]:
-        report.fail(f"webhook event lost: {key} posted, stored {stored.get(key, 0)} of {expected[key]}")
-    for key in list(extra)[:20]:
-        report.fail(f"webhook event stored twice: {key} stored {stored[key]} times, posted {expected.get(key, 0)}")
+    report.checked["message events stored"] = sum(stored_keys.values())
+    for key in list(expected - stored_keys)[:20]:
+        report.fail(f"webhook event lost: {key} posted, stored {stored_keys.get(key, 0)} of {expected[key]}")
+    for key in list(stored_keys - expected)[:20]:
+        report.fail(f"webhook event stored twice: {key} stored {stored_keys[key]} times, "
+                    f"posted {expected.get(key, 0)}")
+
+
+def _check_webhook_events_stored_once(report: InvariantReport, sim_url: str) -> None:
+    """Each event the simulator posted successfully is one MessageEvent: none lost, none twice (a resent
+    batch, a duplicate event and a duplicate with a new sg_event_id must all be absorbed)."""
+    from django.db import connection
+    from django.db.models import Count
+
+    from messaging.models import InboundMessage, MessageEvent, WebhookDelivery
+
+    posted = sim_get(sim_url, "/_sim/events", timeout=120).get("events", [])
+    stored = [(email.lower(), kind, _as_epoch_key(occurred_at), url or "") for email, kind, occurred_at, url in
+              MessageEvent.objects.filter(webhook_delivery__isnull=False).values_list("email", "event_type",
+                                                                                       "occurred_at", "url")]
+    webhook_event_differences(posted=posted, stored=stored, report=report)
     with connection.cursor() as cursor:
         cursor.execute("SELECT provider, provider_event_id, count(*) FROM message_events WHERE provider_event_id <> '' "
                        "GROUP BY 1, 2 HAVING count(*) > 1")

@@ -11,7 +11,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
@@ -49,11 +48,7 @@ SUPPRESSION_CHANNELS = (*Channel.choices, ("email_domain", "Email domain"))
 def _sender_set_paused(identity: EmailSenderIdentity, *, paused: bool, actor: Any, reason: str) -> None:
     from messaging.sendgrid import sender_identity_set_paused
 
-    with transaction.atomic():
-        sender_identity_set_paused(identity=identity, paused=paused, actor=actor)
-        # The sendgrid service logs the flip but keeps no audit entry; every console switch leaves one.
-        audit_record(tenant=identity.tenant, actor=actor, action="sender.pause" if paused else "sender.resume",
-                     target=identity, detail={"reason": reason or ADMIN_REASON})
+    sender_identity_set_paused(identity=identity, paused=paused, actor=actor, reason=reason or ADMIN_REASON)
 
 
 def _sender_sync(identity: EmailSenderIdentity, *, actor: Any, reason: str) -> None:

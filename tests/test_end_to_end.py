@@ -10,10 +10,13 @@ harness `make demo` uses.
 The processes use a Redis database of their own, derived from TEST_REDIS_URL (its number minus one, so 14
 for the default 15; set TEST_E2E_REDIS_URL to choose): its Celery queues and clock epoch are flushed at the
 start, and the other pytest-xdist worker's tasks never reach this worker.
+
+The fast tests at the end prove that each invariant check reports the failure it exists for.
 """
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -27,6 +30,7 @@ from django.conf import settings
 from django.db import connection
 
 from campaigns.models import ContactCampaign
+from campaigns.tests.factories import ContactCampaignFactory
 from demo import orchestrator as orch
 from demo.seeding import CONTACTS_CSV, ClockAnchor, virtual_start_before_monday
 from messaging.models import (
@@ -36,8 +40,7 @@ from messaging.models import (
     MessageEvent,
     OutboundMessage,
 )
-
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+from messaging.tests.factories import ContactUnsubscribeFactory, InboundMessageFactory, OutboundMessageFactory
 
 # One virtual day in ~1.7 real seconds: the plans' 4 + 5 + 5 days of waits and two weekends take ~35 s.
 CLOCK_SPEED = 50_000.0
@@ -102,6 +105,8 @@ def _enrolment(email: str) -> ContactCampaign:
     return ContactCampaign.objects.select_related("contact").get(contact__email=email)
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_the_running_system_stops_on_replies_honours_opt_outs_and_sends_everything_once(tmp_path, e2e_redis):
     config = orch.DemoConfig(
         database_url=orch.database_url_from_settings(connection.settings_dict), redis_url=e2e_redis,
@@ -179,3 +184,88 @@ def test_the_running_system_stops_on_replies_honours_opt_outs_and_sends_everythi
     # Everyone else ran to a final state too, and nothing is left queued.
     assert ContactCampaign.objects.exclude(status__in=orch.FINAL_STATUSES).count() == 0
     assert not OutboundMessage.objects.filter(status__in=["queued", "sending"]).exists()
+
+
+# --- the checks themselves: each one reports what it is for --------------------------------------------------
+
+
+def _real_time_anchor() -> ClockAnchor:
+    now = time.time()
+    return ClockAnchor(real_start=now, virtual_start=now, speed=1.0)
+
+
+def _sent(cc, *, node_id: str = "email_intro", at: dt.datetime, **fields) -> OutboundMessage:
+    return OutboundMessageFactory(tenant=cc.tenant, contact_campaign=cc, contact=cc.contact, node_id=node_id,
+                                  node_visit=1, status="sent", claimed_at=at, send_started_at=at, sent_at=at,
+                                  **fields)
+
+
+@pytest.mark.django_db
+def test_invariant_check_reports_a_node_visit_sent_twice():
+    cc = ContactCampaignFactory(status="completed")
+    now = dt.datetime.now(dt.UTC)
+    _sent(cc, at=now)
+    _sent(cc, at=now + dt.timedelta(minutes=5))
+
+    report = orch.check_invariants(anchor=_real_time_anchor(), sim_url=None)
+
+    assert any(f.startswith(f"double send: contact campaign {cc.pk} node email_intro visit 1") for f in report.failures)
+
+
+@pytest.mark.django_db
+def test_invariant_check_reports_a_mail_claimed_after_the_address_unsubscribed_and_not_one_before():
+    cc = ContactCampaignFactory(status="stopped")
+    address = cc.contact.email
+    now = dt.datetime.now(dt.UTC)
+    before = _sent(cc, at=now - dt.timedelta(hours=1), to_address=address)
+    ContactUnsubscribeFactory(tenant=cc.tenant, channel_value=address)
+    after = _sent(cc, node_id="email_bump", at=now + dt.timedelta(hours=1), to_address=address)
+
+    failures = orch.check_invariants(anchor=_real_time_anchor(), sim_url=None).failures
+
+    opt_out = [f for f in failures if f.startswith("sent to an opted-out address")]
+    assert len(opt_out) == 1 and f"message {after.pk} " in opt_out[0], failures
+    assert not any(f"message {before.pk} " in f for f in failures)
+
+
+@pytest.mark.django_db
+def test_invariant_check_reports_a_mail_sent_after_a_human_reply():
+    cc = ContactCampaignFactory(status="completed")
+    now = dt.datetime.now(dt.UTC)
+    first = _sent(cc, at=now - dt.timedelta(days=1))
+    InboundMessageFactory(tenant=cc.tenant, outbound_message=first, processed_at=now)
+    late = _sent(cc, node_id="email_bump", at=now + dt.timedelta(hours=2))
+
+    failures = orch.check_invariants(anchor=_real_time_anchor(), sim_url=None).failures
+
+    assert any(f.startswith(f"sent after a reply: message {late.pk} ") for f in failures), failures
+
+
+@pytest.mark.django_db
+def test_invariant_check_reports_an_enrolment_that_is_not_final():
+    cc = ContactCampaignFactory(status="active", current_node_id="email_bump")
+
+    failures = orch.check_invariants(anchor=_real_time_anchor(), sim_url=None).failures
+
+    assert failures == [f"contact campaign {cc.pk} ({cc.contact.email}) is active at node email_bump, not final"]
+
+
+def test_webhook_comparison_reports_lost_and_doubled_events_and_ignores_the_simulators_copies():
+    def row(email: str, kind: str, ts: int, copy: str = "original", status: str = "delivered") -> dict:
+        return {"event": {"email": email, "event": kind, "timestamp": ts}, "copy": copy,
+                "delivery_status": status, "status_code": 200 if status == "delivered" else 403}
+
+    posted = [row("a@x.example", "delivered", 100), row("a@x.example", "delivered", 100, copy="changed_id"),
+              row("b@x.example", "open", 200), row("c@x.example", "click", 300),
+              row("d@x.example", "bounce", 400, status="failed")]
+    stored = [("a@x.example", "delivered", 100, ""), ("b@x.example", "open", 200, ""),
+              ("b@x.example", "open", 200, "")]
+    report = orch.InvariantReport()
+
+    orch.webhook_event_differences(posted=posted, stored=stored, report=report)
+
+    assert report.failures == [
+        "webhook: 1 events never accepted by the web server: failed (HTTP 403)",
+        "webhook event lost: ('c@x.example', 'click', 300, '') posted, stored 0 of 1",
+        "webhook event stored twice: ('b@x.example', 'open', 200, '') stored 2 times, posted 1",
+    ]

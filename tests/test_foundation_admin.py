@@ -25,6 +25,7 @@ from campaigns.tests.factories import (
     CampaignTransitionFactory,
     ContactCampaignFactory,
     ScheduledActionFactory,
+    started_contact_campaign,
 )
 from contacts.models import Contact, ImportJob
 from contacts.tests.factories import (
@@ -45,7 +46,7 @@ from messaging.tests.factories import (
     WebhookDeliveryFactory,
 )
 from outreach import clock
-from outreach.admin import EstimatedCountPaginator, ReadOnlyAdmin
+from outreach.admin import EstimatedCountPaginator, ReadOnlyAdmin, SwitchesAdminMixin
 from outreach.ai.models import AICall
 from outreach.tenancy.models import AuditEntry
 from outreach.tenancy.services import api_key_create, audit_record, global_sending_set_stopped
@@ -64,14 +65,15 @@ def seed_every_admin_model(*, rows: int = 1) -> None:
         AICall.objects.create(tenant=tenant, purpose="plan", model="gpt-4o-mini", prompt_tokens=900,
                               completion_tokens=400, cost_usd="0.000375", duration_ms=1200)
 
-        contact_campaign = ContactCampaignFactory(tenant=tenant, status="active", current_node_id="email_intro")
+        # A real enrolment: the example plan stored and started (its transition and first outbox row).
+        contact_campaign = started_contact_campaign(tenant=tenant)
         contact = contact_campaign.contact
         ContactChannelFactory(contact=contact, tenant=tenant)
         EmailValidationResultFactory(tenant=tenant)
         ImportJob.objects.create(tenant=tenant, filename="leads.csv", content=f"email\n{contact.email}\n",
                                  status="done", total_rows=1, processed_rows=1, imported_rows=1)
-        version = CampaignPlanVersionFactory(contact_campaign=contact_campaign, tenant=tenant)
-        ContactCampaign.objects.filter(pk=contact_campaign.pk).update(current_plan_version=version)
+        # A second, older plan version (the pages list every version, not only the current one).
+        CampaignPlanVersionFactory(contact_campaign=contact_campaign, tenant=tenant, version=99)
         ScheduledActionFactory(contact_campaign=contact_campaign, tenant=tenant)
         CampaignTransitionFactory(contact_campaign=contact_campaign, tenant=tenant)
 
@@ -81,6 +83,7 @@ def seed_every_admin_model(*, rows: int = 1) -> None:
                                          provider_message_id=f"sg-{contact.pk}")
         delivery = WebhookDeliveryFactory()
         MessageEventFactory(tenant=tenant, outbound_message=message, webhook_delivery=delivery)
+        MessageEventFactory(tenant=tenant, outbound_message=message, event_type="open", is_machine=True)
         InboundMessageFactory(tenant=tenant, outbound_message=message, webhook_delivery=delivery)
         CommunicationSuppressionFactory(tenant=tenant)
         ContactUnsubscribeFactory(tenant=tenant, contact=contact)
@@ -212,11 +215,15 @@ def test_deleting_a_contact_from_the_admin_takes_its_history_and_keeps_its_unsub
 
 
 @pytest.mark.django_db
-def test_pausing_a_sender_identity_from_the_admin_is_audited(admin_client, admin_user):
+def test_pausing_a_sender_identity_from_the_admin_is_confirmed_and_audited(admin_client, admin_user):
     identity = EmailSenderIdentityFactory()
+    form = {"action": "pause_sending", "_selected_action": [identity.pk]}
 
-    response = admin_client.post(_url(EmailSenderIdentity, "changelist"),
-                                 {"action": "pause_sending", "_selected_action": [identity.pk]})
+    confirm = admin_client.post(_url(EmailSenderIdentity, "changelist"), form)
+    assert confirm.status_code == 200
+    assert not EmailSenderIdentity.objects.get(pk=identity.pk).is_paused
+
+    response = admin_client.post(_url(EmailSenderIdentity, "changelist"), {**form, "post": "yes"})
 
     assert response.status_code == 302
     identity.refresh_from_db()
@@ -226,17 +233,75 @@ def test_pausing_a_sender_identity_from_the_admin_is_audited(admin_client, admin
 
 
 @pytest.mark.django_db
-def test_unpausing_a_sender_on_its_change_page_is_audited(admin_client, admin_user):
+def test_unpausing_a_sender_from_its_change_page_is_audited(admin_client, admin_user):
     identity = EmailSenderIdentityFactory(is_paused=True)
-    data = {"tenant": identity.tenant_id, "from_email": identity.from_email, "from_name": identity.from_name,
-            "reply_to": identity.reply_to, "nickname": "", "status": identity.status, "ip_pool": ""}
+    switch = reverse("admin:messaging_emailsenderidentity_switch", args=[identity.pk, "resume_sending"])
 
-    response = admin_client.post(_url(EmailSenderIdentity, "change", identity.pk), data)
+    assert switch in admin_client.get(_url(EmailSenderIdentity, "change", identity.pk)).content.decode()
+    response = admin_client.post(switch)
 
     assert response.status_code == 302, response.content[:2000]
     identity.refresh_from_db()
     assert not identity.is_paused
     assert AuditEntry.objects.filter(action="sender.resume", actor=admin_user).count() == 1
+
+
+@pytest.mark.django_db
+def test_every_switch_confirmation_page_renders_and_a_get_changes_nothing(admin_client, admin_user, rf):
+    seed_every_admin_model(rows=1)
+    audit_before = AuditEntry.objects.count()
+    request = rf.get("/admin/")
+    request.user = admin_user
+    shown = []
+
+    for model, model_admin in _registered():
+        if not isinstance(model_admin, SwitchesAdminMixin):
+            continue
+        for obj in model._default_manager.order_by("pk"):
+            for switch in model_admin.switches:
+                response = admin_client.get(_url(model, "switch", obj.pk, switch.name))
+                if switch.applies(obj):
+                    assert response.status_code == 200, (model._meta.label, switch.name)
+                    assert 'name="csrfmiddlewaretoken"' in response.content.decode()
+                    shown.append((model._meta.label, switch.name))
+                else:
+                    assert response.status_code == 302, (model._meta.label, switch.name)
+            bulk = [s for s in model_admin.switches if s.bulk]
+            for switch in bulk:  # the bulk form's first POST is its confirmation page
+                assert switch.name in model_admin.get_actions(request), (model._meta.label, switch.name)
+                response = admin_client.post(_url(model, "changelist"),
+                                             {"action": switch.name, "_selected_action": [obj.pk]})
+                assert response.status_code == 200, (model._meta.label, switch.name)
+
+    for stop_or_resume in ("stop", "resume"):
+        assert admin_client.get(reverse(f"admin:tenancy_globalsendingswitch_{stop_or_resume}")).status_code == 200
+    assert {label for label, _ in shown} >= {"tenancy.Tenant", "campaigns.Campaign", "campaigns.ContactCampaign",
+                                             "messaging.EmailSenderIdentity", "messaging.CommunicationSuppression"}
+    assert AuditEntry.objects.count() == audit_before  # nothing flipped
+
+
+@pytest.mark.django_db
+def test_the_index_shows_the_console_with_data(admin_client):
+    seed_every_admin_model(rows=2)
+
+    page = admin_client.get(reverse("admin:index")).content.decode()
+
+    assert 'id="operator-console"' in page and "Sending is allowed." in page
+    assert "Paused tenants:" in page and "Flower" in page and reverse("api-docs") in page
+
+
+@pytest.mark.django_db
+def test_the_seeded_contact_campaign_page_shows_its_plan_and_timeline(admin_client):
+    seed_every_admin_model(rows=1)
+    contact_campaign = ContactCampaign.objects.get()
+
+    response = admin_client.get(_url(ContactCampaign, "change", contact_campaign.pk))
+
+    body = response.content.decode()
+    assert 'class="plan-step current-node" id="step-email_intro"' in body
+    assert "no open after 3 days → email_bump" in body
+    kinds = [row["kind"] for row in response.context["timeline"]]
+    assert kinds.count("transition") >= 2 and "message" in kinds and "event" in kinds and "reply" in kinds
 
 
 class _EveryTableIsBig(EstimatedCountPaginator):

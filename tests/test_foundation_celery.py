@@ -1,7 +1,6 @@
 """Celery through the real Redis broker: a real worker process consumes a published task."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from django.conf import settings
 
 from outreach.celery import app
 from outreach.tasks import ping_answer
+from outreach.testing import child_process_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,8 +38,7 @@ def test_a_task_round_trips_through_redis_to_a_real_worker_process():
     # A queue of its own: a worker of another test (or a developer's) never takes this ping,
     # and this worker never takes theirs.
     queue = f"diagnostics-{token}"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "outreach.settings.test",
-           "TEST_REDIS_URL": settings.REDIS_URL, "PYTHONUNBUFFERED": "1"}
+    env = child_process_env()
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "outreach", "worker", "-Q", queue, "-P", "solo", "-c", "1",
          "-n", f"ping-{token}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",

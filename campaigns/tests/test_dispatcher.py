@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from campaigns.tests.factories import (
 )
 from messaging.models import OutboundMessage
 from outreach import clock as real_clock
+from outreach.testing import child_process_env
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
@@ -197,10 +197,7 @@ def test_run_dispatcher_once_claims_due_rows():
 def test_run_dispatcher_loops_until_sigterm_and_exits_cleanly():
     cc = ContactCampaignFactory()
     make_actions(cc, 3, due_at=real_clock.now() - dt.timedelta(minutes=1))
-    db = connection.settings_dict
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "outreach.settings.test",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-           "TEST_REDIS_URL": settings.REDIS_URL, "PYTHONUNBUFFERED": "1"}
+    env = child_process_env()
     process = subprocess.Popen([sys.executable, "manage.py", "run_dispatcher", "--interval", "0.2", "-v", "2"],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

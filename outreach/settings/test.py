@@ -1,11 +1,29 @@
 """Settings for the test suite: the real PostgreSQL and Redis, fast hashing."""
+import os
+from urllib.parse import urlsplit, urlunsplit
+
 from outreach.settings.base import *  # noqa: F401,F403
 from outreach.settings.base import env, redis_url
 
+
+def _per_worker_redis_url(url: str) -> str:
+    """Each pytest-xdist worker gets its own Redis database (base + worker number).
+
+    Tests inspect and purge broker queues; two workers sharing one database would
+    see each other's messages.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(base + int(worker[2:])) % 16}"))
+
+
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# Tests use their own Redis database so they never consume a developer's queues.
-REDIS_URL = redis_url("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Tests use their own Redis databases so they never consume a developer's queues.
+REDIS_URL = _per_worker_redis_url(redis_url("TEST_REDIS_URL", "redis://127.0.0.1:6379/12"))
 CELERY_BROKER_URL = REDIS_URL
 SENDGRID_API_KEY = "SG.test-key"
 OPENAI_API_KEY = env.str("TEST_OPENAI_API_KEY", default="")

@@ -26,6 +26,12 @@ from outreach.tenancy.services import (
 
 ADMIN_REASON = "admin console"
 
+# The admin is the operator console; the project serves no public site for "View site" to open.
+admin.site.site_header = "Outreach operator console"
+admin.site.site_title = "Outreach console"
+admin.site.index_title = "Operator console"
+admin.site.site_url = None
+
 
 class TenantMembershipInline(admin.TabularInline):
     model = TenantMembership
