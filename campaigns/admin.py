@@ -11,6 +11,7 @@ queries, whatever the length of its history.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin
@@ -286,15 +287,15 @@ class ContactCampaignAdmin(SwitchesAdminMixin, OwnerDeletesHistoryMixin, ReadOnl
             node for item in items if item["kind"] == "transition"
             for node in (item["data"]["from_node_id"], item["data"]["to_node_id"]) if node
         )
-        plan, plan_error = None, ""
+        plan, plan_problems = None, []
         try:
             plan = contact_campaign_plan(contact_campaign=cc)
         except PlanInvalid as exc:
-            plan_error = exc.message
+            plan_problems = [f"{p['path'] or '(plan)'}: {p['message']}" for p in exc.problems]
         return {
             "plan": plan,
-            "plan_error": plan_error,
-            "plan_json": cc.plan_json,
+            "plan_problems": plan_problems,
+            "plan_json": json.dumps(cc.plan_json, indent=2, ensure_ascii=False) if plan_problems else "",
             "plan_version": cc.current_plan_version,
             "plan_steps": plan_steps(plan, current_node_id=cc.current_node_id, visited=visited) if plan else [],
             "timeline": _timeline_rows(items[:TIMELINE_SHOWN]),

@@ -19,6 +19,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import logging
 import re
 import struct
 from collections.abc import Iterable
@@ -69,6 +70,8 @@ _CHANNELS_BY_CODE = {v: k for k, v in _CHANNEL_CODES.items()}
 
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$")
 _PHONE_SEPARATORS_RE = re.compile(r"[\s().\-/]")
+
+logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- settings
@@ -171,7 +174,9 @@ def unsubscribe_record(*, tenant: Tenant | int, channel: str, value: str, source
                        contact=None) -> ContactUnsubscribe:
     """Record an opt-out (idempotent: the first record stands) and stop the address's active campaigns.
 
-    Both happen in one transaction: an opt-out is never stored without its campaigns being stopped.
+    The opt-out is what must never be lost. Stopping the campaigns runs in a savepoint: if it fails, the
+    opt-out still commits and the failure is logged; the send-time check blocks every later mail to the
+    address anyway, and a blocked send stops its campaign through the engine's `suppressed` event.
     """
     _require_address_channel(channel)
     if source not in UnsubscribeSource.values:
@@ -187,11 +192,16 @@ def unsubscribe_record(*, tenant: Tenant | int, channel: str, value: str, source
         from campaigns.services import contact_campaigns_stop_for_address
 
         # Run even when the row already existed: a campaign enrolled since must stop too (a no-op otherwise).
-        contact_campaigns_stop_for_address(
-            tenant_id=tenant_id, channel=channel, value=normalised,
-            reason=f"unsubscribe:{row.source}",
-            event_type="stop_request" if source == UnsubscribeSource.REPLY else "unsubscribe",
-        )
+        try:
+            with transaction.atomic():
+                contact_campaigns_stop_for_address(
+                    tenant_id=tenant_id, channel=channel, value=normalised,
+                    reason=f"unsubscribe:{row.source}",
+                    event_type="stop_request" if source == UnsubscribeSource.REPLY else "unsubscribe",
+                )
+        except Exception:
+            logger.exception("opt-out of %s kept, but stopping its campaigns failed (tenant %s)",
+                             normalised, tenant_id)
     row.was_created = created  # lets the API answer 201 for a new opt-out and 200 for a repeat
     return row
 

@@ -65,3 +65,22 @@ def test_a_campaign_enrolled_after_the_opt_out_is_stopped_by_a_repeat_unsubscrib
     unsubscribe_record(tenant=tenant, channel="email", value=dana.email, source="one_click")
     late.refresh_from_db()
     assert late.status == "stopped"
+
+
+@pytest.mark.django_db
+def test_an_opt_out_is_kept_even_when_stopping_its_campaigns_fails(monkeypatch):
+    from campaigns import services as campaign_services
+    from messaging.compliance import send_block_reason, unsubscribe_record
+    from messaging.models import ContactUnsubscribe
+    from outreach.tenancy.tests.factories import TenantFactory
+
+    def broken_stop(**kwargs):
+        raise RuntimeError("lock timeout")
+
+    monkeypatch.setattr(campaign_services, "contact_campaigns_stop_for_address", broken_stop)
+    tenant = TenantFactory()
+
+    unsubscribe_record(tenant=tenant, channel="email", value="Dana@Acme.example", source="link_click")
+
+    assert ContactUnsubscribe.objects.filter(tenant=tenant, channel_value="dana@acme.example").exists()
+    assert send_block_reason(tenant_id=tenant.pk, channel="email", value="dana@acme.example") == "unsubscribed"
