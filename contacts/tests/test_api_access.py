@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.test import APIClient
 
 from contacts.tests.factories import ContactFactory, ImportJobFactory, LeadFactory
 from outreach.tenancy.models import Role
-from outreach.tenancy.tests.api_clients import Endpoint, api_client, role_below
+from outreach.tenancy.tests.api_clients import Endpoint, access_matrix_tests, api_client
 
 
 def _csv_upload() -> dict:
@@ -43,34 +42,8 @@ def ids(tenant):
             "import_job": ImportJobFactory(tenant=tenant).pk}
 
 
-@pytest.mark.django_db
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=IDS)
-def test_the_least_role_allowed_succeeds(endpoint, tenant, ids):
-    response = endpoint.call(api_client(tenant=tenant, role=endpoint.min_role), **ids)
-    assert response.status_code in endpoint.ok, response.content
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if role_below(e.min_role)],
-                         ids=[str(e) for e in ENDPOINTS if role_below(e.min_role)])
-def test_a_lower_role_is_refused_with_403(endpoint, tenant, ids):
-    response = endpoint.call(api_client(tenant=tenant, role=role_below(endpoint.min_role)), **ids)
-    assert response.status_code == 403, response.content
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.detail], ids=[str(e) for e in ENDPOINTS if e.detail])
-def test_another_tenants_owner_key_gets_404(endpoint, other_tenant, ids):
-    response = endpoint.call(api_client(tenant=other_tenant, role=Role.OWNER), **ids)
-    assert response.status_code == 404, response.content
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=IDS)
-def test_no_key_gets_401(endpoint, ids):
-    response = endpoint.call(APIClient(), **ids)
-    assert response.status_code == 401
-    assert response["WWW-Authenticate"] == "Bearer"
+(test_the_least_role_allowed_succeeds, test_a_lower_role_is_refused_with_403,
+ test_another_tenants_owner_key_gets_404, test_no_key_gets_401) = access_matrix_tests(ENDPOINTS)
 
 
 @pytest.mark.django_db

@@ -4,13 +4,12 @@ from __future__ import annotations
 import socket
 
 import pytest
-from rest_framework.test import APIClient
 
 from messaging.models import EmailSenderIdentity
 from messaging.simulator.server import start_simulator
 from messaging.tests.factories import EmailSenderIdentityFactory
 from outreach.tenancy.models import Role
-from outreach.tenancy.tests.api_clients import Endpoint, api_client, role_below
+from outreach.tenancy.tests.api_clients import Endpoint, access_matrix_tests, api_client
 
 pytestmark = pytest.mark.django_db
 
@@ -44,32 +43,13 @@ IDS = [str(e) for e in ENDPOINTS]
 
 
 @pytest.fixture
-def ids(tenant):
+def ids(tenant, sim):
+    # The simulator runs for every access test: a sender's create and sync call SendGrid.
     return {"sender": EmailSenderIdentityFactory(tenant=tenant).pk}
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=IDS)
-def test_the_least_role_allowed_succeeds(endpoint, tenant, ids, sim):
-    response = endpoint.call(api_client(tenant=tenant, role=endpoint.min_role), **ids)
-    assert response.status_code in endpoint.ok, response.content
-
-
-@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if role_below(e.min_role)],
-                         ids=[str(e) for e in ENDPOINTS if role_below(e.min_role)])
-def test_a_lower_role_is_refused_with_403(endpoint, tenant, ids):
-    response = endpoint.call(api_client(tenant=tenant, role=role_below(endpoint.min_role)), **ids)
-    assert response.status_code == 403, response.content
-
-
-@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.detail], ids=[str(e) for e in ENDPOINTS if e.detail])
-def test_another_tenants_owner_key_gets_404(endpoint, other_tenant, ids):
-    response = endpoint.call(api_client(tenant=other_tenant, role=Role.OWNER), **ids)
-    assert response.status_code == 404, response.content
-
-
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=IDS)
-def test_no_key_gets_401(endpoint, ids):
-    assert endpoint.call(APIClient(), **ids).status_code == 401
+(test_the_least_role_allowed_succeeds, test_a_lower_role_is_refused_with_403,
+ test_another_tenants_owner_key_gets_404, test_no_key_gets_401) = access_matrix_tests(ENDPOINTS)
 
 
 def test_create_registers_the_sender_with_sendgrid(tenant, sim):

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from rest_framework.test import APIClient
 
 from outreach.tenancy.models import Role, Tenant
@@ -51,3 +52,42 @@ class Endpoint:
             return send(self.url(**ids))
         body = self.body() if callable(self.body) else (self.body or {})
         return send(self.url(**ids), body, format=self.format)
+
+
+def access_matrix_tests(endpoints: list[Endpoint]) -> tuple[Callable[..., None], ...]:
+    """The four access tests every endpoint gets: the least role allowed, the role below it (403),
+    another tenant's owner key (404 on objects), and no key (401).
+
+    A test module binds them to test_ names: `(test_a, test_b, test_c, test_d) = access_matrix_tests(ENDPOINTS)`.
+    Each needs the module's `ids` fixture, which creates the objects the paths name.
+    """
+    lower = [e for e in endpoints if role_below(e.min_role)]
+    detail = [e for e in endpoints if e.detail]
+
+    @pytest.mark.django_db
+    @pytest.mark.parametrize("endpoint", endpoints, ids=str)
+    def test_the_least_role_allowed_succeeds(endpoint, tenant, ids):
+        response = endpoint.call(api_client(tenant=tenant, role=endpoint.min_role), **ids)
+        assert response.status_code in endpoint.ok, response.content
+
+    @pytest.mark.django_db
+    @pytest.mark.parametrize("endpoint", lower, ids=str)
+    def test_a_lower_role_is_refused_with_403(endpoint, tenant, ids):
+        response = endpoint.call(api_client(tenant=tenant, role=role_below(endpoint.min_role)), **ids)
+        assert response.status_code == 403, response.content
+
+    @pytest.mark.django_db
+    @pytest.mark.parametrize("endpoint", detail, ids=str)
+    def test_another_tenants_owner_key_gets_404(endpoint, other_tenant, ids):
+        response = endpoint.call(api_client(tenant=other_tenant, role=Role.OWNER), **ids)
+        assert response.status_code == 404, response.content
+
+    @pytest.mark.django_db
+    @pytest.mark.parametrize("endpoint", endpoints, ids=str)
+    def test_no_key_gets_401(endpoint, ids):
+        response = endpoint.call(APIClient(), **ids)
+        assert response.status_code == 401
+        assert response["WWW-Authenticate"] == "Bearer"
+
+    return (test_the_least_role_allowed_succeeds, test_a_lower_role_is_refused_with_403,
+            test_another_tenants_owner_key_gets_404, test_no_key_gets_401)

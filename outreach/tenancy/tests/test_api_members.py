@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from contacts.tests.factories import ContactFactory
 from outreach.tenancy.models import AuditEntry, Role, TenantMembership
-from outreach.tenancy.tests.api_clients import Endpoint, api_client, role_below
+from outreach.tenancy.tests.api_clients import Endpoint, access_matrix_tests, api_client
 from outreach.tenancy.tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,27 +28,8 @@ def ids(tenant):
     return {"membership": MembershipFactory(tenant=tenant, role=Role.MEMBER).pk}
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=IDS)
-def test_the_least_role_allowed_succeeds(endpoint, tenant, ids):
-    response = endpoint.call(api_client(tenant=tenant, role=endpoint.min_role), **ids)
-    assert response.status_code in endpoint.ok, response.content
-
-
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=IDS)
-def test_a_lower_role_is_refused_with_403(endpoint, tenant, ids):
-    response = endpoint.call(api_client(tenant=tenant, role=role_below(endpoint.min_role)), **ids)
-    assert response.status_code == 403, response.content
-
-
-@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.detail], ids=[str(e) for e in ENDPOINTS if e.detail])
-def test_another_tenants_owner_key_gets_404(endpoint, other_tenant, ids):
-    response = endpoint.call(api_client(tenant=other_tenant, role=Role.OWNER), **ids)
-    assert response.status_code == 404, response.content
-
-
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=IDS)
-def test_no_key_gets_401(endpoint, ids):
-    assert endpoint.call(APIClient(), **ids).status_code == 401
+(test_the_least_role_allowed_succeeds, test_a_lower_role_is_refused_with_403,
+ test_another_tenants_owner_key_gets_404, test_no_key_gets_401) = access_matrix_tests(ENDPOINTS)
 
 
 def test_add_a_member_by_email_and_change_their_role(tenant):
