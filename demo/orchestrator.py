@@ -663,9 +663,10 @@ def check_invariants(*, anchor: Any, sim_url: str | None, grace_real_seconds: fl
                      tenant_id: int | None = None) -> InvariantReport:
     """Everything that must hold after a run; each failure is one line naming the rows involved.
 
-    `anchor` (demo.seeding.ClockAnchor) maps the real time Django's auto_now_add columns hold (opt-out rows)
-    onto the virtual time the business columns hold. A send claimed within `grace_real_seconds` after an
-    opt-out was written is a race the system cannot see (the policy check ran first) and is not counted.
+    `anchor` (demo.seeding.ClockAnchor) puts the wall-clock time Django's auto_now_add columns hold (e.g.
+    ContactUnsubscribe.created_at) on the virtual clock the business columns use. A send claimed within
+    `grace_real_seconds` after an opt-out was written is a race the system cannot see (the policy check ran
+    first) and is not counted.
     """
     report = InvariantReport()
     _check_no_double_sends(report)
@@ -774,6 +775,9 @@ def _check_webhook_events_stored_once(report: InvariantReport, sim_url: str) -> 
                        "GROUP BY 1, 2 HAVING count(*) > 1")
         for provider, event_id, n in cursor.fetchall():
             report.fail(f"webhook event stored twice: {provider} event id {event_id} is in {n} rows")
+        cursor.execute("SELECT dedupe_key, count(*) FROM message_events GROUP BY 1 HAVING count(*) > 1")
+        for key, n in cursor.fetchall():
+            report.fail(f"webhook event stored twice: content key {key} is in {n} rows")
     for status, n in (WebhookDelivery.objects.exclude(status=WebhookDelivery.Status.PROCESSED).order_by()
                       .values_list("status").annotate(n=Count("id"))):
         report.fail(f"webhook: {n} stored deliveries left {status}")
@@ -804,13 +808,14 @@ def _check_opt_outs_honoured(report: InvariantReport, *, anchor: Any, grace: dt.
     opt_outs: dict[tuple[int, str], list[tuple[dt.datetime, dt.datetime | None, str]]] = defaultdict(list)
     for tenant_id, value, created_at, source in ContactUnsubscribe.objects.filter(channel="email").values_list(
             "tenant_id", "channel_value", "created_at", "source"):
-        opt_outs[(tenant_id, value.lower())].append((anchor.to_virtual(created_at), None, f"unsubscribed ({source})"))
+        opt_outs[(tenant_id, value.lower())].append((anchor.as_virtual(created_at), None, f"unsubscribed ({source})"))
     domain_blocks: dict[tuple[int, str], list[tuple[dt.datetime, dt.datetime | None, str]]] = defaultdict(list)
     for tenant_id, channel, value, created_at, expires_at, reason in CommunicationSuppression.objects.filter(
             channel__in=["email", "email_domain"]).values_list("tenant_id", "channel", "value", "created_at",
                                                                "expires_at", "reason"):
         target = domain_blocks if channel == "email_domain" else opt_outs
-        target[(tenant_id, value.lower())].append((anchor.to_virtual(created_at), expires_at, f"suppressed ({reason})"))
+        target[(tenant_id, value.lower())].append((anchor.as_virtual(created_at), expires_at and anchor.as_virtual(
+            expires_at), f"suppressed ({reason})"))
     report.checked["opt-outs and suppressions"] = sum(len(v) for v in opt_outs.values()) + sum(
         len(v) for v in domain_blocks.values())
     sent = OutboundMessage.objects.filter(channel="email").filter(
@@ -866,6 +871,61 @@ def _check_final_states(report: InvariantReport, *, tenant_id: int | None) -> No
     for cc_id, status, node, email in queryset.exclude(status__in=FINAL_STATUSES).values_list(
             "id", "status", "current_node_id", "contact__email")[:50]:
         report.fail(f"contact campaign {cc_id} ({email}) is {status} at node {node or '-'}, not final")
+
+
+def check_pages(*, web_url: str, username: str, password: str, api_key: str, campaign_id: int) -> tuple[list[str],
+                                                                                                    list[str]]:
+    """Open what a newcomer opens after the run, through the real web server: the admin (logged in through
+    its login form), a contact campaign's page, the API docs and the campaign's metrics. Returns (pages that
+    answered 200, problems)."""
+    import http.cookiejar
+    import re as _re
+    from urllib.parse import urlencode
+
+    from campaigns.models import ContactCampaign
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(jar))
+    ok: list[str] = []
+    problems: list[str] = []
+
+    def fetch(path: str, *, data: bytes | None = None, headers: dict[str, str] | None = None) -> str:
+        request = urllib.request.Request(f"{web_url}{path}", data=data, headers=headers or {})
+        try:
+            with opener.open(request, timeout=60) as response:
+                body = response.read().decode("utf-8", "replace")
+                ok.append(path)
+                return body
+        except urllib.error.HTTPError as exc:
+            problems.append(f"GET {path} answered {exc.code}")
+        except (OSError, ValueError) as exc:
+            problems.append(f"GET {path} failed: {exc}")
+        return ""
+
+    login = fetch("/admin/login/")
+    token = _re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login)
+    if token is None:
+        return ok, problems + ["the admin login page has no CSRF token"]
+    fetch("/admin/login/?next=/admin/", data=urlencode({
+        "csrfmiddlewaretoken": token.group(1), "username": username, "password": password, "next": "/admin/",
+    }).encode(), headers={"Referer": f"{web_url}/admin/login/", "Content-Type": "application/x-www-form-urlencoded"})
+    if not any(cookie.name == "sessionid" for cookie in jar):
+        return ok, problems + ["logging in to the admin failed"]
+    interesting = (ContactCampaign.objects.filter(campaign_id=campaign_id).exclude(stop_reason="completed")
+                   .exclude(stop_reason="").order_by("id").values_list("id", "contact_id").first()
+                   or ContactCampaign.objects.filter(campaign_id=campaign_id).values_list("id", "contact_id").first())
+    pages = ["/admin/", "/admin/campaigns/campaign/", "/admin/campaigns/contactcampaign/",
+             "/admin/messaging/outboundmessage/", "/admin/messaging/messageevent/",
+             "/admin/messaging/inboundmessage/", "/api/docs/"]
+    if interesting:
+        pages.insert(3, f"/admin/campaigns/contactcampaign/{interesting[0]}/change/")
+    for page in pages:
+        fetch(page)
+    auth = {"Authorization": f"Bearer {api_key}"}
+    fetch(f"/api/v1/campaigns/{campaign_id}/metrics", headers=auth)
+    if interesting:
+        fetch(f"/api/v1/contacts/{interesting[1]}/campaigns", headers=auth)
+    return ok, problems
 
 
 def stuck_enrolments(limit: int = 15) -> str:

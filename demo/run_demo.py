@@ -65,8 +65,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=int(env.get("DEMO_SIM_SEED", 7)),
                         help="the simulator's random seed (same seed, same recipients' behaviour)")
     parser.add_argument("--virtual-start", default=env.get("DEMO_VIRTUAL_START", "monday"),
-                        help="'monday' (the campaign starts near next Monday 06:00 UTC, default), 'now', or an ISO "
-                             "date-time")
+                        help="'monday' (the campaign starts near a Monday 06:00 UTC, default) or an ISO date-time "
+                             "at least a day ahead")
     parser.add_argument("--log-dir", type=Path, default=orch.DEFAULT_LOG_DIR)
     parser.add_argument("--web-server", choices=["gunicorn", "runserver"], default="gunicorn")
     parser.add_argument("--force-drop", action="store_true",
@@ -79,14 +79,15 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 SETUP_REAL_SECONDS = 10.0
 
 
-def _virtual_start(value: str, speed: float) -> float | None:
-    if value == "now":
-        return None
+def _virtual_start(value: str, speed: float) -> float:
     if value == "monday":
         return seeding.virtual_start_before_monday(speed=speed, setup_real_seconds=SETUP_REAL_SECONDS)
     moment = dt.datetime.fromisoformat(value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
+    if moment.timestamp() < time.time() + seeding.MIN_VIRTUAL_LEAD_SECONDS:
+        raise SystemExit("--virtual-start must be at least a day in the future (the invariant checks tell "
+                         "wall-clock from virtual timestamps by it)")
     return moment.timestamp()
 
 
@@ -113,6 +114,7 @@ def main(argv: list[str]) -> int:
             _say(f"  - {problem}")
         return 2
 
+    virtual_start_at = _virtual_start(args.virtual_start, args.speed)
     config = orch.DemoConfig(
         database_url=args.database_url, redis_url=args.redis_url, web_port=args.web_port, sim_port=args.sim_port,
         flower_port=args.flower_port if flower else None, clock_speed=args.speed, log_dir=args.log_dir,
@@ -134,7 +136,7 @@ def main(argv: list[str]) -> int:
         from django.core.management import call_command
 
         call_command("migrate", interactive=False, verbosity=0)
-        anchor = seeding.clock_anchor(virtual_start=_virtual_start(args.virtual_start, args.speed))
+        anchor = seeding.clock_anchor(virtual_start=virtual_start_at)
         _say(f"== virtual clock: x{args.speed:g} (one day every {86400 / args.speed:.1f} s), starting "
              f"{anchor.virtual_now():%a %Y-%m-%d %H:%M} UTC")
 
@@ -189,6 +191,12 @@ def main(argv: list[str]) -> int:
         else:
             for check in checks:
                 _say(f"   ok: {check}")
+        pages, page_problems = orch.check_pages(web_url=config.web_url, username=seed.admin_username,
+                                                password=seed.admin_password, api_key=seed.api_key,
+                                                campaign_id=seed.campaign_id)
+        _say(f"\n== admin and API: {len(pages)} pages answered 200")
+        for problem in page_problems:
+            _say(f"   WARNING: {problem} (see {config.log_dir}/web.log)")
         _say(f"\n== finished in {time.monotonic() - started_at:.0f} s real time, "
              f"{(anchor.virtual_now() - virtual_start).days} virtual days")
 

@@ -36,6 +36,12 @@ DEMO_CAMPAIGN = {
 }
 
 
+# The virtual clock starts at least this far ahead of the wall clock. Then the two never overlap during a run,
+# so any stored timestamp says by itself which clock wrote it: Django's auto_now_add columns hold wall-clock
+# time, the business columns virtual time (see ClockAnchor.as_virtual).
+MIN_VIRTUAL_LEAD_SECONDS = 86400.0
+
+
 @dataclass
 class ClockAnchor:
     """The mapping between real and virtual time that every demo process shares."""
@@ -47,6 +53,13 @@ class ClockAnchor:
     def to_virtual(self, real: dt.datetime) -> dt.datetime:
         seconds = self.virtual_start + (real.timestamp() - self.real_start) * self.speed
         return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+    def as_virtual(self, stamp: dt.datetime) -> dt.datetime:
+        """A stored timestamp on the virtual clock, whichever clock wrote it: anything before the virtual
+        start was written by the wall clock (an auto_now_add column) and is converted."""
+        if stamp.timestamp() >= self.virtual_start or self.speed == 1.0:
+            return stamp
+        return self.to_virtual(stamp)
 
     def virtual_now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.virtual_start + (time.time() - self.real_start) * self.speed, dt.UTC)
@@ -81,9 +94,15 @@ def next_monday_morning(now: float | None = None, *, hour: int = 6) -> float:
 
 def virtual_start_before_monday(*, speed: float, setup_real_seconds: float, hour: int = 6) -> float:
     """A virtual start such that the campaign, once the processes are up and the contacts seeded (about
-    `setup_real_seconds` of real time, which the fast clock turns into hours or days), starts near the coming
-    Monday `hour`:00 UTC: the first mails go out on Monday instead of waiting out a weekend."""
-    return next_monday_morning(hour=hour) - setup_real_seconds * speed
+    `setup_real_seconds` of real time, which the fast clock turns into hours or days), starts near a Monday
+    `hour`:00 UTC: the first mails go out on a Monday instead of waiting out a weekend.
+
+    Always more than a day ahead of the wall clock (see ClockAnchor.as_virtual), so a week later if needed.
+    """
+    start = next_monday_morning(hour=hour) - setup_real_seconds * speed
+    while start < time.time() + MIN_VIRTUAL_LEAD_SECONDS:
+        start += 7 * 86400
+    return start
 
 
 def clock_anchor(*, virtual_start: float | None = None) -> ClockAnchor:

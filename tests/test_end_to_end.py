@@ -84,13 +84,26 @@ def _contacts_csv(path: Path) -> dict[str, str]:
     return scripted
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture
 def e2e_redis():
     url = _e2e_redis_url()
     client = redis.Redis.from_url(url)
-    # Refuse to share the database with another run (a second pytest session of the same checkout).
+    # Refuse to share the database with another live run (a second pytest session of the same checkout);
+    # a lock left by a run that was killed is taken over.
     if not client.set(LOCK_KEY, os.getpid(), nx=True, ex=600):
-        pytest.fail(f"{url} is in use by another end-to-end run (key {LOCK_KEY}); set TEST_E2E_REDIS_URL")
+        holder = int(client.get(LOCK_KEY) or 0)
+        if holder and holder != os.getpid() and _pid_alive(holder):
+            pytest.fail(f"{url} is in use by another end-to-end run (pid {holder}); set TEST_E2E_REDIS_URL")
     client.flushdb()
     client.set(LOCK_KEY, os.getpid(), ex=600)
     yield url
