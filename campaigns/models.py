@@ -4,6 +4,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from outreach.fields import ClockDateTimeField
+
 
 class Campaign(models.Model):
     class Status(models.TextChoices):
@@ -23,8 +25,8 @@ class Campaign(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     allowed_link_domains = models.JSONField(default=list, blank=True,
                                             help_text="Domains the AI may link to in its copy")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
+    updated_at = ClockDateTimeField(auto_now=True)
 
     class Meta:
         db_table = "campaigns"
@@ -68,8 +70,8 @@ class ContactCampaign(models.Model):
                                       help_text="No send before this (e.g. an out-of-office return date)")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
+    updated_at = ClockDateTimeField(auto_now=True)
 
     class Meta:
         db_table = "contact_campaigns"
@@ -106,7 +108,7 @@ class CampaignPlanVersion(models.Model):
     plan_hash = models.CharField(max_length=64)
     source = models.CharField(max_length=16, choices=Source.choices)
     source_detail = models.TextField(blank=True, help_text="E.g. why the AI plan fell back")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "campaign_plan_versions"
@@ -156,7 +158,7 @@ class ScheduledAction(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "scheduled_actions"
@@ -188,7 +190,7 @@ class CampaignTransition(models.Model):
     reason = models.CharField(max_length=200, blank=True)
     detail = models.JSONField(default=dict, blank=True)
     occurred_at = models.DateTimeField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "campaign_transitions"

@@ -4,6 +4,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from outreach.fields import ClockDateTimeField
+
 
 class Channel(models.TextChoices):
     EMAIL = "email", "Email"
@@ -25,8 +27,8 @@ class Lead(models.Model):
     analysis = models.JSONField(null=True, blank=True, help_text="AI summary: business, pains, angles, fit")
     analysis_status = models.CharField(max_length=16, choices=AnalysisStatus.choices,
                                        default=AnalysisStatus.PENDING)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
+    updated_at = ClockDateTimeField(auto_now=True)
 
     class Meta:
         db_table = "leads"
@@ -49,8 +51,8 @@ class Contact(models.Model):
     phone = models.CharField(max_length=20, blank=True, help_text="E.164")
     timezone = models.CharField(max_length=64, blank=True, help_text="IANA zone, e.g. Europe/Berlin")
     language = models.CharField(max_length=16, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
+    updated_at = ClockDateTimeField(auto_now=True)
 
     class Meta:
         db_table = "contacts"
@@ -79,7 +81,7 @@ class ContactChannel(models.Model):
     channel = models.CharField(max_length=16, choices=Channel.choices)
     value = models.CharField(max_length=254, help_text="Lower-cased email or E.164 phone")
     is_primary = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "contact_channels"
@@ -106,7 +108,7 @@ class EmailValidationResult(models.Model):
     score = models.FloatField(default=0)
     suggestion = models.CharField(max_length=254, blank=True)
     checks = models.JSONField(default=dict, blank=True)
-    validated_at = models.DateTimeField(auto_now_add=True)
+    validated_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "email_validation_results"
@@ -143,7 +145,7 @@ class ImportJob(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     actor_label = models.CharField(max_length=200, blank=True, help_text="Username or API key prefix")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

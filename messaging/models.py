@@ -4,6 +4,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from outreach.fields import ClockDateTimeField
+
 
 class EmailSenderIdentity(models.Model):
     class Status(models.TextChoices):
@@ -21,7 +23,7 @@ class EmailSenderIdentity(models.Model):
     is_paused = models.BooleanField(default=False, help_text="While set, nothing is sent from this identity")
     ip_pool = models.CharField(max_length=64, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "email_sender_identities"
@@ -92,8 +94,8 @@ class OutboundMessage(models.Model):
                   "means this claim never reached SendGrid, so a stale 'sending' row may safely be re-queued",
     )
     sent_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
+    updated_at = ClockDateTimeField(auto_now=True)
 
     class Meta:
         db_table = "outbound_messages"
@@ -142,7 +144,7 @@ class WebhookDelivery(models.Model):
     event_count = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
-    received_at = models.DateTimeField(auto_now_add=True)
+    received_at = ClockDateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -184,7 +186,7 @@ class MessageEvent(models.Model):
     occurred_at = models.DateTimeField()
     raw = models.JSONField(default=dict, help_text="The event's other fields (ip, useragent, response...); "
                                                   "the whole original stays in its webhook delivery")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "message_events"
@@ -235,7 +237,7 @@ class InboundMessage(models.Model):
     classification_confidence = models.FloatField(null=True, blank=True)
     stop_request = models.BooleanField(default=False)
     return_date = models.DateField(null=True, blank=True)
-    received_at = models.DateTimeField(auto_now_add=True)
+    received_at = ClockDateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -265,8 +267,8 @@ class CommunicationSuppression(models.Model):
     reason = models.CharField(max_length=16, choices=SuppressionReason.choices)
     detail = models.TextField(blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: permanent")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
+    updated_at = ClockDateTimeField(auto_now=True)
 
     class Meta:
         db_table = "communication_suppressions"
@@ -298,7 +300,7 @@ class ContactUnsubscribe(models.Model):
     detail = models.TextField(blank=True)
     contact = models.ForeignKey("contacts.Contact", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="+", help_text="The contact at the time, if known")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "contact_unsubscribes"
@@ -325,7 +327,7 @@ class SendRateLimit(models.Model):
     per_minute = models.PositiveIntegerField(null=True, blank=True)
     per_hour = models.PositiveIntegerField(null=True, blank=True)
     per_day = models.PositiveIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "send_rate_limits"

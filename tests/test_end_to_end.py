@@ -7,8 +7,8 @@ machine@ only gets machine opens) and random ones for the rest, and it posts sig
 duplicates, changed-id duplicates and late bounces, as SendGrid does. demo/orchestrator.py is the same
 harness `make demo` uses.
 
-The processes use a Redis database of their own, derived from TEST_REDIS_URL (its number minus one, so 14
-for the default 15; set TEST_E2E_REDIS_URL to choose): its Celery queues and clock epoch are flushed at the
+The processes use a Redis database of their own, derived from TEST_REDIS_URL (its number minus one, so 11
+for the default 12; set TEST_E2E_REDIS_URL to choose): its Celery queues and clock epoch are flushed at the
 start, and the other pytest-xdist worker's tasks never reach this worker.
 
 The fast tests at the end prove that each invariant check reports the failure it exists for.
@@ -58,7 +58,8 @@ def _e2e_redis_url() -> str:
     explicit = os.environ.get("TEST_E2E_REDIS_URL")
     if explicit:
         return explicit
-    parts = urlsplit(settings.REDIS_URL)
+    # Below the base, not below this worker's own database: xdist workers take base, base + 1, ...
+    parts = urlsplit(settings.TEST_REDIS_BASE_URL)
     db = int(parts.path.strip("/") or 0)
     return urlunsplit(parts._replace(path=f"/{db - 1 if db > 0 else 1}"))
 

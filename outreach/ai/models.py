@@ -1,5 +1,7 @@
 from django.db import models
 
+from outreach.fields import ClockDateTimeField
+
 
 class AICall(models.Model):
     """One call to the language model: what it was for, tokens and estimated cost."""
@@ -19,7 +21,7 @@ class AICall(models.Model):
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     duration_ms = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "ai_calls"

@@ -311,7 +311,11 @@ _POSITIVE = _rx(
     r"\binterested\b", r"\bsounds (?:good|great|interesting|promising|useful)\b", r"\blooks interesting\b",
     r"\blet's (?:talk|chat|set (?:up|something up)|schedule|do it|connect|book|find a time|meet|hop on)\b",
     r"\b(?:happy|glad|keen|open) to (?:chat|talk|connect|hop|meet|learn|take a look|have a look|hear)\b",
-    r"\b(?:book|schedule|set up|arrange|find) (?:a |some )?(?:call|meeting|demo|time|slot|chat)\b",
+    # "set up a call", "book a quick demo", "schedule a 30 minute call"
+    r"\b(?:book|schedule|set up|arrange|find) (?:a |some )?(?:(?:quick|short|brief|\d+[- ]?min(?:ute)?s?) )?"
+    r"(?:call|meeting|demo|time|slot|chat)\b",
+    r"\b(?:send|share) (?:me |us )?(?:over )?(?:some |a few )?times\b", r"\btimely\b",
+    r"\b(?:i'?d|i would|we'?d|we would) like to (?:learn|hear|see|know) more\b",
     r"\bwould love to\b", r"\blove to (?:learn|hear|see|chat)\b", r"\btell me more\b", r"\bi'm in\b",
     r"\bcount (?:me|us) in\b", r"\bcalendly\b", r"\bmy calendar\b", r"\b(?:works|work) for me\b",
     r"\b(?:i am|i'm|we are|we're) (?:free|available) (?:on|next|this|tomorrow|monday|tuesday|wednesday|thursday"

@@ -23,7 +23,8 @@ def _per_worker_redis_url(url: str) -> str:
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests use their own Redis databases so they never consume a developer's queues.
-REDIS_URL = _per_worker_redis_url(redis_url("TEST_REDIS_URL", "redis://127.0.0.1:6379/12"))
+TEST_REDIS_BASE_URL = redis_url("TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+REDIS_URL = _per_worker_redis_url(TEST_REDIS_BASE_URL)
 CELERY_BROKER_URL = REDIS_URL
 SENDGRID_API_KEY = "SG.test-key"
 OPENAI_API_KEY = env.str("TEST_OPENAI_API_KEY", default="")

@@ -4,6 +4,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from outreach.fields import ClockDateTimeField
+
 
 class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
@@ -28,7 +30,7 @@ class Tenant(models.Model):
     unsubscribe_redirect_url = models.URLField(
         blank=True, help_text="Optional page to show after an unsubscribe instead of ours."
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "tenants"
@@ -42,7 +44,7 @@ class TenantMembership(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "tenant_memberships"
@@ -63,7 +65,7 @@ class ApiKey(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = ClockDateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
@@ -83,7 +85,7 @@ class GlobalSendingSwitch(models.Model):
 
     sending_stopped = models.BooleanField(default=False)
     reason = models.CharField(max_length=300, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = ClockDateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -108,7 +110,7 @@ class AuditEntry(models.Model):
     target_type = models.CharField(max_length=100, blank=True)
     target_id = models.CharField(max_length=100, blank=True)
     detail = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = ClockDateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         db_table = "audit_entries"

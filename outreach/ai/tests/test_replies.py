@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from messaging.simulator.inbound import REPLY_TEXTS as SIMULATOR_REPLY_TEXTS
 from outreach.ai.models import AICall
 from outreach.ai.replies import (
     classify_reply,
@@ -185,3 +186,17 @@ def test_auto_reply_headers_skip_the_ai_call(stub, tenant):
     result = classify_reply(tenant=tenant, subject="Automatic reply", text="I am out of the office.",
                             headers={"Auto-Submitted": "auto-replied"})
     assert result.label == "ooo" and stub.requests == []
+
+
+@pytest.mark.parametrize("intent, template", [
+    (intent, template) for intent, templates in SIMULATOR_REPLY_TEXTS.items() for template in templates
+])
+def test_the_offline_classifier_reads_every_simulator_reply_as_the_simulator_means_it(intent, template):
+    # The demo and the end-to-end test drive the engine with these replies: a misread one sends a
+    # contact down the wrong branch there.
+    text = template.format(first="Sam", me="Dana", return_date="December 14, 2026")
+    got = classify_reply_rules(subject="Re: Quick idea", text=text, headers={}, today=dt.date(2026, 12, 1))
+    if intent == "stop":
+        assert got.stop_request
+    else:
+        assert got.label == intent, got.reasons
