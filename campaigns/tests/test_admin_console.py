@@ -82,7 +82,8 @@ def contact_campaign_with_history(clock, *, extra_events: int = 0) -> ContactCam
     clock.now = T0 + 3 * DAY + MINUTE
     _handle(cc, "no_open", clock.now)
     bump = OutboundMessage.objects.get(contact_campaign=cc, node_id="email_bump")
-    InboundMessageFactory(tenant=cc.tenant, outbound_message=bump)  # received_at: now (auto_now_add)
+    clock.now = T0 + 3 * DAY + 61 * MINUTE
+    InboundMessageFactory(tenant=cc.tenant, outbound_message=bump)  # received_at: the clock's now
     cc.refresh_from_db()
     assert (cc.current_node_id, cc.node_visit) == ("email_bump", 2)
     return cc
