@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PIP := .venv/bin/pip
 STAMP := .venv/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 
-.PHONY: install test lint run bench services demo demo-keep worker beat dispatcher simulator flower migrate
+.PHONY: install test lint run bench services demo demo-keep migrate
 
 install: $(STAMP)
 
