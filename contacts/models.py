@@ -56,8 +56,13 @@ class Contact(models.Model):
 
     class Meta:
         db_table = "contacts"
+        constraints = [
+            # One contact per address in a tenant: a second one would get its own enrolment and the same
+            # person would be written to twice. Also the index behind lookups by email.
+            models.UniqueConstraint(fields=["tenant", "email"], condition=~models.Q(email=""),
+                                    name="uniq_contact_tenant_email"),
+        ]
         indexes = [
-            models.Index(fields=["tenant", "email"], name="contacts_tenant_email"),
             models.Index(fields=["tenant", "created_at"], name="contacts_tenant_created"),
         ]
 

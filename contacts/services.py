@@ -9,7 +9,8 @@ import csv
 import io
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import available_timezones
@@ -206,6 +207,20 @@ def _channel_rows(contact: Contact) -> list[ContactChannel]:
     return rows
 
 
+EMAIL_TAKEN = "A contact with this email address already exists."
+
+
+@contextmanager
+def _email_uniqueness_as_field_error() -> Iterator[None]:
+    """The database constraint catches what the check before it cannot: two requests racing."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if "uniq_contact_tenant_email" in str(exc):
+            raise ApplicationError(EMAIL_TAKEN, field="email") from exc
+        raise
+
+
 def _email_taken(*, tenant_id: int, email: str, exclude_pk: int | None = None) -> bool:
     if not email:
         return False
@@ -235,9 +250,9 @@ def contact_create(*, tenant: Tenant, lead: Lead | None = None, first_name: str 
          "timezone": timezone, "language": language}
     )
     _raise_problems(problems)
-    with transaction.atomic():
+    with _email_uniqueness_as_field_error(), transaction.atomic():
         if _email_taken(tenant_id=tenant.pk, email=cleaned["email"]):
-            raise ApplicationError("A contact with this email address already exists.", field="email")
+            raise ApplicationError(EMAIL_TAKEN, field="email")
         contact = Contact.objects.create(tenant=tenant, lead=lead, **cleaned)
         ContactChannel.objects.bulk_create(_channel_rows(contact))
     return contact
@@ -254,10 +269,10 @@ def contact_update(*, contact: Contact, data: dict[str, Any]) -> Contact:
     merged = {name: getattr(contact, name) for name in ("email", "phone")} | values
     cleaned, problems = contact_fields_clean(merged)
     _raise_problems(problems)
-    with transaction.atomic():
+    with _email_uniqueness_as_field_error(), transaction.atomic():
         if "email" in values and _email_taken(tenant_id=contact.tenant_id, email=cleaned["email"],
                                               exclude_pk=contact.pk):
-            raise ApplicationError("A contact with this email address already exists.", field="email")
+            raise ApplicationError(EMAIL_TAKEN, field="email")
         old = {"email": contact.email, "phone": contact.phone}
         for name in values:
             setattr(contact, name, cleaned[name])
@@ -452,8 +467,7 @@ def _import_valid_rows(*, tenant_id: int, rows: list[_ValidRow], outcome: _Batch
     todo = []
     for row in rows:
         if row.contact.get("email") in taken:
-            outcome.errors.append({"row": row.line, "field": "email",
-                                   "message": "A contact with this email address already exists."})
+            outcome.errors.append({"row": row.line, "field": "email", "message": EMAIL_TAKEN})
             continue
         todo.append(row)
 
@@ -472,7 +486,10 @@ def _import_valid_rows(*, tenant_id: int, rows: list[_ValidRow], outcome: _Batch
             except (IntegrityError, ValueError) as exc:
                 # The savepoint rolled back the whole row, including a lead created for it.
                 logger.warning("import row %s failed: %s", row.line, exc)
-                outcome.errors.append({"row": row.line, "field": "", "message": f"Could not be stored: {exc}"})
+                if "uniq_contact_tenant_email" in str(exc):  # imported meanwhile by a concurrent job
+                    outcome.errors.append({"row": row.line, "field": "email", "message": EMAIL_TAKEN})
+                else:
+                    outcome.errors.append({"row": row.line, "field": "", "message": f"Could not be stored: {exc}"})
                 continue
             if created_lead_id is not None:
                 lead_ids[row.lead_key] = created_lead_id

@@ -87,6 +87,8 @@ UNIQUE_CASES = [
         TenantMembership, _unsaved_kwargs(MembershipFactory(), role="admin"))),
     Case("tenancy.ApiKey.prefix", lambda: _api_key_copy("prefix")),
     Case("tenancy.ApiKey.key_hash", lambda: _api_key_copy("key_hash")),
+    Case("uniq_contact_tenant_email", lambda: (
+        Contact, _unsaved_kwargs(ContactFactory(), first_name="Twin"))),
     Case("uniq_contact_channel_value", lambda: (
         ContactChannel, _unsaved_kwargs(ContactChannelFactory(), is_primary=False))),
     Case("uniq_validation_tenant_email", lambda: (
@@ -202,6 +204,14 @@ def test_events_without_a_provider_id_may_repeat_it():
     first = MessageEventFactory(provider_event_id="")
     MessageEvent.objects.create(**_unsaved_kwargs(first, dedupe_key="synthetic-2"))
     assert MessageEvent.objects.filter(provider_event_id="").count() == 2
+
+
+@pytest.mark.django_db
+def test_contacts_without_an_email_may_share_the_empty_value():
+    # The email constraint is partial: a phone-only contact has no address to collide on.
+    first = ContactFactory(email="", phone="+14155550100")
+    Contact.objects.create(**_unsaved_kwargs(first, phone="+14155550101"))
+    assert Contact.objects.filter(tenant=first.tenant, email="").count() == 2
 
 
 @pytest.mark.django_db

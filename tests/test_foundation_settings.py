@@ -105,3 +105,26 @@ def test_env_example_and_readme_list_every_variable_the_settings_read():
 def test_models_and_migrations_agree():
     # --check exits non-zero (SystemExit, failing this test) when a model change has no migration.
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("redis_db, worker, message", [
+    ("1", "", "must name a Redis database of 2 or more"),
+    ("0", "gw1", "must name a Redis database of 2 or more"),
+    ("15", "gw1", "past Redis database 15"),
+])
+def test_test_settings_never_put_the_suite_on_a_developers_redis_database(redis_db, worker, message):
+    env = {"TEST_REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}"}
+    if worker:
+        env["PYTEST_XDIST_WORKER"] = worker
+    result = _run(["-c", "import outreach.settings.test"], **env)
+
+    assert result.returncode != 0
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_each_xdist_worker_gets_its_own_redis_database():
+    result = _run(["-c", "import outreach.settings.test as s; print(s.REDIS_URL, s.CELERY_BROKER_URL)"],
+                  TEST_REDIS_URL="redis://127.0.0.1:6379/12", PYTEST_XDIST_WORKER="gw1")
+
+    assert result.stdout.split() == ["redis://127.0.0.1:6379/13", "redis://127.0.0.1:6379/13"], result.stderr

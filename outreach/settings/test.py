@@ -2,6 +2,8 @@
 import os
 from urllib.parse import urlsplit, urlunsplit
 
+from django.core.exceptions import ImproperlyConfigured
+
 from outreach.settings.base import *  # noqa: F401,F403
 from outreach.settings.base import env, redis_url
 
@@ -13,11 +15,22 @@ def _per_worker_redis_url(url: str) -> str:
     see each other's messages.
     """
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if not worker.startswith("gw"):
-        return url
     parts = urlsplit(url)
     base = int(parts.path.strip("/") or 0)
-    return urlunsplit(parts._replace(path=f"/{(base + int(worker[2:])) % 16}"))
+    # Tests purge and flush their databases: never wrap round onto 0, the development default, and keep
+    # one database below the base free for the end-to-end test's processes.
+    if base < 2:
+        raise ImproperlyConfigured(
+            f"TEST_REDIS_URL must name a Redis database of 2 or more (tests flush it), got {url}"
+        )
+    if not worker.startswith("gw"):
+        return url
+    number = base + int(worker[2:])
+    if number > 15:
+        raise ImproperlyConfigured(
+            f"TEST_REDIS_URL's database {base} plus xdist worker {worker} is past Redis database 15; choose a lower one"
+        )
+    return urlunsplit(parts._replace(path=f"/{number}"))
 
 
 DEBUG = False
