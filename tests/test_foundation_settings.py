@@ -12,6 +12,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 
+from messaging.simulator.signing import generate_key_pair
 from outreach.settings.env import database_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,12 +20,14 @@ SETTINGS_DIR = ROOT / "outreach" / "settings"
 # env.str("X"...), env.bool("X"...), env("X"...), redis_url("X"...), http_url("X"...)
 GOOD_KEY = secrets.token_urlsafe(64)
 GOOD = {"SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "outreach.example.com",
-        "SENDGRID_INBOUND_SECRET": secrets.token_urlsafe(24)}
+        "SENDGRID_INBOUND_SECRET": secrets.token_urlsafe(24), "SENDGRID_API_KEY": "SG.a-real-looking-key",
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": generate_key_pair()[1]}
 ENV_READ = re.compile(r"""\b(?:env(?:\.\w+)?|redis_url|http_url)\(\s*["']([A-Z][A-Z0-9_]*)["']""")
 
 
 def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
-    unset = ("SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE", "CLOCK_SPEED", "SENDGRID_INBOUND_SECRET")
+    unset = ("SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE", "CLOCK_SPEED", "SENDGRID_INBOUND_SECRET",
+             "SENDGRID_API_KEY", "SENDGRID_WEBHOOK_PUBLIC_KEY")
     full_env = {k: v for k, v in os.environ.items() if k not in unset}
     full_env.update(env)
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True,
@@ -83,6 +86,9 @@ def test_production_settings_pass_the_deploy_checks():
     ({k: v for k, v in GOOD.items() if k != "ALLOWED_HOSTS"}, "ALLOWED_HOSTS"),
     ({k: v for k, v in GOOD.items() if k != "SENDGRID_INBOUND_SECRET"}, "SENDGRID_INBOUND_SECRET must be"),
     ({**GOOD, "CLOCK_SPEED": "3600"}, "CLOCK_SPEED must be 1"),
+    ({**GOOD, "SENDGRID_API_KEY": "SG.local-simulator-key"}, "SENDGRID_API_KEY must be"),
+    ({k: v for k, v in GOOD.items() if k != "SENDGRID_WEBHOOK_PUBLIC_KEY"}, "SENDGRID_WEBHOOK_PUBLIC_KEY must be set"),
+    ({**GOOD, "SENDGRID_WEBHOOK_PUBLIC_KEY": "bm90IGEga2V5"}, "SENDGRID_WEBHOOK_PUBLIC_KEY is not"),
 ])
 def test_production_settings_refuse_to_start_without_safe_values(env: dict[str, str], message: str):
     result = _run(["-c", "import outreach.settings.production"], **env)

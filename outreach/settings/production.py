@@ -8,13 +8,16 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from messaging.webhooks.signature import load_public_key
 from outreach.settings.base import *  # noqa: F401,F403
 from outreach.settings.base import (
     CLOCK_SPEED,
     DATABASES,
     MIDDLEWARE,
     PUBLIC_BASE_URL,
+    SENDGRID_API_KEY,
     SENDGRID_INBOUND_SECRET,
+    SENDGRID_WEBHOOK_PUBLIC_KEY,
     env,
 )
 
@@ -25,6 +28,18 @@ if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("dev-") or len(set(SECRET_KEY))
 if SENDGRID_INBOUND_SECRET.startswith("dev-") or len(SENDGRID_INBOUND_SECRET) < 20:
     # It is the only thing that authenticates inbound mail (SendGrid does not sign Inbound Parse).
     raise ImproperlyConfigured("SENDGRID_INBOUND_SECRET must be a random string of at least 20 characters")
+if SENDGRID_API_KEY in ("", "SG.local-simulator-key"):
+    raise ImproperlyConfigured("SENDGRID_API_KEY must be a real SendGrid API key in production")
+if not SENDGRID_WEBHOOK_PUBLIC_KEY:
+    # Without it every signed event webhook is refused (fail closed) and SendGrid gives up on the events
+    # after 24 hours: bounces, opt-outs and spam reports would be lost.
+    raise ImproperlyConfigured(
+        "SENDGRID_WEBHOOK_PUBLIC_KEY must be set (SendGrid: Mail Settings > Signed Event Webhook)"
+    )
+try:
+    load_public_key(SENDGRID_WEBHOOK_PUBLIC_KEY)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"SENDGRID_WEBHOOK_PUBLIC_KEY is not a base64 DER EC P-256 public key: {exc}") from exc
 if CLOCK_SPEED != 1.0:
     raise ImproperlyConfigured("CLOCK_SPEED must be 1 in production: the virtual clock is for the demo")
 
