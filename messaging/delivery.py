@@ -3,8 +3,8 @@
 Life of an outbox row here (architecture rule 4, "never send twice"):
 
     queued --claim--> sending --202--> sent
-                         |------> queued      (held by policy, 429, 5xx/refused: re-armed by
-                         |                     campaigns.services.send_action_reschedule)
+                         |------> queued      (held by policy, over a send rate limit, 429, 5xx/refused:
+                         |                     re-armed by campaigns.services.send_action_reschedule)
                          |------> suppressed  (unsubscribed / suppressed / invalid address)
                          |------> canceled    (its contact campaign or campaign is over)
                          |------> failed      (400/401/403/413, or transient errors past the bound)
@@ -32,6 +32,7 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from messaging.models import EmailSenderIdentity, OutboundMessage
+from messaging.rate_limits import RateLimitCandidate, send_rate_limits_release, send_rate_limits_reserve
 from messaging.sendgrid import client as sg
 from messaging.sendgrid.errors import SendGridError, SendGridErrorKind
 from outreach import clock
@@ -409,6 +410,14 @@ def _on_error(message: OutboundMessage, exc: SendGridError, *, claimed_at: dt.da
     return _Breaker("after_ambiguous_error", now + AMBIGUOUS_PAUSE)
 
 
+def _rate_limit_candidate(message: OutboundMessage) -> RateLimitCandidate:
+    sender = _sender_for(message)
+    assert sender is not None  # send_policy held the message otherwise
+    return RateLimitCandidate(message_id=message.id, tenant_id=message.tenant_id, sender_email=sender.from_email,
+                              to_address=message.to_address,
+                              warmup_started_on=sender.ip_warmup_started_on)
+
+
 def outbound_messages_deliver(*, outbound_message_ids: list[int]) -> DeliveryReport:
     """Claim, check policy, render and send a batch of queued messages; tell the engine once."""
     from messaging import compliance
@@ -439,25 +448,42 @@ def outbound_messages_deliver(*, outbound_message_ids: list[int]) -> DeliveryRep
             blocks[(tenant_id, address)] = reason
     threads = _threads(messages)
     engine_items: list[tuple] = []
-    breaker: _Breaker | None = None
+    sendable: list[OutboundMessage] = []
     for message in messages:
         try:
             verdict = send_policy(message=message, global_stop=global_stop,
                                   block_reason=blocks.get((message.tenant_id, message.to_address)))
-            if verdict is not None:
-                action, reason = verdict
-                if action == "cancel":
-                    if _finish(message, claimed_at=claimed_at, statuses=(OutboundMessage.Status.SENDING,),
-                               status=OutboundMessage.Status.CANCELED, status_reason=reason):
-                        report.canceled.append(message.id)
-                elif action == "suppress":
-                    if _finish(message, claimed_at=claimed_at, statuses=(OutboundMessage.Status.SENDING,),
-                               status=OutboundMessage.Status.SUPPRESSED, status_reason=reason):
-                        report.suppressed.append(message.id)
-                        engine_items.append(_engine_event(message, "suppressed", clock.now(), {"reason": reason}))
-                elif _hold(message, claimed_at=claimed_at, reason=reason,
-                           not_before=clock.now() + getattr(settings, "SENDING_HOLD_RECHECK", HOLD_RECHECK)):
-                    report.held.append(message.id)
+            if verdict is None:
+                sendable.append(message)
+                continue
+            action, reason = verdict
+            if action == "cancel":
+                if _finish(message, claimed_at=claimed_at, statuses=(OutboundMessage.Status.SENDING,),
+                           status=OutboundMessage.Status.CANCELED, status_reason=reason):
+                    report.canceled.append(message.id)
+            elif action == "suppress":
+                if _finish(message, claimed_at=claimed_at, statuses=(OutboundMessage.Status.SENDING,),
+                           status=OutboundMessage.Status.SUPPRESSED, status_reason=reason):
+                    report.suppressed.append(message.id)
+                    engine_items.append(_engine_event(message, "suppressed", clock.now(), {"reason": reason}))
+            elif _hold(message, claimed_at=claimed_at, reason=reason,
+                       not_before=clock.now() + getattr(settings, "SENDING_HOLD_RECHECK", HOLD_RECHECK)):
+                report.held.append(message.id)
+        except Exception:  # noqa: BLE001 - one broken row must not strand the rest of the batch
+            # The row stays `sending`; lease recovery re-queues it if the request never started,
+            # or marks it unknown if it did.
+            logger.exception("delivery of outbound message %s failed unexpectedly", message.id)
+    # Rate limits after policy (a suppressed or held message must not use up room) and before any
+    # request: one Redis round trip for the whole batch.
+    limits = send_rate_limits_reserve(candidates=[_rate_limit_candidate(m) for m in sendable])
+    breaker: _Breaker | None = None
+    for message in sendable:
+        try:
+            deferral = limits.deferred.get(message.id)
+            if deferral is not None:
+                # Over a cap: deferred to when its window has room, never dropped; no attempt counted.
+                if _hold(message, claimed_at=claimed_at, reason=deferral.reason, not_before=deferral.not_before):
+                    report.rate_limited.append(message.id)
                 continue
             if breaker is not None:
                 if _hold(message, claimed_at=claimed_at, reason=f"batch_paused:{breaker.reason}",
@@ -467,9 +493,13 @@ def outbound_messages_deliver(*, outbound_message_ids: list[int]) -> DeliveryRep
             breaker = _send(message, claimed_at=claimed_at, thread=_thread_for(message, threads), report=report,
                             engine_items=engine_items)
         except Exception:  # noqa: BLE001 - one broken row must not strand the rest of the batch
-            # The row stays `sending`; lease recovery re-queues it if the request never started,
-            # or marks it unknown if it did.
             logger.exception("delivery of outbound message %s failed unexpectedly", message.id)
+            # It may have reached SendGrid: its reserved room stays used.
+            limits.charged.pop(message.id, None)
+    # Room reserved for messages that did not go out (429/5xx/breaker holds, refusals) is given back;
+    # sent and unknown (may have gone out) ones keep it.
+    gone = set(report.sent) | set(report.unknown)
+    send_rate_limits_release(decision=limits, message_ids=[i for i in limits.charged if i not in gone])
     _feed_engine(engine_items)
     return report
 

@@ -22,6 +22,11 @@ class EmailSenderIdentity(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     is_paused = models.BooleanField(default=False, help_text="While set, nothing is sent from this identity")
     ip_pool = models.CharField(max_length=64, blank=True)
+    ip_warmup_started_on = models.DateField(
+        null=True, blank=True,
+        help_text="First day of the sending IP's warmup: delivery keeps this sender under SendGrid's hourly "
+                  "warmup caps (20 an hour on day 1, about x1.4 a day, none after day 41). Empty: no warmup cap",
+    )
     last_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = ClockDateTimeField(auto_now_add=True)
 

@@ -127,6 +127,9 @@ SENDGRID_WEBHOOK_PUBLIC_KEY = env.str("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")
 SENDGRID_WEBHOOK_MAX_AGE_SECONDS = env.int("SENDGRID_WEBHOOK_MAX_AGE_SECONDS", default=600)
 SENDGRID_INBOUND_SECRET = env.str("SENDGRID_INBOUND_SECRET", default="dev-inbound-secret")
 SENDGRID_REQUEST_TIMEOUT_SECONDS = env.float("SENDGRID_REQUEST_TIMEOUT_SECONDS", default=10.0)
+# Send rate limits (send_rate_limits, messaging/rate_limits.py): how long a process reuses a tenant's limits
+# before reading them again, so an admin edit is enforced within this many seconds.
+SEND_RATE_LIMITS_CACHE_SECONDS = env.float("SEND_RATE_LIMITS_CACHE_SECONDS", default=5.0)
 
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = http_url("OPENAI_BASE_URL", "https://api.openai.com/v1")
