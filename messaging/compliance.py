@@ -483,6 +483,27 @@ def list_unsubscribe_headers(*, tenant: Tenant | int, channel: str, value: str) 
     }
 
 
+def unsubscribe_mailto_tenant_id(*, address: str) -> int | None:
+    """The tenant id in an `unsubscribe+<tag>@<UNSUBSCRIBE_MAILTO_DOMAIN>` address, else None.
+
+    The HMAC in the tag is NOT checked (that needs the subscriber's address, see
+    unsubscribe_target_from_mail): this only tells which tenant a mail to the address concerns, e.g. for
+    the inbound handler to route a mail written from an alias. Never treat it as proof of anything.
+    """
+    local, _, domain = (address or "").strip().strip("<>").lower().rpartition("@")
+    if not local or domain != _mailto_domain().lower():
+        return None
+    prefix, _, tag = local.partition("+")
+    if prefix != _MAILTO_LOCAL_PREFIX or not tag:
+        return None
+    try:
+        raw = base64.b32decode(tag.upper() + "=" * (-len(tag) % 8))
+        tenant_id, code = struct.unpack(">QB", raw[:9])
+    except (ValueError, struct.error):
+        return None
+    return tenant_id if tenant_id > 0 and code in _CHANNELS_BY_CODE else None
+
+
 _TOKEN_IN_SUBJECT_RE = re.compile(r"unsubscribe\s+(\S+)", re.IGNORECASE)
 
 

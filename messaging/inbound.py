@@ -8,9 +8,13 @@ The endpoint stores the raw multipart POST; this module parses it again from tho
 - raw mode: the whole MIME message in the field ``email``.
 
 A reply is matched to what it answers through ``In-Reply-To`` / ``References`` (which hold
-the ``Message-ID`` we set on every outbound mail); failing that, to the latest mail we sent
-to the replying address. Inbound mail has no event id: it is deduplicated on its own
-``Message-ID`` (or a hash of its content).
+the ``Message-ID`` we set on every outbound mail). Failing that, the tenant is told from the
+reply's recipients (a sender identity's reply-to or from address, or our List-Unsubscribe
+mailto), and the reply goes to that tenant's latest mail to the replying address. When no tenant,
+or more than one, can be told, the reply is stored without a tenant for an operator and the
+engine hears nothing; a stop request is still honoured (see ``_stop_request_opt_outs``).
+Inbound mail has no event id: it is deduplicated on its own ``Message-ID`` (or a hash of its
+content).
 """
 from __future__ import annotations
 
@@ -27,8 +31,10 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser, HeaderParser
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
 
-from messaging.models import InboundMessage, OutboundMessage, WebhookDelivery
+from messaging.models import EmailSenderIdentity, InboundMessage, OutboundMessage, WebhookDelivery
 from outreach import clock
 
 logger = logging.getLogger(__name__)
@@ -58,6 +64,7 @@ class ParsedInbound:
     html: str
     headers_text: str
     headers: dict[str, str] = field(default_factory=dict)
+    cc: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,6 +179,8 @@ def inbound_parse(*, body: bytes, content_type: str) -> ParsedInbound:
         except ValueError:
             pass
     to = sorted({addr.lower() for _, addr in email.utils.getaddresses([v for v in to_values if v]) if addr})
+    cc_values = [headers.get("cc", ""), _field_text(parts, "cc", charsets)]
+    cc = sorted({addr.lower() for _, addr in email.utils.getaddresses([v for v in cc_values if v]) if addr})
     message_id_tokens = _MESSAGE_ID_RE.findall(headers.get("message-id", ""))
     message_id = message_id_tokens[0] if message_id_tokens else ""
     if not message_id or len(message_id) > 255:
@@ -187,6 +196,7 @@ def inbound_parse(*, body: bytes, content_type: str) -> ParsedInbound:
         html=html,
         headers_text=headers_block,
         headers=headers,
+        cc=cc,
     )
 
 
@@ -194,18 +204,78 @@ def inbound_parse(*, body: bytes, content_type: str) -> ParsedInbound:
 # Matching, auto-replies
 # --------------------------------------------------------------------------------------------
 
-def inbound_match_outbound(*, parsed: ParsedInbound) -> OutboundMessage | None:
-    """In-Reply-To first, then References from the newest, then the address's latest sent mail."""
+_SENT_STATUSES = ("sent", "unknown")
+
+
+@dataclass
+class InboundMatch:
+    """What a reply answers. ``tenant_id`` is set only when exactly one tenant could be told;
+    ``recipient_tenant_ids`` are the tenants its recipients name (empty: none could be told)."""
+
+    outbound: OutboundMessage | None = None
+    tenant_id: int | None = None
+    recipient_tenant_ids: frozenset[int] = frozenset()
+
+
+def inbound_recipient_tenant_ids(*, parsed: ParsedInbound) -> frozenset[int]:
+    """Tenants the reply was addressed to: To, Cc and the envelope recipients matched against sender
+    identities' reply-to and from addresses, and our List-Unsubscribe mailto addresses (whose tag names
+    the tenant; the tag's HMAC cannot be checked against an alias, so it is a routing hint only)."""
+    from messaging import compliance
+    from outreach.tenancy.models import Tenant
+
+    recipients = {address.strip().lower() for address in [*parsed.to, *parsed.cc] if address and address.strip()}
+    if not recipients:
+        return frozenset()
+    tenant_ids = set(
+        EmailSenderIdentity.objects.annotate(reply_lower=Lower("reply_to"), from_lower=Lower("from_email"))
+        .filter(Q(reply_lower__in=recipients) | Q(from_lower__in=recipients))
+        .values_list("tenant_id", flat=True)
+    )
+    hinted = {compliance.unsubscribe_mailto_tenant_id(address=address) for address in recipients} - {None}
+    if hinted - tenant_ids:
+        tenant_ids |= set(Tenant.objects.filter(id__in=hinted - tenant_ids).values_list("id", flat=True))
+    return frozenset(tenant_ids)
+
+
+def _latest_sent_by_tenant(*, address: str, tenant_ids: frozenset[int] | None) -> dict[int, OutboundMessage]:
+    """Each tenant's latest sent mail to the address (only the given tenants; None: every tenant)."""
+    if not address:
+        return {}
+    messages = OutboundMessage.objects.filter(to_address=address, status__in=_SENT_STATUSES)
+    if tenant_ids is not None:
+        if not tenant_ids:
+            return {}
+        messages = messages.filter(tenant_id__in=tenant_ids)
+    return {m.tenant_id: m for m in messages.order_by("tenant_id", "-created_at").distinct("tenant_id")}
+
+
+def inbound_match(*, parsed: ParsedInbound) -> InboundMatch:
+    """In-Reply-To first, then References from the newest (our Message-IDs are unguessable: they name
+    the message, hence its tenant). Else the tenant(s) the recipients name: with one, that tenant's
+    latest sent mail to the sender (none: the reply still belongs to the tenant); with several, the one
+    of them that mailed the sender, if only one did. Never another tenant's mail."""
     candidates = _MESSAGE_ID_RE.findall(parsed.in_reply_to) + list(reversed(_MESSAGE_ID_RE.findall(parsed.references)))
     if candidates:
         found = {m.message_id_header: m for m in OutboundMessage.objects.filter(message_id_header__in=candidates)}
         for token in candidates:
             if token in found:
-                return found[token]
-    if parsed.from_email:
-        return (OutboundMessage.objects.filter(to_address=parsed.from_email, status__in=["sent", "unknown"])
-                .order_by("-created_at").first())
-    return None
+                return InboundMatch(outbound=found[token], tenant_id=found[token].tenant_id)
+    tenant_ids = inbound_recipient_tenant_ids(parsed=parsed)
+    if not tenant_ids:
+        return InboundMatch()
+    latest = _latest_sent_by_tenant(address=parsed.from_email, tenant_ids=tenant_ids)
+    if len(tenant_ids) == 1:
+        [tenant_id] = tenant_ids
+        return InboundMatch(outbound=latest.get(tenant_id), tenant_id=tenant_id, recipient_tenant_ids=tenant_ids)
+    if len(latest) == 1:
+        [(tenant_id, outbound)] = latest.items()
+        return InboundMatch(outbound=outbound, tenant_id=tenant_id, recipient_tenant_ids=tenant_ids)
+    return InboundMatch(recipient_tenant_ids=tenant_ids)
+
+
+def inbound_match_outbound(*, parsed: ParsedInbound) -> OutboundMessage | None:
+    return inbound_match(parsed=parsed).outbound
 
 
 def is_auto_reply(*, headers: dict[str, str], subject: str, text: str) -> bool:
@@ -259,6 +329,46 @@ def _mark_processed(delivery_id: int) -> None:
                                                           processed_at=clock.now(), error="")
 
 
+def _opt_out(*, tenant_id: int, value: str, detail: str, contact=None) -> None:
+    """unsubscribe_record, except that an address the validator refuses is logged, not raised: raising
+    would fail the delivery on every retry and lose the reply itself."""
+    from messaging import compliance
+
+    try:
+        compliance.unsubscribe_record(tenant=tenant_id, channel="email", value=value, source="reply",
+                                      detail=detail, contact=contact)
+    except compliance.InvalidAddress:
+        logger.warning("stop request from %r (tenant %s) not recorded: not a valid address", value, tenant_id)
+
+
+def _stop_request_opt_outs(*, match: InboundMatch, from_email: str, detail: str) -> None:
+    """A stop request is never lost, even when the reply could not be tied to one tenant.
+
+    - matched to a message: that message's address, in its tenant (the usual case);
+    - one tenant told from the recipients, but it never mailed the sender: the sender's address there;
+    - ambiguous (several tenants, or none named by the recipients): the address is opted out in every
+      candidate tenant that mailed it (the named ones; when none is named, every tenant that did). If
+      several tenants are named and none of them mailed it, in each named tenant (the person wrote to
+      all of them). A wrong extra opt-out costs a lead; a lost one breaks the law and the person's trust.
+    """
+    if match.outbound is not None:
+        _opt_out(tenant_id=match.outbound.tenant_id, value=match.outbound.to_address, detail=detail,
+                 contact=match.outbound.contact)
+        return
+    if not from_email:
+        return
+    if match.tenant_id is not None:
+        _opt_out(tenant_id=match.tenant_id, value=from_email, detail=detail)
+        return
+    ambiguous_detail = f"{detail} (tenant ambiguous)"[:300]
+    latest = _latest_sent_by_tenant(address=from_email, tenant_ids=match.recipient_tenant_ids or None)
+    for tenant_id, outbound in sorted(latest.items()):
+        _opt_out(tenant_id=tenant_id, value=outbound.to_address, detail=ambiguous_detail, contact=outbound.contact)
+    if not latest:
+        for tenant_id in sorted(match.recipient_tenant_ids):
+            _opt_out(tenant_id=tenant_id, value=from_email, detail=ambiguous_detail)
+
+
 def inbound_delivery_process(*, delivery_id: int) -> InboundMessage | None:
     """Parse, deduplicate, match, classify, store, tell the engine. Returns the new InboundMessage
     (None for a duplicate or a mailto unsubscribe). Raises on failure, leaving nothing half-stored."""
@@ -272,8 +382,8 @@ def inbound_delivery_process(*, delivery_id: int) -> InboundMessage | None:
         return None
     parsed = inbound_parse(body=bytes(delivery.body), content_type=str(delivery.headers.get("content_type", "")))
 
-    target = compliance.unsubscribe_target_from_mail(to_addresses=parsed.to, from_address=parsed.from_email,
-                                                     subject=parsed.subject)
+    target = compliance.unsubscribe_target_from_mail(to_addresses=[*parsed.to, *parsed.cc],
+                                                     from_address=parsed.from_email, subject=parsed.subject)
     if target is not None:
         # Mail to our List-Unsubscribe mailto: an opt-out, not a reply.
         with transaction.atomic():
@@ -285,14 +395,23 @@ def inbound_delivery_process(*, delivery_id: int) -> InboundMessage | None:
     if InboundMessage.objects.filter(message_id_header=parsed.message_id).exists():
         _mark_processed(delivery_id)
         return None
-    outbound = inbound_match_outbound(parsed=parsed)
-    tenant = outbound.tenant if outbound is not None else None
+    match = inbound_match(parsed=parsed)
+    outbound = match.outbound
+    tenant = None
+    if match.tenant_id is not None:
+        from outreach.tenancy.models import Tenant
+
+        tenant = outbound.tenant if outbound is not None else Tenant.objects.filter(id=match.tenant_id).first()
     auto_reply = is_auto_reply(headers=parsed.headers, subject=parsed.subject, text=parsed.text)
+    # When the reply reached us, not when this (maybe retried) processing runs: a `within` window the
+    # reply really met must still count, and relative dates ("back Monday") are read from that day.
+    received_at = delivery.received_at
     # The classifier may call the AI over the network: do it before opening the transaction.
     from outreach.ai.replies import classify_reply
 
     classification = classify_reply(tenant=tenant, subject=parsed.subject,
-                                    text=reply_text_without_quote(parsed.text), headers=parsed.headers)
+                                    text=reply_text_without_quote(parsed.text), headers=parsed.headers,
+                                    received_at=received_at)
     label = "ooo" if auto_reply else classification.label
     now = clock.now()
     with transaction.atomic():
@@ -316,14 +435,13 @@ def inbound_delivery_process(*, delivery_id: int) -> InboundMessage | None:
             from campaigns.services import contact_campaign_handle_event
 
             event = _engine_event_for(classification=classification, auto_reply=auto_reply,
-                                      stop_request=inbound.stop_request, outbound=outbound, occurred_at=now,
+                                      stop_request=inbound.stop_request, outbound=outbound, occurred_at=received_at,
                                       inbound_id=inbound.id)
             contact_campaign_handle_event(contact_campaign_id=outbound.contact_campaign_id, event=event)
-        if outbound is not None and inbound.stop_request:
+        if inbound.stop_request:
             # After the engine event (which records the transition at the node the reply answers):
             # this stops every other active campaign of the address too.
-            compliance.unsubscribe_record(tenant=outbound.tenant_id, channel="email", value=outbound.to_address,
-                                          source="reply", detail=f"reply {parsed.message_id}"[:300],
-                                          contact=outbound.contact)
+            _stop_request_opt_outs(match=match, from_email=parsed.from_email,
+                                   detail=f"reply {parsed.message_id}"[:300])
         _mark_processed(delivery_id)
     return inbound

@@ -29,8 +29,8 @@ def sender_identity_create(
 
     A refusal by SendGrid (400, e.g. a malformed address) is the caller's to fix and raises
     ApplicationError with SendGrid's message. If SendGrid cannot be reached, the row is still
-    created as pending without a provider id: ``sender_identity_sync`` registers it later
-    (it looks the address up first, so an ambiguous first attempt never registers it twice).
+    created as pending without a provider id: ``sender_identity_sync`` registers it later through
+    the create call (never by adopting a record with the same address: see ``_match``).
     """
     from_email = from_email.strip().lower()
     reply_to = (reply_to or from_email).strip().lower()
@@ -82,27 +82,41 @@ def _apply_provider_state(identity: EmailSenderIdentity, record: dict | None) ->
     return changed
 
 
-def _match(identity: EmailSenderIdentity, by_id: dict[str, dict], by_email: dict[str, dict]) -> dict | None:
-    if identity.provider_sender_id and identity.provider_sender_id in by_id:
-        return by_id[identity.provider_sender_id]
-    return by_email.get(identity.from_email.lower())
+def _match(identity: EmailSenderIdentity, by_id: dict[str, dict]) -> dict | None:
+    """SendGrid's record for this identity: by the provider id we stored, and only by that.
+
+    All tenants share one SendGrid account, so the Verified Senders listing holds every tenant's
+    senders. Matching by address would let an identity adopt another tenant's (verified) record for
+    the same address and send as it without anyone at that address ever clicking a link for it.
+    """
+    if identity.provider_sender_id:
+        return by_id.get(identity.provider_sender_id)
+    return None
+
+
+def _already_registered(exc: SendGridError) -> bool:
+    return exc.kind == SendGridErrorKind.PERMANENT and "already exist" in (exc.message or "").lower()
 
 
 def sender_identities_sync(*, identities: Iterable[EmailSenderIdentity] | None = None) -> int:
     """Refresh many identities from one Verified Senders listing. Returns how many changed status.
 
-    Identities never registered (SendGrid was unreachable at creation) are registered now.
+    Identities never registered (SendGrid was unreachable at creation) are registered now, with the
+    create call, which gives them their own record and verification mail. If SendGrid refuses that
+    because the address is already registered in the account (another tenant's record, or an orphan
+    of our own ambiguous first attempt: we cannot tell which), the identity is marked ``failed`` and
+    never takes that record over; an operator removes the orphan at SendGrid (the next sync then
+    registers it) or settles the conflict.
     """
     rows = list(identities) if identities is not None else list(EmailSenderIdentity.objects.all())
     if not rows:
         return 0
     records = sg.verified_senders_list()
     by_id = {str(r.get("id")): r for r in records if r.get("id") is not None}
-    by_email = {str(r.get("from_email", "")).lower(): r for r in records}
     status_changes = 0
     for identity in rows:
         before = identity.status
-        record = _match(identity, by_id, by_email)
+        record = _match(identity, by_id)
         if record is None and not identity.provider_sender_id:
             try:
                 record = sg.verified_sender_create(
@@ -110,7 +124,12 @@ def sender_identities_sync(*, identities: Iterable[EmailSenderIdentity] | None =
                     from_name=identity.from_name, reply_to=identity.reply_to or identity.from_email,
                 )
             except SendGridError as exc:
-                logger.warning("verified sender create for %s failed: %s", identity.from_email, exc)
+                if _already_registered(exc):
+                    logger.warning("verified sender %s (identity %s, tenant %s) is already registered at "
+                                   "SendGrid under a record that is not ours to adopt: marked failed (%s)",
+                                   identity.from_email, identity.pk, identity.tenant_id, exc.message)
+                else:
+                    logger.warning("verified sender create for %s failed: %s", identity.from_email, exc)
                 if exc.kind == SendGridErrorKind.PERMANENT:
                     identity.status = EmailSenderIdentity.Status.FAILED
                     identity.last_synced_at = clock.now()

@@ -118,6 +118,7 @@ TEST_PLAN = {
                 {"on": "open", "to": "email_opened"},
                 {"on": "click", "within": "P2D", "to": "email_hot"},
                 {"on": "no_open", "after": "P3D", "to": "email_bump"},
+                {"on": "no_reply", "after": "P7D", "to": "stop_done"},
             ],
         },
         {

@@ -1,7 +1,10 @@
 """Sender identities against the simulator's Verified Senders API, and the SendGrid client's error kinds."""
 from __future__ import annotations
 
+import json
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -18,6 +21,7 @@ from messaging.simulator.server import start_simulator
 from messaging.tasks import sync_sender_identities
 from messaging.tests.factories import EmailSenderIdentityFactory
 from outreach.errors import ApplicationError
+from outreach.tenancy.tests.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -87,10 +91,79 @@ def test_unreachable_sendgrid_keeps_a_pending_row_that_sync_registers_later(sim,
 
     settings.SENDGRID_API_HOST = real_host
     sender_identity_sync(identity=identity)
-    sender_identity_sync(identity=identity)  # a second sync finds it by address: no second registration
+    sender_identity_sync(identity=identity)  # a second sync finds it by its provider id: no second registration
 
     identity.refresh_from_db()
     assert identity.provider_sender_id and len(sg.verified_senders_list()) == 1
+
+
+def test_sync_never_adopts_another_tenants_verified_record_for_the_same_address(sim, tenant):
+    theirs = sender_identity_create(tenant=tenant, from_email="sales@shared.example", from_name="A", reply_to="")
+    sim.verify_sender(int(theirs.provider_sender_id))
+    sender_identity_sync(identity=theirs)
+    assert theirs.status == EmailSenderIdentity.Status.VERIFIED
+    # Another tenant's identity for the same address, never registered (SendGrid was unreachable).
+    mine = EmailSenderIdentityFactory(tenant=TenantFactory(), from_email="sales@shared.example",
+                                      provider_sender_id="", status=EmailSenderIdentity.Status.PENDING)
+
+    sender_identities_sync()
+
+    mine.refresh_from_db()
+    assert mine.status == EmailSenderIdentity.Status.PENDING
+    assert mine.provider_sender_id and mine.provider_sender_id != theirs.provider_sender_id
+    # It was registered on its own: SendGrid mails its own verification link to the address.
+    assert {str(r["id"]) for r in sg.verified_senders_list()} == {theirs.provider_sender_id, mine.provider_sender_id}
+    theirs.refresh_from_db()
+    assert theirs.status == EmailSenderIdentity.Status.VERIFIED
+
+
+class _AlreadyRegisteredSendGrid(BaseHTTPRequestHandler):
+    """Stands in for real SendGrid, which (unlike the simulator) refuses a second verified sender for an
+    address already registered in the account."""
+
+    records: list[dict] = []
+
+    def _answer(self, status: int, payload: dict) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self._answer(200, {"results": self.records})
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._answer(400, {"errors": [{"field": "from_email", "message": "already exists", "help": None}]})
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def sendgrid_already_registered(settings):
+    _AlreadyRegisteredSendGrid.records = [{"id": 4242, "from_email": "sales@shared.example", "verified": True}]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AlreadyRegisteredSendGrid)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.SENDGRID_API_HOST = f"http://127.0.0.1:{server.server_address[1]}"
+    yield
+    server.shutdown()
+    server.server_close()
+
+
+def test_already_registered_at_sendgrid_marks_the_identity_failed_never_verified(sendgrid_already_registered,
+                                                                                 tenant, caplog):
+    mine = EmailSenderIdentityFactory(tenant=tenant, from_email="sales@shared.example", provider_sender_id="",
+                                      status=EmailSenderIdentity.Status.PENDING)
+
+    sender_identity_sync(identity=mine)
+
+    mine.refresh_from_db()
+    assert mine.status == EmailSenderIdentity.Status.FAILED and mine.provider_sender_id == ""
+    assert "already registered" in caplog.text
 
 
 def test_set_paused_flips_the_flag_with_an_audit_entry(tenant):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 import uuid
 
@@ -21,6 +22,7 @@ from messaging.models import (
 from messaging.simulator.server import start_simulator
 from messaging.simulator.signing import generate_key_pair
 from messaging.tests.factories import (
+    TEST_PLAN,
     WebhookDeliveryFactory,
     enrolled_message,
     sendgrid_event,
@@ -29,6 +31,10 @@ from messaging.tests.factories import (
 from messaging.webhooks.processing import webhook_deliveries_due_for_retry, webhook_deliveries_process
 
 pytestmark = pytest.mark.django_db
+
+
+
+
 
 URL = "/webhooks/sendgrid/events"
 HUMAN_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Version/17.4 Safari/605"
@@ -46,7 +52,7 @@ def sim(settings):
 @pytest.fixture
 def sent(sim, db):
     """A message really sent through the simulator (so it has its X-Message-Id)."""
-    message = enrolled_message(email="dana@acme.example")
+    message = enrolled_message(email="dana@acme.example", plan=TEST_PLAN)
     outbound_messages_deliver(outbound_message_ids=[message.id])
     message.refresh_from_db()
     assert message.status == OutboundMessage.Status.SENT
@@ -233,7 +239,7 @@ def test_link_scanner_clicks_are_marked_machine(client, sim, sent):
 
 
 def test_hard_bounce_spam_report_and_unsubscribe_go_to_policy_at_once(client, sim):
-    bounced, spammer, leaver = (enrolled_message(email=f"{n}@acme.example") for n in ("b", "s", "u"))
+    bounced, spammer, leaver = (enrolled_message(email=f"{n}@acme.example", plan=TEST_PLAN) for n in ("b", "s", "u"))
     outbound_messages_deliver(outbound_message_ids=[bounced.id, spammer.id, leaver.id])
     for m in (bounced, spammer, leaver):
         m.refresh_from_db()
@@ -279,6 +285,67 @@ def test_async_bounce_without_message_id_is_linked_to_the_address_latest_message
     assert CommunicationSuppression.objects.filter(value=sent.to_address, reason="hard_bounce").exists()
 
 
+def test_an_event_for_an_address_the_validator_refuses_does_not_lose_the_rest_of_its_batch(client, sim, caplog):
+    good = enrolled_message(email="dana@acme.example", plan=TEST_PLAN)
+    other = enrolled_message(email="lee@acme.example", plan=TEST_PLAN)
+    outbound_messages_deliver(outbound_message_ids=[good.id, other.id])
+    good.refresh_from_db()
+    other.refresh_from_db()
+    now = int(time.time())
+    post(client, sim.private_key, [
+        sendgrid_event(good, "delivered", timestamp=now),
+        sendgrid_event(good, "click", timestamp=now + 600, url="https://seller.example/demo", useragent=HUMAN_UA),
+        # The endpoint accepts any non-empty email string; Django's validator (behind every opt-out and
+        # suppression key) refuses this one. Its policy action is skipped, the batch is not.
+        sendgrid_event(other, "unsubscribe", timestamp=now, email="lee..x@acme.example"),
+        sendgrid_event(other, "bounce", timestamp=now + 1, email="lee..x@acme.example", type="bounce"),
+    ])
+
+    with caplog.at_level(logging.WARNING, logger="messaging.webhooks.processing"):
+        process_all()
+
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "processed", delivery.error
+    assert MessageEvent.objects.filter(outbound_message=good).count() == 2
+    assert MessageEvent.objects.filter(outbound_message=other).count() == 2
+    assert moves(good, "click").count() == 1
+    assert not ContactUnsubscribe.objects.exists() and not CommunicationSuppression.objects.exists()
+    assert "lee..x@acme.example" in caplog.text and "not a valid address" in caplog.text
+
+
+def test_async_bounce_for_an_address_two_tenants_mailed_is_kept_unlinked_and_suppresses_it_in_both(client, sim):
+    first = enrolled_message(email="pat@acme.example", plan=TEST_PLAN)
+    second = enrolled_message(email="pat@acme.example", plan=TEST_PLAN)  # another tenant, mailed later
+    assert first.tenant_id != second.tenant_id
+    outbound_messages_deliver(outbound_message_ids=[first.id, second.id])
+
+    post(client, sim.private_key, [sendgrid_event(None, "bounce", email="pat@acme.example", type="bounce",
+                                                  reason="550 5.1.1 no such user")])
+    process_all()
+
+    stored = MessageEvent.objects.get(event_type="bounce")
+    assert stored.outbound_message_id is None and stored.tenant_id is None  # not given to one tenant by a guess
+    assert not transitions(first, "bounce").exists() and not transitions(second, "bounce").exists()
+    # A hard bounce is a fact about the mailbox: every tenant that mailed it stops mailing it.
+    suppressed = CommunicationSuppression.objects.filter(value="pat@acme.example", reason="hard_bounce")
+    assert {row.tenant_id for row in suppressed} == {first.tenant_id, second.tenant_id}
+
+
+def test_async_bounce_ignores_a_tenant_that_mailed_the_address_long_ago(client, sim):
+    old = enrolled_message(email="pat@acme.example", plan=TEST_PLAN)
+    recent = enrolled_message(email="pat@acme.example", plan=TEST_PLAN)
+    outbound_messages_deliver(outbound_message_ids=[old.id, recent.id])
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=90)
+    OutboundMessage.objects.filter(id=old.id).update(created_at=long_ago, sent_at=long_ago)
+
+    post(client, sim.private_key, [sendgrid_event(None, "bounce", email="pat@acme.example", type="bounce")])
+    process_all()
+
+    stored = MessageEvent.objects.get(event_type="bounce")
+    assert stored.outbound_message_id == recent.id and stored.tenant_id == recent.tenant_id
+    assert list(CommunicationSuppression.objects.values_list("tenant_id", flat=True)) == [recent.tenant_id]
+
+
 def test_event_for_no_known_message_is_kept_with_no_tenant(client, sim, db):
     post(client, sim.private_key, [sendgrid_event(None, "delivered", email="stranger@else.example",
                                                   sg_message_id="nope.filter.1")])
@@ -289,7 +356,7 @@ def test_event_for_no_known_message_is_kept_with_no_tenant(client, sim, db):
 
 
 def test_unknown_send_is_settled_as_sent_by_a_later_event_exactly_once(client, sim, db):
-    message = enrolled_message()
+    message = enrolled_message(plan=TEST_PLAN)
     sim.set_faults("drop", count=1)
     outbound_messages_deliver(outbound_message_ids=[message.id])
     message.refresh_from_db()
@@ -375,7 +442,8 @@ def test_simulator_batches_with_duplicates_and_changed_ids_land_once(live_server
     settings.SENDGRID_API_HOST = handle.base_url
     settings.SENDGRID_WEBHOOK_PUBLIC_KEY = handle.public_key_b64
     try:
-        messages = [enrolled_message(email=f"{kind}@acme.example") for kind in ("open", "machine", "click", "bounce")]
+        messages = [enrolled_message(email=f"{kind}@acme.example", plan=TEST_PLAN)
+                    for kind in ("open", "machine", "click", "bounce")]
         outbound_messages_deliver(outbound_message_ids=[m.id for m in messages])
         result = handle.flush(timeout=20)
         assert result["not_delivered"] == 0, handle.deliveries()

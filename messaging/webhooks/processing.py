@@ -40,6 +40,9 @@ SOFT_BOUNCE_SUPPRESSION = dt.timedelta(hours=72)
 SCANNER_CLICK_WINDOW_SECONDS = 10
 PENDING_GRACE = dt.timedelta(minutes=2)
 ABSORB_PENDING = 4  # other waiting deliveries a process_deliveries task folds into its transaction
+# An event without custom args or sg_message_id (asynchronous bounce) names only the address: it is linked
+# to the address's latest message only when exactly one tenant mailed the address within this window.
+ADDRESS_FALLBACK_DAYS = 30
 
 # Link scanners and security gateways that fetch every link (and often the pixel) of a mail.
 SCANNER_USER_AGENT = re.compile(
@@ -193,6 +196,9 @@ class NormalisedEvent:
     message: dict | None = None
     tenant_id: int | None = None
     extra: dict = field(default_factory=dict)
+    # Unlinked event whose address several tenants mailed recently (no tenant could be told): the
+    # tenants that address-level policy (hard bounce, opt-out) applies to. See _apply_compliance.
+    address_tenant_ids: tuple[int, ...] = ()
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -263,7 +269,8 @@ _MESSAGE_FIELDS = ("id", "tenant_id", "contact_campaign_id", "node_id", "node_vi
 
 def _link_messages(events: list[NormalisedEvent]) -> None:
     """custom_args outbound_message_id, else the sg_message_id prefix, else (async bounces) the
-    address's latest sent message (in the tenant the custom args name, when they do)."""
+    address's latest sent message: in the tenant the custom args name, when they do; without a
+    tenant, only when exactly one tenant mailed the address recently (else the event stays unlinked)."""
     by_id: dict[int, dict] = {}
     ids = {e.custom_message_id for e in events if e.custom_message_id}
     if ids:
@@ -284,9 +291,11 @@ def _link_messages(events: list[NormalisedEvent]) -> None:
         if message is None and event.email and event.event_type in ADDRESS_FALLBACK_EVENTS:
             unmatched.append(event)
     if unmatched:
-        latest = _latest_messages_by_address({(e.custom_tenant_id, e.email) for e in unmatched})
+        latest, ambiguous = _latest_messages_by_address({(e.custom_tenant_id, e.email) for e in unmatched})
         for event in unmatched:
             event.message = latest.get((event.custom_tenant_id, event.email))
+            if event.message is None and not event.custom_tenant_id:
+                event.address_tenant_ids = ambiguous.get(event.email, ())
     tenant_hints = {e.custom_tenant_id for e in events if e.message is None and e.custom_tenant_id}
     known_tenants: set[int] = set()
     if tenant_hints:
@@ -300,16 +309,52 @@ def _link_messages(events: list[NormalisedEvent]) -> None:
             event.tenant_id = event.custom_tenant_id
 
 
-def _latest_messages_by_address(keys: set[tuple[int | None, str]]) -> dict[tuple[int | None, str], dict]:
+_SENT_STATUSES = ("sent", "unknown")
+
+
+def _latest_messages_by_address(
+    keys: set[tuple[int | None, str]],
+) -> tuple[dict[tuple[int | None, str], dict], dict[str, tuple[int, ...]]]:
+    """The latest sent message for each (tenant hint, address), two queries at most.
+
+    With a tenant (from the custom args): that tenant's latest message to the address. Without one,
+    the address alone cannot say whose mail bounced: the latest message is taken only when exactly
+    one tenant mailed the address in the last ADDRESS_FALLBACK_DAYS; when several did, the event stays
+    unlinked (never given to one tenant's engine or history by a guess) and those tenants are returned
+    as the second value, for address-level policy.
+    """
     found: dict[tuple[int | None, str], dict] = {}
-    for tenant_id, email in keys:
-        qs = OutboundMessage.objects.filter(to_address=email, status__in=["sent", "unknown"])
-        if tenant_id:
-            qs = qs.filter(tenant_id=tenant_id)
-        row = qs.order_by("-created_at").values(*_MESSAGE_FIELDS).first()
-        if row is not None:
-            found[(tenant_id, email)] = row
-    return found
+    ambiguous: dict[str, tuple[int, ...]] = {}
+    scoped = {(tenant_id, email) for tenant_id, email in keys if tenant_id}
+    if scoped:
+        rows = (OutboundMessage.objects
+                .filter(to_address__in={e for _, e in scoped}, tenant_id__in={t for t, _ in scoped},
+                        status__in=_SENT_STATUSES)
+                .order_by("to_address", "tenant_id", "-created_at").distinct("to_address", "tenant_id")
+                .values(*_MESSAGE_FIELDS))
+        for row in rows:
+            key = (row["tenant_id"], row["to_address"])
+            if key in scoped:
+                found[key] = row
+    blind = {email for tenant_id, email in keys if not tenant_id}
+    if blind:
+        from django.db.models import Q
+
+        days = getattr(settings, "SENDGRID_ADDRESS_FALLBACK_DAYS", ADDRESS_FALLBACK_DAYS)
+        since = clock.now() - dt.timedelta(days=days)
+        by_address: dict[str, list[dict]] = {}
+        for row in (OutboundMessage.objects
+                    .filter(Q(sent_at__gte=since) | Q(created_at__gte=since), to_address__in=blind,
+                            status__in=_SENT_STATUSES)
+                    .order_by("to_address", "tenant_id", "-created_at").distinct("to_address", "tenant_id")
+                    .values(*_MESSAGE_FIELDS)):
+            by_address.setdefault(row["to_address"], []).append(row)
+        for email, rows in by_address.items():
+            if len(rows) == 1:
+                found[(None, email)] = rows[0]
+            else:
+                ambiguous[email] = tuple(sorted(row["tenant_id"] for row in rows))
+    return found, ambiguous
 
 
 def _mark_scanner_clicks(events: list[NormalisedEvent]) -> None:
@@ -477,40 +522,78 @@ def _engine_items(new_events: list[NormalisedEvent], settled: dict[int, Normalis
     return [item[3] for item in keyed]
 
 
+# Policy that follows from an event about the address alone, applied in every tenant that recently
+# mailed it when the event could not be tied to one tenant: a hard bounce or an invalid address is a
+# fact about the mailbox, and an opt-out or a spam complaint must never be lost (the SendGrid account,
+# and so its sending reputation, is shared by all tenants).
+_ADDRESS_LEVEL_ACTIONS = frozenset({"hard_bounce", "invalid", "spam_report", "unsubscribe"})
+
+
+def _compliance_action(event: NormalisedEvent) -> str | None:
+    if event.event_type == "bounce":
+        return "hard_bounce" if event.bounce_type == "hard" else None
+    if event.event_type == "spamreport":
+        return "spam_report"
+    if event.event_type in ("unsubscribe", "group_unsubscribe"):
+        return "unsubscribe"
+    if event.event_type == "dropped":
+        reason = event.reason.lower()
+        if "unsubscribed" in reason:
+            return "unsubscribe"
+        if "spam reporting" in reason:
+            return "spam_report"
+        if "bounced address" in reason:
+            return "hard_bounce"
+        if reason.startswith("invalid"):
+            return "invalid"
+    return None
+
+
 def _apply_compliance(new_events: list[NormalisedEvent]) -> None:
     """Hard bounces and spam reports suppress, unsubscribes opt out, at once; repeated soft bounces
-    suppress for a while. Once per (tenant, address, action) per batch."""
+    suppress for a while. Once per (tenant, address, action) per batch.
+
+    The endpoint accepts any non-empty ``email`` string, but compliance keys are normalised addresses
+    and refuse what Django's validator refuses. Those addresses are sorted out here, in one pass before
+    any write, and their policy action is skipped with a warning: raising would roll back the whole
+    batch, every retry would fail the same way, and every event of it would be lost. (One check per
+    distinct address that needs an action, rather than a savepoint per action on the hot path.)
+    """
+    from messaging import compliance
+
     actions: dict[tuple[int, str, str], NormalisedEvent] = {}
     soft: dict[tuple[int, str], NormalisedEvent] = {}
+    valid: dict[str, bool] = {}
     for event in new_events:
-        if event.tenant_id is None or not event.email:
+        if not event.email or (event.tenant_id is None and not event.address_tenant_ids):
             continue
-        key_base = (event.tenant_id, event.email)
-        action = None
-        if event.event_type == "bounce":
-            if event.bounce_type == "hard":
-                action = "hard_bounce"
-            else:
-                soft[key_base] = event
-        elif event.event_type == "spamreport":
-            action = "spam_report"
-        elif event.event_type in ("unsubscribe", "group_unsubscribe"):
-            action = "unsubscribe"
-        elif event.event_type == "dropped":
-            reason = event.reason.lower()
-            if "unsubscribed" in reason:
-                action = "unsubscribe"
-            elif "spam reporting" in reason:
-                action = "spam_report"
-            elif "bounced address" in reason:
-                action = "hard_bounce"
-            elif reason.startswith("invalid"):
-                action = "invalid"
-        if action:
-            actions.setdefault((*key_base, action), event)
+        action = _compliance_action(event)
+        is_soft = event.event_type == "bounce" and event.bounce_type != "hard" and event.tenant_id is not None
+        if action is None and not is_soft:
+            continue
+        ok = valid.get(event.email)
+        if ok is None:
+            try:
+                compliance.normalise_email(event.email)  # event.email is already stripped and lower-cased
+                ok = True
+            except compliance.InvalidAddress:
+                ok = False
+            valid[event.email] = ok
+            if not ok:
+                logger.warning("webhook %s event %s for %r: not a valid address, %s skipped (event stored)",
+                               event.event_type, event.provider_event_id or event.dedupe_key[:16], event.email,
+                               action or "soft-bounce count")
+        if not ok:
+            continue
+        if is_soft:
+            soft[(event.tenant_id, event.email)] = event
+        elif event.tenant_id is not None:
+            actions.setdefault((event.tenant_id, event.email, action), event)
+        elif action in _ADDRESS_LEVEL_ACTIONS:
+            for tenant_id in event.address_tenant_ids:
+                actions.setdefault((tenant_id, event.email, action), event)
     if not actions and not soft:
         return
-    from messaging import compliance
     from outreach.tenancy.models import Tenant
 
     tenant_ids = {key[0] for key in actions} | {key[0] for key in soft}
