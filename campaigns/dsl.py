@@ -43,6 +43,8 @@ PLAN_VERSION = "1.0"
 
 CLASSIFIED_REPLY_EVENTS = frozenset({"reply_positive", "reply_negative", "reply_neutral", "reply_ooo"})
 REPLY_EVENTS = frozenset({"reply"}) | CLASSIFIED_REPLY_EVENTS
+# The classified replies a person wrote: these, and only these, also match a plain `reply` transition.
+HUMAN_CLASSIFIED_REPLY_EVENTS = CLASSIFIED_REPLY_EVENTS - {"reply_ooo"}
 # Events that really happen to a message or contact; a transition may add `within` to them.
 REAL_EVENTS = frozenset({"sent", "delivered", "open", "click", "meeting_booked"}) | REPLY_EVENTS
 # The absence of an engagement for `after`, measured from this node's send.
@@ -52,6 +54,10 @@ SYNTHETIC_EVENT_CANCELLED_BY = {"no_open": "open", "no_click": "click", "no_repl
 TRANSITION_EVENTS = REAL_EVENTS | SYNTHETIC_EVENTS
 # Events that move a send node on without the contact doing anything (spec: "so that no campaign waits forever").
 SELF_FIRING_EVENTS = frozenset({"sent"}) | SYNTHETIC_EVENTS
+# What a send node needs at least one of so that it always moves on (docs/plan-dsl.md, "Meaning"): `sent` fires
+# once the message is out; `no_reply` fires unless the contact replies, and a human reply always moves or stops
+# the campaign. `no_open` / `no_click` alone are not enough: after a human open / click they never fire.
+ALWAYS_RESOLVING_EVENTS = frozenset({"sent", "no_reply"})
 # Events about this node's own message; a wait node sends nothing, so they can never fire there.
 OWN_MESSAGE_EVENTS = frozenset({"sent", "delivered"}) | SYNTHETIC_EVENTS
 # Events no plan may name or override; the engine handles them by policy.
@@ -83,8 +89,12 @@ WeekdayName = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 def transition_matches_event(on: str, event_type: str) -> bool:
-    """Whether a transition naming `on` matches an event of `event_type` (a `reply_*` also matches `reply`)."""
-    return on == event_type or (on == "reply" and event_type in CLASSIFIED_REPLY_EVENTS)
+    """Whether a transition naming `on` matches an event of `event_type`.
+
+    A classified human reply (`reply_positive|negative|neutral`) also matches `reply`; `reply_ooo` matches only
+    `reply_ooo`: `reply` is "any human reply" and an out-of-office auto-reply is not one (docs/plan-dsl.md).
+    """
+    return on == event_type or (on == "reply" and event_type in HUMAN_CLASSIFIED_REPLY_EVENTS)
 
 
 # --- field types ------------------------------------------------------------------------------------------------
@@ -468,7 +478,7 @@ def _problem_from_pydantic(error: Mapping[str, Any]) -> dict[str, str]:
     elif kind == "literal_error" and parts == ["version"]:
         message = f"unsupported version {value!r}; this validator understands version '{PLAN_VERSION}' only"
     elif kind == "literal_error" and parts and parts[-1] == "on":
-        if value in POLICY_EVENTS or value in INTERNAL_EVENTS:
+        if isinstance(value, str) and (value in POLICY_EVENTS or value in INTERNAL_EVENTS):
             message = f"{value!r} cannot be named in a transition: the engine handles it by policy"
         else:
             message = f"unknown event {value!r}; expected one of {', '.join(TRANSITION_EVENT_ORDER)}"
@@ -538,13 +548,16 @@ def _semantic_problems(data: Mapping[str, Any]) -> list[dict[str, str]]:
                 else:
                     problems.append(_problem(f"{path}.to", f"no node has id {target!r}"))
         if node_type == "send":
-            events = {t.get("on") for t in transitions if isinstance(t, Mapping)}
-            if not events & SELF_FIRING_EVENTS:
+            events = {t.get("on") for t in transitions if isinstance(t, Mapping) and isinstance(t.get("on"), str)}
+            if not events & ALWAYS_RESOLVING_EVENTS:
+                only_open_click = sorted(events & SELF_FIRING_EVENTS)
+                why = (f" ({' and '.join(repr(e) for e in only_open_click)} no longer fire once the contact "
+                       "opens or clicks, and then nothing would move the campaign on)" if only_open_click else "")
                 problems.append(_problem(
                     f"nodes[{i}].transitions",
-                    "a send node needs a transition that fires without the contact doing anything "
-                    "('sent', 'no_open', 'no_click' or 'no_reply'), so that the campaign never waits forever "
-                    "and every path ends in a stop node",
+                    "a send node needs a 'sent' or 'no_reply' transition, one that fires without the contact "
+                    f"doing anything, so that the campaign never waits forever and every path ends in a stop "
+                    f"node{why}",
                 ))
 
     # Graph rules, on the first node of each id.

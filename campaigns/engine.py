@@ -49,6 +49,11 @@ MESSAGE_EVENTS = frozenset({"sent", "delivered", "open", "click"})
 # Proof that this node's message went out, so its timeouts can be armed even if `sent` is missing or late.
 SENT_EVIDENCE_EVENTS = frozenset({"sent", "delivered", "open", "click"})
 
+# An out-of-office return date further ahead than this is not believed (a typo, a template gone wrong, a hostile
+# caller): the auto-reply then counts as one without a return date. The events API and the reply classifier
+# apply the same bound.
+MAX_RETURN_DATE_AHEAD = dt.timedelta(days=180)
+
 # Engagement bits of the current node visit (ContactCampaign.engagement_flags).
 FLAG_OPEN = 1
 FLAG_CLICK = 2
@@ -277,22 +282,29 @@ def _with_detail(reason: str, extra: Any) -> str:
     return f"{reason}:{extra}"[:100] if extra else reason
 
 
-def _parse_return_date(value: Any, plan: Plan) -> dt.datetime | None:
-    """An out-of-office return date as an instant: a date means the start of that day in the plan's zone."""
-    if isinstance(value, dt.datetime):
-        parsed = value
-    elif isinstance(value, dt.date):
-        parsed = dt.datetime.combine(value, dt.time(0, 0))
-    elif isinstance(value, str) and value:
-        try:
+def _parse_return_date(value: Any, plan: Plan, now: dt.datetime) -> dt.datetime | None:
+    """An out-of-office return date as an instant: a date means the start of that day in the plan's zone.
+
+    None when there is nothing usable: no value, one that is not a date, one in the past, or one more than
+    MAX_RETURN_DATE_AHEAD away (also one beyond what a datetime can hold, e.g. 9999-12-31 west of UTC).
+    """
+    try:
+        if isinstance(value, dt.datetime):
+            parsed = value
+        elif isinstance(value, dt.date):
+            parsed = dt.datetime.combine(value, dt.time(0, 0))
+        elif isinstance(value, str) and value:
             parsed = dt.datetime.fromisoformat(value)
-        except ValueError:
+        else:
             return None
-    else:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=zoneinfo.ZoneInfo(plan.timezone))
+        back = parsed.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=zoneinfo.ZoneInfo(plan.timezone))
-    return parsed.astimezone(dt.UTC)
+    if back <= now or back - now > MAX_RETURN_DATE_AHEAD:
+        return None
+    return back
 
 
 def _stop(state: EngineState, event: EngineEvent, now: dt.datetime, status: str, reason: str) -> Decision:
@@ -465,8 +477,8 @@ def _real_event(plan: Plan, state: EngineState, event: EngineEvent, now: dt.date
         new_state = replace(new_state, engagement_flags=flags)
 
     if kind == "reply_ooo":
-        back = _parse_return_date((event.detail or {}).get("return_date"), plan)
-        if back is not None and back > now and (new_state.not_before is None or back > new_state.not_before):
+        back = _parse_return_date((event.detail or {}).get("return_date"), plan, now)
+        if back is not None and (new_state.not_before is None or back > new_state.not_before):
             new_state = replace(new_state, not_before=back)
             if isinstance(node, SendNode) and new_state.node_sent_at is None:
                 reschedule.append(RescheduleSend(node_id=node.id, visit=new_state.node_visit,

@@ -15,11 +15,12 @@ The shape (docs/ai.md):
         v
     email_breakup --no_reply P5D--> stop_done
 
-Every send node maps `reply_positive` / `reply_negative` / `reply_neutral` to stop nodes with a reason
-and has no plain `reply` transition on purpose: in the DSL a `reply_ooo` also matches `reply`, and an
-out-of-office auto-reply must not end the campaign (the engine pushes the next send past the return
-date instead). An unclassified human reply matches nothing and the engine stops the campaign with
-reason `replied`, which is what we want.
+Every send node maps `reply_positive` and `reply_negative` to stop nodes with their own reason, then any
+other human reply (`reply_neutral`, or a reply nobody classified) through a plain `reply` to
+`stop_replied`: the plan ends as designed (`completed`, reason `replied`) instead of by the engine's
+unhandled-reply rule. An out-of-office auto-reply does not match `reply` (docs/plan-dsl.md: `reply` is a
+human reply), so it matches nothing here: the campaign goes on and the engine pushes the next send past
+the return date. Every send node also has a `no_reply`, so no campaign can wait forever.
 """
 from __future__ import annotations
 
@@ -249,10 +250,11 @@ def _german_copy(inputs: PlanInputs, seed: str) -> _Copy:
 
 
 def _reply_transitions() -> list[dict[str, str]]:
+    # First match wins: the classified answers first, then every other human reply (never an out-of-office).
     return [
         {"on": "reply_positive", "to": "stop_interested"},
         {"on": "reply_negative", "to": "stop_not_interested"},
-        {"on": "reply_neutral", "to": "stop_replied"},
+        {"on": "reply", "to": "stop_replied"},
     ]
 
 

@@ -228,6 +228,18 @@ def _timer_key(cc_id: int, plan_version_id: int | None, action: ScheduleTimeout 
             f":p{plan_version_id or 0}")
 
 
+# A timer asked for again (same contact campaign, node visit, transition and plan version) is re-armed: a plan
+# switched v1 -> v2 -> v1 reuses the stored v1 version, whose timers v2 canceled. Only a canceled timer comes
+# back: one that is done already fired (reviving it would fire its event twice), a live one is kept as it is,
+# and sends are never revived (their outbox row was canceled with them). The engine only asks for timers of the
+# current node visit, and a revived timer still goes through the node/visit check when it fires.
+_REARM_TIMERS = (
+    "ON CONFLICT (dedupe_key) DO UPDATE SET status = EXCLUDED.status, due_at = EXCLUDED.due_at, "
+    "payload = EXCLUDED.payload, claimed_at = NULL, finished_at = NULL, attempts = 0 "
+    "WHERE scheduled_actions.status = 'canceled' AND scheduled_actions.kind <> 'send'"
+)
+
+
 def send_action_key(*, contact_campaign_id: int, node_id: str, node_visit: int) -> str:
     return f"{contact_campaign_id}:{node_id}:{node_visit}:send"
 
@@ -404,7 +416,12 @@ class _Work:
                     "dedupe_key": _timer_key(cc_id, row.plan_version_id, timer),
                 })
         actions.extend(self._send_actions(rows))
-        _insert_rows(ScheduledAction, actions, now=self.now, suffix="ON CONFLICT (dedupe_key) DO NOTHING")
+        # One row per key: under ON CONFLICT DO UPDATE a statement may not propose the same key twice (PostgreSQL
+        # refuses it, even when the update's WHERE is false); the first wins, as it did with DO NOTHING.
+        unique: dict[str, dict[str, Any]] = {}
+        for action in actions:
+            unique.setdefault(action["dedupe_key"], action)
+        _insert_rows(ScheduledAction, list(unique.values()), now=self.now, suffix=_REARM_TIMERS)
 
     def _send_actions(self, rows: dict[int, _Locked]) -> list[dict[str, Any]]:
         wanted = {cc_id: sends for cc_id, sends in self.sends.items() if sends}

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from campaigns.api import services as api_services
 from campaigns.dsl import validate_plan
+from campaigns.engine import MAX_RETURN_DATE_AHEAD
 from campaigns.models import Campaign, ContactCampaign
 from contacts.services import clean_domain
 from messaging.models import EmailSenderIdentity
@@ -193,7 +194,35 @@ class ExternalEventSerializer(serializers.Serializer):
             raise serializers.ValidationError("Must be an object.")
         if len(str(value)) > 10_000:
             raise serializers.ValidationError("At most 10,000 characters.")
+        problem = return_date_problem(value.get("return_date"), now=clock.now())
+        if problem:
+            raise serializers.ValidationError({"return_date": [problem]})
         return value
+
+
+def return_date_problem(value: Any, *, now: dt.datetime) -> str | None:
+    """Why `detail.return_date` cannot be taken, or None (absent or null is fine: no return date).
+
+    Read as a calendar date as written (the plan's time zone is the engine's business), with a day of slack
+    on the past side for callers west of UTC. The engine ignores a date it finds out of range anyway; this
+    tells the caller instead of accepting nonsense (and a year-9999 date can no longer reach the engine).
+    """
+    if value is None:
+        return None
+    parsed: dt.date | None = None
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value).date()  # a date, or a date-time's date as written
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        return "Must be a date (YYYY-MM-DD) or an ISO 8601 date-time."
+    today = now.astimezone(dt.UTC).date()
+    if parsed < today - dt.timedelta(days=1):
+        return "Must not be in the past."
+    if parsed > today + MAX_RETURN_DATE_AHEAD:
+        return f"Must be at most {MAX_RETURN_DATE_AHEAD.days} days ahead."
+    return None
 
 
 class EventResultSerializer(serializers.Serializer):

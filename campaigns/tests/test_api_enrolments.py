@@ -231,3 +231,40 @@ def test_events_an_integration_may_not_post_are_a_400(client, tenant, clock, pay
     assert response.status_code == 400
     assert field in response.json(), response.json()
     assert not CampaignTransition.objects.filter(contact_campaign=cc).exclude(event="start").exists()
+
+
+@pytest.mark.parametrize("return_date, message", [
+    ("9999-12-31T23:00:00-12:00", "at most 180 days ahead"),  # once a 500: astimezone overflowed
+    ("9999-12-31", "at most 180 days ahead"),
+    ("2999-01-01", "at most 180 days ahead"),  # once accepted: the contact was parked for 973 years
+    ("2026-08-30", "at most 180 days ahead"),  # T0 + 181 days
+    ("2026-02-27", "in the past"),
+    ("next monday", "a date (YYYY-MM-DD)"),
+    (20260316, "a date (YYYY-MM-DD)"),
+])
+def test_an_out_of_office_return_date_out_of_range_is_a_400_naming_detail_return_date(
+        client, tenant, clock, return_date, message):
+    cc = started_contact_campaign(tenant=tenant)
+    client.raise_request_exception = False
+    response = client.post(f"/api/v1/contact-campaigns/{cc.pk}/events",
+                           {"type": "reply_ooo", "detail": {"return_date": return_date}}, format="json")
+    assert response.status_code == 400, response.content
+    [problem] = response.json()["detail"]["return_date"]
+    assert message in problem
+    cc.refresh_from_db()
+    assert cc.not_before is None
+    assert not CampaignTransition.objects.filter(contact_campaign=cc).exclude(event="start").exists()
+
+
+@pytest.mark.parametrize("return_date, not_before", [
+    ("2026-08-29", dt.datetime(2026, 8, 29, 7, 0, tzinfo=dt.UTC)),  # T0 + 180 days, midnight PDT
+    ("2026-03-16T09:00:00+01:00", dt.datetime(2026, 3, 16, 8, 0, tzinfo=dt.UTC)),
+    (None, None),
+])
+def test_an_out_of_office_return_date_in_range_pushes_the_next_send(client, tenant, clock, return_date, not_before):
+    cc = started_contact_campaign(tenant=tenant)
+    response = client.post(f"/api/v1/contact-campaigns/{cc.pk}/events",
+                           {"type": "reply_ooo", "detail": {"return_date": return_date}}, format="json")
+    assert response.status_code == 200, response.content
+    cc.refresh_from_db()
+    assert (cc.status, cc.not_before) == ("active", not_before)

@@ -15,6 +15,7 @@ import pytest
 from django.core.management import call_command
 
 from campaigns.dsl import (
+    ALWAYS_RESOLVING_EVENTS,
     POLICY_EVENTS,
     REAL_EVENTS,
     SELF_FIRING_EVENTS,
@@ -203,6 +204,13 @@ RULES = [
      "nodes[1].transitions", "fires without the contact doing anything", True),
     ("send waits on delivered only", put("nodes", 1, "transitions", value=[{"on": "delivered", "to": "stop_done"}]),
      "nodes[1].transitions", "fires without the contact doing anything", True),
+    ("send times out on no_open only", put("nodes", 1, "transitions", value=[
+        {"on": "no_open", "after": "P1D", "to": "stop_done"}]),
+     "nodes[1].transitions", "needs a 'sent' or 'no_reply' transition", True),
+    ("send times out on no_open and no_click only", put("nodes", 1, "transitions", value=[
+        {"on": "reply", "to": "stop_done"}, {"on": "no_open", "after": "P1D", "to": "stop_done"},
+        {"on": "no_click", "after": "P2D", "to": "stop_done"}]),
+     "nodes[1].transitions", "'no_click' and 'no_open' no longer fire once the contact opens or clicks", True),
     ("21 transitions", put("nodes", 1, "transitions", value=[{"on": "sent", "to": "stop_done"}] * 21),
      "nodes[1].transitions", "at most 20 items", True),
     ("11 send nodes", extra_send_nodes(8), "nodes", "at most 10 send nodes are allowed, found 11", True),
@@ -370,6 +378,26 @@ def test_sent_without_after_or_within_is_a_valid_self_firing_transition():
     assert validate_plan(minimal_plan()) == []
 
 
+def test_a_send_node_that_only_times_out_on_no_open_is_refused_because_an_open_would_strand_it():
+    # After a human open the no_open timer does nothing, and no other transition could ever fire: the campaign
+    # would stay active on this node for ever. `no_reply` (or `sent`) always resolves: a reply moves or stops.
+    plan = minimal_plan()
+    plan["nodes"][0]["transitions"] = [{"on": "no_open", "after": "P3D", "to": "done"}]
+    problems = validate_plan(plan)
+    assert [p["path"] for p in problems] == ["nodes[0].transitions"]
+    assert "needs a 'sent' or 'no_reply' transition" in problems[0]["message"]
+    assert "'no_open' no longer fire" in problems[0]["message"]
+    plan["nodes"][0]["transitions"].append({"on": "no_reply", "after": "P5D", "to": "done"})
+    assert validate_plan(plan) == []
+
+
+def test_a_send_node_with_a_non_string_event_is_reported_not_a_crash():
+    plan = minimal_plan()
+    plan["nodes"][0]["transitions"] = [{"on": ["sent"], "to": "done"}, {"on": {"x": 1}, "to": "done"}]
+    paths = [p["path"] for p in validate_plan(plan)]
+    assert paths == ["nodes[0].transitions[0].on", "nodes[0].transitions[1].on", "nodes[0].transitions"]
+
+
 def test_sent_with_within_is_accepted_because_sent_is_a_real_event():
     plan = minimal_plan()
     plan["nodes"][0]["transitions"][0]["within"] = "PT5M"
@@ -409,7 +437,7 @@ def test_types_are_not_coerced():
 def test_limits_are_inclusive():
     plan = minimal_plan()
     plan["nodes"][0]["message"] = {"subject": "s" * 200, "text": "t" * 20_000}
-    plan["nodes"][0]["transitions"] = [{"on": "no_open", "after": "PT1M", "to": "done"},
+    plan["nodes"][0]["transitions"] = [{"on": "no_reply", "after": "PT1M", "to": "done"},
                                        {"on": "click", "within": "P90D", "to": "done"}]
     assert validate_plan(plan) == []
     assert validate_plan(chain_of_nodes_plan(30)) == []
@@ -471,17 +499,19 @@ def test_event_constants_partition_the_transition_events():
     assert REAL_EVENTS.isdisjoint(SYNTHETIC_EVENTS)
     assert REAL_EVENTS | SYNTHETIC_EVENTS == TRANSITION_EVENTS
     assert SELF_FIRING_EVENTS == {"sent", "no_open", "no_click", "no_reply"}
+    assert ALWAYS_RESOLVING_EVENTS == {"sent", "no_reply"}
     assert POLICY_EVENTS.isdisjoint(TRANSITION_EVENTS)
     assert len(TRANSITION_EVENTS) == 13
 
 
 @pytest.mark.parametrize(
     ("on", "event", "matches"),
-    [("reply", "reply", True), ("reply", "reply_positive", True), ("reply", "reply_ooo", True),
+    [("reply", "reply", True), ("reply", "reply_positive", True), ("reply", "reply_negative", True),
+     ("reply", "reply_neutral", True), ("reply", "reply_ooo", False), ("reply_ooo", "reply_ooo", True),
      ("reply_positive", "reply", False), ("reply_positive", "reply_negative", False), ("open", "click", False),
      ("click", "click", True)],
 )
-def test_reply_subtypes_also_match_plain_reply(on, event, matches):
+def test_human_reply_subtypes_also_match_plain_reply_but_an_out_of_office_does_not(on, event, matches):
     assert transition_matches_event(on, event) is matches
 
 

@@ -205,12 +205,43 @@ def test_an_out_of_office_reply_is_not_a_human_reply_and_sets_not_before():
     assert not new.engagement_flags & engine.FLAG_REPLY
 
 
-def test_an_out_of_office_reply_matches_a_plain_reply_transition_as_the_spec_says():
-    # docs/plan-dsl.md: "A reply_* event also matches a plain reply transition" (reply_ooo included);
-    # a plan that wants to wait out a vacation lists a reply_ooo transition before its reply transition.
+def test_an_out_of_office_reply_does_not_end_the_example_plan_as_replied():
+    # `reply` is "any human reply"; an auto-reply is not one (spec: "a human reply (not reply_ooo)"), so the
+    # example plan's `reply -> stop_replied` does not match it: the campaign stays, its next send pushed back.
     decision = decide(PLAN, sent_intro(), ev("reply_ooo", T0 + DAY, "email_intro", 1,
                                              detail={"return_date": "2026-03-16"}), T0 + DAY)
-    assert decision.new_state.current_node_id == "stop_replied"
+    new = decision.new_state
+    assert (new.status, new.current_node_id, new.stop_reason) == ("active", "email_intro", "")
+    assert new.not_before == dt.datetime(2026, 3, 16, 7, 0, tzinfo=dt.UTC)
+    assert decision.transitions[0].reason == "no_match"
+    assert not of(decision.actions, Stop)
+
+
+@pytest.mark.parametrize("return_date", [
+    "9999-12-31T23:00:00-12:00", "9999-12-31", dt.date(9999, 12, 31), dt.datetime.max,  # once an OverflowError
+    "2999-01-01", "2026-08-30",  # more than 180 days ahead: once parked the contact for centuries
+    "2026-03-01", "2026-03-02T08:00:00-08:00",  # already past
+    "soon", 42, None, "",
+])
+def test_an_out_of_office_return_date_out_of_range_counts_as_none(return_date):
+    state = at_node("email_hot", sent_at=None)
+    decision = decide(PLAN, state, ev("reply_ooo", T0, detail={"return_date": return_date}), T0)
+    assert decision.new_state == state
+    assert decision.outcome == engine.RECORDED and decision.transitions[0].reason == "no_match"
+    assert not of(decision.actions, RescheduleSend)
+
+
+def test_an_out_of_office_return_date_180_days_ahead_is_still_honoured():
+    state = at_node("email_hot", sent_at=None)
+    decision = decide(PLAN, state, ev("reply_ooo", T0, detail={"return_date": "2026-08-29"}), T0)
+    assert decision.new_state.not_before == dt.datetime(2026, 8, 29, 7, 0, tzinfo=dt.UTC)  # midnight PDT
+
+
+def test_an_out_of_office_reply_matches_an_explicit_reply_ooo_transition():
+    plan = example_plan()
+    plan["nodes"][0]["transitions"].insert(1, {"on": "reply_ooo", "to": "email_bump"})
+    decision = decide(parse_plan(plan), sent_intro(), ev("reply_ooo", T0 + DAY, "email_intro", 1), T0 + DAY)
+    assert decision.new_state.current_node_id == "email_bump"
 
 
 def test_not_before_holds_back_the_next_node_send():

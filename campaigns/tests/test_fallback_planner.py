@@ -78,9 +78,9 @@ def test_fallback_plan_timing_rules():
         "stop_interested", "stop_not_interested", "stop_replied", "stop_done"}
     for node in _sends(plan):
         events = [t["on"] for t in node["transitions"]]
-        # No plain "reply": an out-of-office auto-reply matches "reply" and must not end the plan.
-        assert "reply" not in events
-        assert events[:3] == ["reply_positive", "reply_negative", "reply_neutral"]
+        # Classified answers first, then any other human reply; an out-of-office does not match `reply`.
+        assert events[:3] == ["reply_positive", "reply_negative", "reply"]
+        assert "reply_ooo" not in events
         assert "no_reply" in events
 
 
@@ -112,3 +112,26 @@ def test_different_contacts_of_one_campaign_do_not_all_get_identical_subjects():
         for name in ("Ann", "Ben", "Cleo", "Dev", "Eva", "Finn", "Gus", "Hana", "Ivo", "Jan")
     }
     assert len(subjects) > 1
+
+
+def test_fallback_plan_outlives_an_out_of_office_and_ends_on_a_human_reply():
+    import datetime as dt
+
+    from campaigns import engine
+
+    plan = parse_plan(fallback_plan(PlanInputs(brief=BRIEF, contact=CONTACT, lead=LEAD)))
+    t0 = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
+    state = engine.enter_start(plan, t0).new_state
+    state = engine.decide(plan, state, engine.EngineEvent(type="sent", occurred_at=t0, node_id="email_intro",
+                                                          node_visit=1), t0).new_state
+
+    def reply(kind: str, detail: dict | None = None) -> engine.EngineState:
+        return engine.decide(plan, state, engine.EngineEvent(type=kind, occurred_at=t0, detail=detail or {}),
+                             t0).new_state
+
+    ooo = reply("reply_ooo", {"return_date": "2026-03-16"})
+    assert (ooo.status, ooo.current_node_id) == ("active", "email_intro")
+    for kind, reason in [("reply", "replied"), ("reply_neutral", "replied"), ("reply_positive", "interested"),
+                         ("reply_negative", "not_interested")]:
+        after = reply(kind)
+        assert (after.status, after.stop_reason) == ("completed", reason), kind

@@ -437,6 +437,66 @@ def test_replacing_the_plan_keeps_the_node_and_rearms_its_timers(clock):
     assert ScheduledAction.objects.filter(contact_campaign=cc, kind="timeout", status="canceled").count() == 2
 
 
+def _live_timers(cc: ContactCampaign) -> list[tuple[str, str]]:
+    return sorted(ScheduledAction.objects.filter(contact_campaign=cc, kind__in=["timeout", "wait"],
+                                                 status__in=["pending", "held", "claimed"])
+                  .values_list("event", "status"))
+
+
+def test_replacing_back_to_an_earlier_plan_version_rearms_its_canceled_timers(clock, capture):
+    # v1 -> v2 -> v1: the stored v1 version is reused, so its timer keys are the ones v2 canceled; they must
+    # come back, else the campaign sits on its node with nothing scheduled, for ever.
+    v1 = example_plan()
+    cc = started_contact_campaign(plan=v1)
+    contact_campaign_handle_event(contact_campaign_id=cc.pk, event=event("sent", cc))
+    v2 = example_plan()
+    v2["nodes"][0]["message"]["text"] = "Hi Dana, the v2 copy"
+    contact_campaign_replace_plan(contact_campaign=cc, plan=v2, source="manual")
+    clock.advance(hours=1)
+    cc = contact_campaign_replace_plan(contact_campaign=cc, plan=v1, source="manual")
+    assert cc.current_plan_version.version == 1 and cc.current_node_id == "email_intro"
+    assert _live_timers(cc) == [("no_open", "pending"), ("no_reply", "pending")]
+    revived = ScheduledAction.objects.get(contact_campaign=cc, event="no_reply", status="pending")
+    assert revived.dedupe_key.endswith(f":p{cc.current_plan_version_id}")
+    assert (revived.due_at, revived.claimed_at, revived.finished_at) == (T0 + 5 * DAY, None, None)
+    fire_due_timers(clock, capture, days=5)
+    cc.refresh_from_db()
+    assert cc.current_node_id == "email_bump"  # the revived no_open timer moved it on
+
+
+def test_reverting_a_plan_never_revives_a_timer_that_already_fired(clock, capture):
+    v1 = example_plan()
+    cc = started_contact_campaign(plan=v1)
+    contact_campaign_handle_event(contact_campaign_id=cc.pk, event=event("sent", cc))
+    contact_campaign_handle_event(contact_campaign_id=cc.pk, event=event("open", cc, at=T0 + DAY))
+    fire_due_timers(clock, capture, days=3)  # no_open fires, finds the open, does nothing: done
+    v1_no_open = ScheduledAction.objects.get(contact_campaign=cc, event="no_open")
+    assert v1_no_open.status == "done"
+    v2 = example_plan()
+    v2["nodes"][0]["message"]["text"] = "Hi Dana, the v2 copy"
+    contact_campaign_replace_plan(contact_campaign=cc, plan=v2, source="manual")
+    contact_campaign_replace_plan(contact_campaign=cc, plan=v1, source="manual")
+    v1_no_open.refresh_from_db()
+    assert (v1_no_open.status, v1_no_open.finished_at) == ("done", T0 + 3 * DAY)
+    assert _live_timers(cc) == [("no_reply", "pending")]  # only the canceled one came back
+    # A paused campaign's re-armed timers come back held, like any timer it gets.
+    services.contact_campaign_pause(contact_campaign=cc)
+    contact_campaign_replace_plan(contact_campaign=cc, plan=v2, source="manual")
+    assert _live_timers(cc) == [("no_open", "held"), ("no_reply", "held")]
+
+
+def test_the_same_timer_asked_twice_in_one_flush_is_written_once(clock):
+    # The revival needs ON CONFLICT DO UPDATE, which PostgreSQL refuses when one statement proposes a key twice.
+    cc = started_contact_campaign()  # not sent yet: no timer stored, so the first proposal inserts the row
+    timer = engine.ScheduleTimeout(node_id="email_intro", visit=1, event="no_reply", transition_index=3,
+                                   due_at=T0 + 5 * DAY)
+    rows = services._lock([cc.pk])
+    work = services._Work(clock.now)
+    work.apply(rows[cc.pk], engine.Decision(rows[cc.pk].state, [], [timer, timer], engine.UPDATED))
+    work.flush(rows)
+    assert ScheduledAction.objects.filter(contact_campaign=cc, event="no_reply").count() == 1
+
+
 def test_replacing_the_plan_refreshes_a_message_not_sent_yet(clock):
     clock.now = dt.datetime(2026, 3, 3, 6, 0, tzinfo=dt.UTC)
     cc = started_contact_campaign()

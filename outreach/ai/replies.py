@@ -130,11 +130,11 @@ def _classify_reply_ai(*, tenant: Any, subject: str, text: str, today: dt.date) 
     raw_date = data.get("return_date")
     if label == "ooo" and isinstance(raw_date, str) and raw_date:
         try:
-            return_date = dt.date.fromisoformat(raw_date[:10])
+            return_date = plausible_return_date(dt.date.fromisoformat(raw_date[:10]), today=today)
         except ValueError:
             return_date = None
     if label == "ooo" and return_date is None:
-        # The model missed or mangled the date: the rules' extraction is deterministic, use it.
+        # The model missed, mangled or misread the date: the rules' extraction is deterministic, use it.
         return_date = extract_return_date(text, today=today)
     return ReplyClassification(
         label=label,
@@ -536,13 +536,38 @@ def _parse_date_match(match: re.Match[str], today: dt.date, prefer_day_first: bo
     return None
 
 
+# A return date further ahead than this is not believed (a typo, a misread year, a template gone wrong): the
+# reply then has no return date. The campaign engine and the events API apply the same bound
+# (campaigns.engine.MAX_RETURN_DATE_AHEAD).
+MAX_RETURN_DAYS_AHEAD = 180
+
+
+def plausible_return_date(value: dt.date | None, *, today: dt.date) -> dt.date | None:
+    """`value` when it is a return date worth acting on (from `today` to 180 days after it), else None."""
+    if value is None:
+        return None
+    try:
+        latest = today + dt.timedelta(days=MAX_RETURN_DAYS_AHEAD)
+    except OverflowError:
+        latest = dt.date.max
+    return value if today <= value <= latest else None
+
+
+def _parse_date_safely(match: re.Match[str], today: dt.date, prefer_day_first: bool) -> dt.date | None:
+    try:
+        return _parse_date_match(match, today, prefer_day_first)
+    except OverflowError:  # date arithmetic at the ends of the calendar (year 1 or 9999)
+        return None
+
+
 def extract_return_date(text: str, *, today: dt.date) -> dt.date | None:
     """The first day the sender is back, from an out-of-office text, or None.
 
     Looks for a return cue ("back on", "returning", "zurück am", "until", "bis", "de retour le",
     "hasta el") followed within a few words by a date; "until X" means back on X + 1 day. Without a cue,
     the latest date in the text that is not in the past is taken (OOO notes usually name the span
-    "from A to B", and B is the one that matters).
+    "from A to B", and B is the one that matters). A date in the past or more than 180 days after `today`
+    is not a return date (`plausible_return_date`).
     """
     body = strip_quoted(text)
     flat = re.sub(r"\s+", " ", unicodedata.normalize("NFC", body))
@@ -559,17 +584,18 @@ def extract_return_date(text: str, *, today: dt.date) -> dt.date | None:
         # The date must start close to the cue (skip "until I get back on 3/4 of the tasks" style noise).
         if chosen.start() > 25:
             continue
-        parsed = _parse_date_match(chosen, today, prefer_day_first)
+        parsed = _parse_date_safely(chosen, today, prefer_day_first)
+        if parsed is not None and cue.group("until"):
+            parsed = parsed + dt.timedelta(days=1) if parsed < dt.date.max else None
+        parsed = plausible_return_date(parsed, today=today)
         if parsed is None:
             continue
-        if cue.group("until"):
-            parsed += dt.timedelta(days=1)
         return parsed
     candidates = []
     for match in _DATE.finditer(flat):
         if match.group("wd"):
             continue
-        parsed = _parse_date_match(match, today, prefer_day_first)
-        if parsed is not None and parsed >= today:
+        parsed = plausible_return_date(_parse_date_safely(match, today, prefer_day_first), today=today)
+        if parsed is not None:
             candidates.append(parsed)
     return max(candidates) if candidates else None

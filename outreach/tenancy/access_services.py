@@ -44,9 +44,49 @@ def _owner_count(tenant_id: int) -> int:
     return TenantMembership.objects.filter(tenant_id=tenant_id, role=Role.OWNER).count()
 
 
+# One answer for every refusal, so that a tenant cannot learn whether an address is a user of another tenant.
+MEMBER_ADD_REFUSED = ("No user with this email can be added to this tenant; they must sign up first or be added "
+                      "by an operator.")
+
+
+def membership_add_by_email(*, tenant: Tenant, email: str, role: str, actor_role: str, actor=None,
+                            actor_label: str = "") -> TenantMembership:
+    """An owner adds a user to their tenant by email (the API's path).
+
+    Only a user who signed up and belongs to no other tenant can be attached: users are global, and an owner
+    must neither see nor take another tenant's people. A user who works for several tenants (staff) is added
+    by an operator in the admin. Every refusal is the same 400 on `email`, whether the address is unknown,
+    ambiguous, inactive or taken, so the answer reveals nothing about other tenants. Adding someone already a
+    member of this tenant is a 409 (the owner sees their members anyway).
+    """
+    _check_role(role)
+    _check_ceiling(actor_role=actor_role, role=role)
+    address = (email or "").strip()
+    user_model = get_user_model()
+    with transaction.atomic():
+        # Locked: two tenants adding the same new user at once cannot both pass the "no other tenant" check.
+        users = list(user_model.objects.select_for_update().filter(email__iexact=address).order_by("pk")[:2]) \
+            if address else []
+        if len(users) != 1 or not users[0].is_active:
+            raise ApplicationError(MEMBER_ADD_REFUSED, field="email")
+        user = users[0]
+        memberships = set(TenantMembership.objects.filter(user=user).values_list("tenant_id", flat=True))
+        if tenant.pk in memberships:
+            raise ApplicationError("This user is already a member.", field="email", status_code=409)
+        if memberships:
+            raise ApplicationError(MEMBER_ADD_REFUSED, field="email")
+        membership = TenantMembership.objects.create(tenant=tenant, user=user, role=role)
+        audit_record(tenant=tenant, actor=actor, actor_label=actor_label, action="membership.add",
+                     target=membership, detail={"user": user.get_username(), "role": role})
+    return membership
+
+
 def membership_add(*, tenant: Tenant, user_identifier: str, role: str, actor_role: str, actor=None,
                    actor_label: str = "") -> TenantMembership:
-    """Add an existing user (by username or email) to the tenant with a role."""
+    """Operators only (demo seeding, scripts): attach any user, found by username or email, to the tenant.
+
+    No tenant may reach this: it looks users up across tenants. Owners use `membership_add_by_email`.
+    """
     _check_role(role)
     _check_ceiling(actor_role=actor_role, role=role)
     identifier = (user_identifier or "").strip()

@@ -45,7 +45,8 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 
 class MembershipCreateSerializer(serializers.Serializer):
-    user = serializers.CharField(max_length=254, help_text="Username or email of an existing user")
+    email = serializers.EmailField(max_length=254, help_text=(
+        "Email of a user who signed up and belongs to no other tenant (others are added by an operator)"))
     role = serializers.ChoiceField(choices=Role.choices)
 
 
@@ -102,14 +103,14 @@ class MembershipViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixins.Ret
     read_role = Role.ADMIN
     write_role = Role.OWNER
 
-    @extend_schema(summary="Add an existing user as a member", request=MembershipCreateSerializer,
-                   responses={201: MembershipSerializer, 409: _CONFLICT})
+    @extend_schema(summary="Add a signed-up user who belongs to no other tenant, by email",
+                   request=MembershipCreateSerializer, responses={201: MembershipSerializer, 409: _CONFLICT})
     def create(self, request: Request) -> Response:
         serializer = MembershipCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         ctx = self.tenant_ctx
-        membership = access_services.membership_add(
-            tenant=ctx.tenant, user_identifier=serializer.validated_data["user"],
+        membership = access_services.membership_add_by_email(
+            tenant=ctx.tenant, email=serializer.validated_data["email"],
             role=serializer.validated_data["role"], actor_role=ctx.role, actor=ctx.user, actor_label=ctx.actor_label,
         )
         membership = self.get_queryset().get(pk=membership.pk)

@@ -98,6 +98,25 @@ def test_return_date_formats(text, expected):
     assert (got.isoformat() if got else None) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Out of office until 31.12.9999.", None),  # once an OverflowError: 9999-12-31 + the day after "until"
+    ("I'm back on 9999-12-31.", None),
+    ("Back on 2999-01-01.", None),  # more than 180 days ahead: not believed
+    ("Back on 2027-05-31.", None),  # 1 Dec 2026 + 181 days: too far
+    ("Back on 2027-05-30.", "2027-05-30"),  # exactly 180 days ahead: kept
+    ("I was away until 2026-11-20.", None),  # already back
+    ("Back on 2031-01-05, otherwise from 2026-12-14.", "2026-12-14"),  # the implausible cue is skipped
+])
+def test_return_dates_in_the_past_or_more_than_180_days_ahead_are_ignored(text, expected):
+    got = extract_return_date(text, today=dt.date(2026, 12, 1))
+    assert (got.isoformat() if got else None) == expected
+
+
+def test_return_date_extraction_survives_the_ends_of_the_calendar():
+    assert extract_return_date("Back Monday.", today=dt.date.max) is None
+    assert extract_return_date("Back on 3 January.", today=dt.date.min) is None
+
+
 @pytest.mark.parametrize("text", [
     "Please unsubscribe me.",
     "remove me from this list",
@@ -166,6 +185,15 @@ def test_ai_ooo_without_a_date_gets_the_rules_date_and_rules_stop_request_is_kep
     stop = classify_reply(tenant=tenant, subject="Re", text="Who is this? Unsubscribe me.", headers={},
                           received_at=DEFAULT_RECEIVED)
     assert (stop.label, stop.stop_request) == ("negative", True)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("model_date", ["9999-12-31", "2999-01-01", "2026-11-01"])
+def test_an_ai_return_date_in_the_past_or_over_180_days_ahead_gives_way_to_the_rules(stub, tenant, model_date):
+    stub.enqueue(chat_json({"label": "ooo", "confidence": 0.9, "stop_request": False, "return_date": model_date}))
+    ooo = classify_reply(tenant=tenant, subject="Re", text="Away, back on 14 December.", headers={},
+                         received_at=DEFAULT_RECEIVED)
+    assert (ooo.label, ooo.source, ooo.return_date) == ("ooo", "ai", dt.date(2026, 12, 14))
 
 
 @pytest.mark.django_db
