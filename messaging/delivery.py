@@ -15,6 +15,14 @@ two workers handed the same ids never both get a row. Before the HTTP request, t
 Message-ID and ``send_started_at`` are committed; that marker is what lets lease recovery tell a
 claim that never reached SendGrid (safe to re-queue) from one that may have (``unknown``: never
 resent blindly; a later webhook event for it settles it as sent, an operator sees the rest).
+
+Policy is checked twice per claim (architecture rule 5): once for the whole batch after the claim, and
+again, in SQL, by the very statement that records the request start, so an opt-out or a pause that lands
+while earlier messages of the batch are on the wire still stops the later ones.
+
+The engine hears the outcomes once per batch, after the batch. If that call fails or the worker dies
+first, ``outbound_messages_feed_lost_events`` (run by the ``recover_stale_sends`` beat task) finds the
+rows whose contact campaign never heard and feeds them again.
 """
 from __future__ import annotations
 
@@ -45,6 +53,16 @@ BACKOFF_BASE_SECONDS = 60
 BACKOFF_CAP_SECONDS = 3600
 AMBIGUOUS_PAUSE = dt.timedelta(minutes=1)  # after an ambiguous error the rest of the batch waits this long
 SENDING_LEASE = dt.timedelta(minutes=10)  # far above the request timeout: a live worker is done by then
+# Lost-event sweep (outbound_messages_feed_lost_events): a settled row whose outcome the engine has not heard
+# this long after is fed again. Clock time, like the rows' timestamps (setting LOST_SEND_EVENTS_GRACE_SECONDS).
+LOST_EVENT_GRACE_SECONDS = 60
+# How far back it looks, in REAL time (multiplied by CLOCK_SPEED: the demo's beat still ticks every real
+# minute). Only a sweep outage longer than this loses an event for good. It is also what each pass costs:
+# one index entry and one primary-key probe per message settled in the window (measured: ~85 ms for the
+# 62,000 sends of 6 hours at 3 a second); setting LOST_SEND_EVENTS_LOOKBACK (a timedelta).
+LOST_EVENT_LOOKBACK = dt.timedelta(hours=6)
+LOST_EVENT_PAGE_SIZE = 500  # one engine call per page
+LOST_EVENT_MAX_PAGES = 20  # per outcome and pass: up to 10,000 of each fed a minute, the rest the next minute
 
 _URL_RE = re.compile(r"https?://[^\s<>\"']+")
 _ALLOWED_TAGS = {"a", "b", "strong", "i", "em", "u", "p", "br", "ul", "ol", "li", "blockquote", "span", "div",
@@ -252,6 +270,64 @@ def send_policy(*, message: OutboundMessage, global_stop: bool, block_reason: st
     return None
 
 
+# The statement that records the request start (step 4) also re-checks policy, in the same statement so
+# there is no gap between check and mark: the batch-start check may be minutes old by the time a message's
+# turn comes (up to 500 requests of up to 10 s each), and an opt-out or a pause must win. It is
+# `send_policy`'s "send" verdict in SQL. Keys are literals from the batch's read (not correlated to the
+# row), so each sub-select is a stand-alone primary or unique key probe that PostgreSQL runs once (an
+# InitPlan) whatever the table sizes. Raw SQL: the ORM spelling cost ~2 ms of Python per message.
+# settings.OUTREACH_SENDING_STOPPED is not in the database: the caller checks it in Python.
+_START_REQUEST_SQL = """
+    UPDATE outbound_messages
+    SET message_id_header = %(message_id)s, in_reply_to = %(in_reply_to)s, "references" = %(references)s,
+        subject = %(subject)s, sender_identity_id = %(sender_id)s, send_started_at = %(now)s,
+        attempts = attempts + 1, updated_at = %(now)s
+    WHERE id = %(id)s AND claimed_at = %(claimed_at)s AND status = 'sending'
+      AND NOT EXISTS (SELECT 1 FROM global_sending_switch WHERE id = 1 AND sending_stopped)
+      AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = %(tenant_id)s AND sending_paused)
+      AND EXISTS (SELECT 1 FROM email_sender_identities
+                  WHERE id = %(sender_id)s AND NOT is_paused AND status = 'verified')
+      AND NOT EXISTS (SELECT 1 FROM contact_unsubscribes
+                      WHERE tenant_id = %(tenant_id)s AND channel = 'email' AND channel_value = %(address)s)
+      AND NOT EXISTS (SELECT 1 FROM communication_suppressions
+                      WHERE tenant_id = %(tenant_id)s AND channel = 'email' AND value = %(address)s
+                        AND (expires_at IS NULL OR expires_at > %(now)s))
+      AND NOT EXISTS (SELECT 1 FROM communication_suppressions
+                      WHERE tenant_id = %(tenant_id)s AND channel = 'email_domain' AND value = %(domain)s
+                        AND (expires_at IS NULL OR expires_at > %(now)s))
+"""
+_START_REQUEST_CAMPAIGN_SQL = """
+      AND EXISTS (SELECT 1 FROM contact_campaigns WHERE id = %(contact_campaign_id)s AND status = 'active')
+      AND EXISTS (SELECT 1 FROM campaigns WHERE id = %(campaign_id)s AND status = 'active')
+"""
+
+
+def _start_request(message: OutboundMessage, *, claimed_at: dt.datetime, sender: EmailSenderIdentity,
+                   message_id: str, thread: Thread, subject: str) -> bool:
+    """Record the request start (committed before the request) if the claim is still ours AND policy
+    still allows the send; False otherwise (nothing written)."""
+    from messaging import compliance
+
+    if settings.OUTREACH_SENDING_STOPPED:
+        return False
+    # The batch-start check suppressed invalid addresses, so this one normalises.
+    address = compliance.normalise_email(message.to_address)
+    sql = _START_REQUEST_SQL
+    params: dict[str, Any] = {
+        "message_id": message_id, "in_reply_to": thread.in_reply_to[:255], "references": thread.references,
+        "subject": subject[:300], "sender_id": sender.id, "now": clock.now(), "id": message.id,
+        "claimed_at": claimed_at, "tenant_id": message.tenant_id, "address": address,
+        "domain": address.rsplit("@", 1)[1],
+    }
+    cc = message.contact_campaign
+    if cc is not None:
+        sql += _START_REQUEST_CAMPAIGN_SQL
+        params.update(contact_campaign_id=cc.id, campaign_id=cc.campaign_id)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
+
+
 def _hold(message: OutboundMessage, *, claimed_at: dt.datetime, reason: str, not_before: dt.datetime,
           last_error: str | None = None, undo_attempt: bool = False) -> bool:
     """Back to queued and re-armed, atomically: if re-arming fails the row stays `sending` and lease
@@ -280,6 +356,54 @@ def _finish(message: OutboundMessage, *, claimed_at: dt.datetime, statuses: tupl
                 .update(**updates))
 
 
+def _settle_by_policy(message: OutboundMessage, verdict: tuple[str, str], *, claimed_at: dt.datetime,
+                      report: DeliveryReport, engine_items: list[tuple],
+                      hold_until: dt.datetime | None = None) -> None:
+    """Carry out a `send_policy` refusal on a claimed row; the one path for both policy checks."""
+    action, reason = verdict
+    if action == "cancel":
+        if _finish(message, claimed_at=claimed_at, statuses=(OutboundMessage.Status.SENDING,),
+                   status=OutboundMessage.Status.CANCELED, status_reason=reason):
+            report.canceled.append(message.id)
+    elif action == "suppress":
+        if _finish(message, claimed_at=claimed_at, statuses=(OutboundMessage.Status.SENDING,),
+                   status=OutboundMessage.Status.SUPPRESSED, status_reason=reason):
+            report.suppressed.append(message.id)
+            engine_items.append(_engine_event(message, "suppressed", clock.now(), {"reason": reason}))
+    else:
+        not_before = hold_until or clock.now() + getattr(settings, "SENDING_HOLD_RECHECK", HOLD_RECHECK)
+        if _hold(message, claimed_at=claimed_at, reason=reason, not_before=not_before):
+            report.held.append(message.id)
+
+
+def _settle_refused_start(message: OutboundMessage, *, claimed_at: dt.datetime, report: DeliveryReport,
+                          engine_items: list[tuple]) -> None:
+    """The request-start statement matched nothing: the claim was taken back, or policy changed since the
+    batch-start check. Read this one row again to tell which, and settle it as that check would have."""
+    from messaging import compliance
+    from outreach.tenancy.selectors import global_sending_stopped
+
+    fresh = (
+        OutboundMessage.objects.filter(id=message.id, claimed_at=claimed_at, status=OutboundMessage.Status.SENDING)
+        .select_related("tenant", "sender_identity", "contact_campaign__campaign__sender_identity")
+        .first()
+    )
+    if fresh is None:
+        report.not_claimed.append(message.id)
+        return
+    block_reason = compliance.send_block_reason(tenant_id=fresh.tenant_id, channel=compliance.CHANNEL_EMAIL,
+                                                value=fresh.to_address)
+    verdict = send_policy(message=fresh, global_stop=global_sending_stopped(), block_reason=block_reason)
+    hold_until = None
+    if verdict is None:
+        # What refused the start was undone in between (a pause lifted, a suppression expired): never send
+        # on a check the guarded statement did not make; the dispatcher hands it back at once.
+        verdict, hold_until = ("hold", "policy_changed_during_batch"), clock.now()
+    logger.info("outbound message %s: policy changed during its batch (%s: %s)", message.id, *verdict)
+    _settle_by_policy(fresh, verdict, claimed_at=claimed_at, report=report, engine_items=engine_items,
+                      hold_until=hold_until)
+
+
 def _engine_event(message: OutboundMessage, event_type: str, occurred_at: dt.datetime, detail: dict | None = None):
     from campaigns.engine import EngineEvent
 
@@ -298,14 +422,17 @@ def _feed_engine(items: list[tuple]) -> None:
     try:
         with transaction.atomic():
             contact_campaigns_handle_events(items=items)
-    except Exception:  # noqa: BLE001 - one bad contact campaign must not lose the others' events
+    except Exception:  # noqa: BLE001 - one bad contact campaign must not hold back the others' events
         logger.exception("engine batch failed; feeding %d events one by one", len(items))
         for cc_id, event in items:
             try:
                 with transaction.atomic():
                     contact_campaign_handle_event(contact_campaign_id=cc_id, event=event)
             except Exception:  # noqa: BLE001
-                logger.exception("engine event %s for contact campaign %s lost", event.type, cc_id)
+                # Not lost: the row's status is committed, and outbound_messages_feed_lost_events feeds
+                # this outcome again once it is LOST_EVENT_GRACE_SECONDS old (every minute until it sticks).
+                logger.exception("engine event %s for contact campaign %s failed; the stale-send sweep "
+                                 "feeds it again", event.type, cc_id)
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -341,14 +468,11 @@ def _send(message: OutboundMessage, *, claimed_at: dt.datetime, thread: Thread, 
     message_id = message.message_id_header or new_message_id(from_email=sender.from_email)
     subject = _subject(message, thread)
     body = mail_body(message=message, sender=sender, message_id=message_id, thread=thread, subject=subject)
-    # Commit the identity of the mail and the "request started" marker BEFORE the request goes out.
-    started = _mine(message, claimed_at).update(
-        message_id_header=message_id, in_reply_to=thread.in_reply_to[:255], references=thread.references,
-        subject=subject[:300], sender_identity=sender, send_started_at=clock.now(), attempts=F("attempts") + 1,
-        updated_at=clock.now(),
-    )
-    if not started:
-        report.not_claimed.append(message.id)
+    # Commit the identity of the mail and the "request started" marker BEFORE the request goes out, only
+    # while policy still allows the send (checked again by that same statement, see _START_REQUEST_SQL).
+    if not _start_request(message, claimed_at=claimed_at, sender=sender, message_id=message_id, thread=thread,
+                          subject=subject):
+        _settle_refused_start(message, claimed_at=claimed_at, report=report, engine_items=engine_items)
         return None
     attempts = message.attempts + 1
     try:
@@ -456,19 +580,7 @@ def outbound_messages_deliver(*, outbound_message_ids: list[int]) -> DeliveryRep
             if verdict is None:
                 sendable.append(message)
                 continue
-            action, reason = verdict
-            if action == "cancel":
-                if _finish(message, claimed_at=claimed_at, statuses=(OutboundMessage.Status.SENDING,),
-                           status=OutboundMessage.Status.CANCELED, status_reason=reason):
-                    report.canceled.append(message.id)
-            elif action == "suppress":
-                if _finish(message, claimed_at=claimed_at, statuses=(OutboundMessage.Status.SENDING,),
-                           status=OutboundMessage.Status.SUPPRESSED, status_reason=reason):
-                    report.suppressed.append(message.id)
-                    engine_items.append(_engine_event(message, "suppressed", clock.now(), {"reason": reason}))
-            elif _hold(message, claimed_at=claimed_at, reason=reason,
-                       not_before=clock.now() + getattr(settings, "SENDING_HOLD_RECHECK", HOLD_RECHECK)):
-                report.held.append(message.id)
+            _settle_by_policy(message, verdict, claimed_at=claimed_at, report=report, engine_items=engine_items)
         except Exception:  # noqa: BLE001 - one broken row must not strand the rest of the batch
             # The row stays `sending`; lease recovery re-queues it if the request never started,
             # or marks it unknown if it did.
@@ -505,12 +617,25 @@ def outbound_messages_deliver(*, outbound_message_ids: list[int]) -> DeliveryRep
 
 
 def outbound_messages_recover_stale(*, lease: dt.timedelta | None = None) -> dict[str, list[int]]:
-    """Rows left in `sending` past the lease (the worker died between claim and outcome).
+    """What a dead worker left behind (beat task ``campaign_execution.recover_stale_sends``, every minute).
+
+    Rows left in `sending` past the lease (the worker died between claim and outcome):
 
     - ``send_started_at`` empty: the request provably never went out -> back to queued, re-armed now.
     - ``send_started_at`` set: it may have gone out -> ``unknown`` (never resent blindly; a webhook
       event for it settles it as sent, otherwise an operator decides).
+
+    Then outcomes the engine never heard (``outbound_messages_feed_lost_events``), run even if the first
+    part failed: ``refed`` lists the messages whose outcome was fed again.
     """
+    try:
+        unknown, requeued = _recover_stale_claims(lease=lease)
+    finally:
+        refed = outbound_messages_feed_lost_events()
+    return {"unknown": unknown, "requeued": requeued, "refed": sorted(i for ids in refed.values() for i in ids)}
+
+
+def _recover_stale_claims(*, lease: dt.timedelta | None) -> tuple[list[int], list[int]]:
     from campaigns.services import send_action_reschedule
 
     now = clock.now()
@@ -543,4 +668,88 @@ def outbound_messages_recover_stale(*, lease: dt.timedelta | None = None) -> dic
                 requeued.append(message_id)
     if unknown or requeued:
         logger.warning("stale sends: %d marked unknown, %d re-queued", len(unknown), len(requeued))
-    return {"unknown": unknown, "requeued": requeued}
+    return unknown, requeued
+
+
+# Outcome (row status) -> the engine event delivery feeds for it.
+_OUTCOME_EVENTS = {
+    OutboundMessage.Status.SENT: "sent",
+    OutboundMessage.Status.SUPPRESSED: "suppressed",
+    OutboundMessage.Status.FAILED: "send_failed",
+}
+
+# Settled messages whose contact campaign is still at that message's node visit without having heard of it:
+# the engine call after the batch failed or the worker died before it. (A heard `sent` sets node_sent_at; a
+# heard `suppressed` / `send_failed` ends the contact campaign, so it is no longer active or paused.)
+#
+# Plan: driven from outbound_messages by the om_status_updated (status, updated_at) index, one equality and
+# one range, the window being [now - lookback, now - grace): only recently settled rows are read, each joined
+# to its contact campaign by primary key (nested loop), then filtered. Not from contact_campaigns: its
+# status index leads with tenant_id (no use across tenants), and "active with node_sent_at NULL" is every
+# contact campaign whose send is queued, held or waiting, a set unrelated to recency that grows with the
+# backlog. Settling bumps updated_at (sent, suppressed, failed, and the webhook's unknown -> sent), later
+# updates only move it forward, so every settled row spends the whole lookback inside the window.
+# Keyset pages on (updated_at, id): a page of rows the engine keeps refusing cannot starve later ones.
+_LOST_EVENTS_SQL = """
+    SELECT om.id, om.contact_campaign_id, om.node_id, om.node_visit, om.sent_at, om.updated_at, om.status_reason
+    FROM outbound_messages om
+    JOIN contact_campaigns cc ON cc.id = om.contact_campaign_id
+    WHERE om.status = %(status)s
+      AND om.updated_at >= %(after_at)s AND om.updated_at < %(until)s
+      AND (om.updated_at, om.id) > (%(after_at)s, %(after_id)s)
+      AND cc.status IN ('active', 'paused')
+      AND cc.current_node_id = om.node_id AND cc.node_visit = om.node_visit
+      AND cc.node_sent_at IS NULL
+    ORDER BY om.updated_at, om.id
+    LIMIT %(limit)s
+"""
+
+
+def outbound_messages_feed_lost_events(*, grace: dt.timedelta | None = None, lookback: dt.timedelta | None = None,
+                                       page_size: int = LOST_EVENT_PAGE_SIZE,
+                                       max_pages: int = LOST_EVENT_MAX_PAGES) -> dict[str, list[int]]:
+    """Feed the engine the `sent` / `suppressed` / `send_failed` it never heard; returns message ids by event.
+
+    Delivery tells the engine once per batch, after the batch (the hot path stays batched); a worker that
+    dies or an engine call that fails in between would otherwise leave the node without its timeouts for
+    good. Anything settled more than ``grace`` ago (clock time) and at most ``lookback`` ago (real time)
+    whose contact campaign has not heard is fed again, in one engine call per page. Feeding twice is
+    harmless: the engine records a second `sent` as a duplicate and arms nothing, and a finished contact
+    campaign only records a policy event.
+    """
+    from campaigns.engine import EngineEvent
+
+    now = clock.now()
+    grace = grace if grace is not None else dt.timedelta(
+        seconds=getattr(settings, "LOST_SEND_EVENTS_GRACE_SECONDS", LOST_EVENT_GRACE_SECONDS))
+    lookback = lookback or getattr(settings, "LOST_SEND_EVENTS_LOOKBACK", LOST_EVENT_LOOKBACK)
+    until = now - grace
+    since = now - lookback * getattr(settings, "CLOCK_SPEED", 1.0)
+    fed: dict[str, list[int]] = {event: [] for event in _OUTCOME_EVENTS.values()}
+    for status, event_type in _OUTCOME_EVENTS.items():
+        after_at, after_id = since, 0
+        for _ in range(max_pages):
+            with connection.cursor() as cursor:
+                cursor.execute(_LOST_EVENTS_SQL, {"status": status, "after_at": after_at, "after_id": after_id,
+                                                  "until": until, "limit": page_size})
+                rows = cursor.fetchall()
+            if not rows:
+                break
+            items = []
+            for message_id, cc_id, node_id, node_visit, sent_at, updated_at, status_reason in rows:
+                detail: dict[str, Any] = {"recovered": True}
+                if event_type != "sent" and status_reason:
+                    detail["reason"] = status_reason
+                items.append((cc_id, EngineEvent(
+                    type=event_type, occurred_at=sent_at if event_type == "sent" else updated_at,
+                    node_id=node_id or None, node_visit=node_visit, outbound_message_id=message_id, detail=detail,
+                )))
+                fed[event_type].append(message_id)
+            _feed_engine(items)
+            after_at, after_id = rows[-1][5], rows[-1][0]
+            if len(rows) < page_size:
+                break
+    if any(fed.values()):
+        logger.warning("engine had not heard of %s; fed again",
+                       ", ".join(f"{len(ids)} {event}" for event, ids in fed.items() if ids))
+    return fed

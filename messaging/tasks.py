@@ -24,6 +24,8 @@ def deliver_messages(outbound_message_ids: list[int]) -> None:
 
 @shared_task(name="campaign_execution.recover_stale_sends", ignore_result=True, acks_late=True)
 def recover_stale_sends() -> None:
+    """Beat, every minute: claims a dead worker left in `sending`, and outcomes (`sent`, `suppressed`,
+    `send_failed`) the engine never heard because the worker died or the engine call failed after the batch."""
     from messaging.delivery import outbound_messages_recover_stale
 
     outbound_messages_recover_stale()

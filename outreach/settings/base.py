@@ -130,6 +130,9 @@ SENDGRID_REQUEST_TIMEOUT_SECONDS = env.float("SENDGRID_REQUEST_TIMEOUT_SECONDS",
 # Send rate limits (send_rate_limits, messaging/rate_limits.py): how long a process reuses a tenant's limits
 # before reading them again, so an admin edit is enforced within this many seconds.
 SEND_RATE_LIMITS_CACHE_SECONDS = env.float("SEND_RATE_LIMITS_CACHE_SECONDS", default=5.0)
+# Delivery tells the engine a batch's outcomes after the batch; the stale-send sweep (recover_stale_sends) feeds
+# again any sent / suppressed / failed message whose contact campaign has not heard this many clock seconds later.
+LOST_SEND_EVENTS_GRACE_SECONDS = env.int("LOST_SEND_EVENTS_GRACE_SECONDS", default=60)
 
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = http_url("OPENAI_BASE_URL", "https://api.openai.com/v1")
