@@ -199,6 +199,8 @@ def _actor(request: Request) -> dict[str, Any]:
 
 class UnsubscribesView(TenantScopedViewMixin, generics.ListAPIView):
     """Opt-outs of the caller's tenant. DELETE takes channel, value and reason as query parameters (or a body)."""
+    # Undoing an opt-out or a suppression mails someone the system had stopped mailing: admins only.
+    delete_role = Role.ADMIN
 
     serializer_class = UnsubscribeOutputSerializer
 
@@ -290,6 +292,8 @@ class SuppressionsView(TenantScopedViewMixin, generics.ListAPIView):
     """Address suppressions (email, sms); do-not-contact domains live under /suppressions/domains.
 
     DELETE takes channel, value and reason as query parameters (or a body)."""
+    # Undoing an opt-out or a suppression mails someone the system had stopped mailing: admins only.
+    delete_role = Role.ADMIN
 
     serializer_class = SuppressionOutputSerializer
 
@@ -332,6 +336,8 @@ class SuppressionDomainsView(TenantScopedViewMixin, generics.ListAPIView):
     """The tenant-wide do-not-contact domain list: every address at a listed domain is blocked.
 
     DELETE takes domain and reason as query parameters (or a body)."""
+    # Undoing an opt-out or a suppression mails someone the system had stopped mailing: admins only.
+    delete_role = Role.ADMIN
 
     serializer_class = DomainOutputSerializer
 

@@ -13,7 +13,7 @@ from messaging.models import CommunicationSuppression, ContactUnsubscribe
 from messaging.tests.factories import CommunicationSuppressionFactory, ContactUnsubscribeFactory
 from outreach import clock
 from outreach.tenancy.models import AuditEntry, Role
-from outreach.tenancy.services import api_key_create
+from outreach.tenancy.tests.api_clients import api_client
 from outreach.tenancy.tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,15 +22,17 @@ ADDRESS = "dana@acme.example"
 
 
 def _client(tenant, role: str) -> APIClient:
-    client = APIClient()
-    issued = api_key_create(tenant=tenant, role=role)
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.raw_key}")
-    return client
+    return api_client(tenant=tenant, role=role)
 
 
 @pytest.fixture
 def owner(tenant) -> APIClient:
     return _client(tenant, Role.OWNER)
+
+
+@pytest.fixture
+def admin(tenant) -> APIClient:
+    return _client(tenant, Role.ADMIN)
 
 
 @pytest.fixture
@@ -114,10 +116,12 @@ def test_a_session_user_acts_for_their_tenant(tenant, client):
 # --------------------------------------------------------------------------- DELETE /unsubscribes
 
 
-def test_member_resubscribes_with_an_audit_entry(tenant, member):
+def test_only_an_admin_resubscribes_and_it_is_audited(tenant, admin, member):
     ContactUnsubscribeFactory(tenant=tenant, channel_value=ADDRESS, source="reply")
-    response = member.delete("/api/v1/unsubscribes", {"channel": "email", "value": ADDRESS,
-                                                      "reason": "signed a new contract"}, format="json")
+    body = {"channel": "email", "value": ADDRESS, "reason": "signed a new contract"}
+    assert member.delete("/api/v1/unsubscribes", body, format="json").status_code == 403
+    assert ContactUnsubscribe.objects.exists()
+    response = admin.delete("/api/v1/unsubscribes", body, format="json")
     assert response.status_code == 204, response.content
     assert not ContactUnsubscribe.objects.exists()
     entry = AuditEntry.objects.get(action="unsubscribe.remove")
@@ -319,11 +323,12 @@ def test_suppression_list_is_scoped_filterable_and_excludes_domains(tenant, othe
     assert [r["value"] for r in stranger.get("/api/v1/suppressions").json()["results"]] == ["theirs@acme.example"]
 
 
-def test_lifting_a_suppression_is_audited_and_scoped(tenant, member, stranger):
+def test_lifting_a_suppression_is_admin_only_audited_and_scoped(tenant, admin, member, stranger):
     CommunicationSuppressionFactory(tenant=tenant, value=ADDRESS, reason="manual")
     params = {"channel": "email", "value": ADDRESS, "reason": "mistake"}
     assert stranger.delete("/api/v1/suppressions", params, format="json").status_code == 404
-    assert member.delete("/api/v1/suppressions", params, format="json").status_code == 204
+    assert member.delete("/api/v1/suppressions", params, format="json").status_code == 403
+    assert admin.delete("/api/v1/suppressions", params, format="json").status_code == 204
     assert not CommunicationSuppression.objects.exists()
     assert AuditEntry.objects.get(action="suppression.remove").detail["reason"] == "mistake"
 
@@ -331,7 +336,7 @@ def test_lifting_a_suppression_is_audited_and_scoped(tenant, member, stranger):
 # --------------------------------------------------------------------------- /suppressions/domains
 
 
-def test_domain_do_not_contact_list_round_trip(tenant, member, viewer, stranger, django_assert_num_queries):
+def test_domain_do_not_contact_list_round_trip(tenant, admin, member, viewer, stranger, django_assert_num_queries):
     assert viewer.post("/api/v1/suppressions/domains", {"domain": "competitor.example"}, format="json"
                        ).status_code == 403
     response = member.post("/api/v1/suppressions/domains", {"domain": "@Competitor.example", "detail": "rival"},
@@ -347,8 +352,9 @@ def test_domain_do_not_contact_list_round_trip(tenant, member, viewer, stranger,
     assert stranger.delete("/api/v1/suppressions/domains" + _q(domain="competitor.example", reason="x")
                            ).status_code == 404
 
-    assert member.delete("/api/v1/suppressions/domains" + _q(domain="competitor.example", reason="merger")
-                         ).status_code == 204
+    lift = "/api/v1/suppressions/domains" + _q(domain="competitor.example", reason="merger")
+    assert member.delete(lift).status_code == 403
+    assert admin.delete(lift).status_code == 204
     assert send_block_reason(tenant_id=tenant.pk, channel="email", value="ceo@competitor.example") is None
 
 

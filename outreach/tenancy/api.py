@@ -56,13 +56,15 @@ def tenant_context(request) -> TenantContext:
 
 
 def required_role(request, view) -> str:
-    """The role a request needs: the view's per-action role, else its read or write role."""
+    """The role a request needs: the view's per-action role, else its read, delete or write role."""
     action = getattr(view, "action", None)
     action_roles = getattr(view, "action_roles", None) or {}
     if action and action in action_roles:
         return action_roles[action]
     if request.method in permissions.SAFE_METHODS:
         return getattr(view, "read_role", Role.VIEWER)
+    if request.method == "DELETE" and getattr(view, "delete_role", None):
+        return view.delete_role
     return getattr(view, "write_role", Role.MEMBER)
 
 
