@@ -1,12 +1,18 @@
 """Celery adapter for plan generation: contact campaign ids in, one service call per id."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
-from campaigns.generation import PlanGenerationDeferred, contact_campaign_generate_plan
+from campaigns.generation import (
+    PlanGenerationDeferred,
+    contact_campaign_generate_plan,
+    contact_campaigns_requeue_stale_generation,
+)
 from campaigns.models import ContactCampaign
 
 logger = logging.getLogger(__name__)
@@ -48,3 +54,12 @@ def generate_plans(contact_campaign_ids: list[int], deferrals: int = 0) -> None:
         except Exception:
             # One contact's failure (a bad row, a refused plan replacement) must not block the batch.
             logger.exception("contact campaign %s: plan generation failed", cc_id)
+
+
+@shared_task(name="campaign_creation.requeue_stale_generation", ignore_result=True)
+def requeue_stale_generation() -> None:
+    """Beat: enrolments still waiting for a plan long after enrolment get their job published again."""
+    requeued = contact_campaigns_requeue_stale_generation(
+        older_than=dt.timedelta(seconds=settings.STALE_WORK_REQUEUE_AFTER_SECONDS))
+    if requeued:
+        logger.info("re-published plan generation for %d enrolment(s)", requeued)

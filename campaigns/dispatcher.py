@@ -112,7 +112,7 @@ def claim_due_batch(*, now: dt.datetime, holds: SendHolds, batch_size: int = DEF
 
             # After commit: a worker never sees a claim that was rolled back. If the process dies between
             # commit and publish, the lease sweep dispatches the rows again.
-            transaction.on_commit(publish)
+            transaction.on_commit(publish, robust=True)  # lost publish: lease recovery re-dispatches
     return stats
 
 
@@ -217,7 +217,7 @@ def recover_leases(*, now: dt.datetime, holds: SendHolds, batch_size: int = DEFA
             def publish() -> None:
                 stats.messages += _publish(deliver, run, publish_chunk)
 
-            transaction.on_commit(publish)
+            transaction.on_commit(publish, robust=True)  # lost publish: lease recovery re-dispatches
     if stats.recovered:
         log.warning("re-dispatched %s scheduled actions whose lease expired", stats.recovered)
     return stats

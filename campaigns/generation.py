@@ -12,6 +12,7 @@ inside a database transaction (it can take seconds; the row locks are taken by t
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import logging
 from typing import Any
@@ -26,6 +27,7 @@ from campaigns.fallback_planner import (
     fallback_plan,
     plan_timezone,
 )
+from outreach import clock
 
 logger = logging.getLogger(__name__)
 
@@ -251,3 +253,20 @@ def contact_campaign_generate_plan(*, contact_campaign: Any, allow_defer: bool =
             lock.release()
         except Exception:  # noqa: BLE001 - an expired lock is not worth failing the task for
             logger.warning("contact campaign %s: generation lock already expired", contact_campaign.pk)
+
+
+def contact_campaigns_requeue_stale_generation(*, older_than: dt.timedelta, limit: int = 5000) -> int:
+    """Publish plan generation again for enrolments still waiting for a plan long after they were created
+    (their message was lost, e.g. the broker was down at commit). Safe to repeat: generation takes a
+    per-contact lock and skips an enrolment that already has a plan."""
+    from campaigns.models import ContactCampaign
+    from campaigns.services import GENERATE_PLANS_TASK, publish_ids
+
+    cutoff = clock.now() - older_than
+    ids = list(ContactCampaign.objects.filter(status=ContactCampaign.Status.PENDING,
+                                              current_plan_version__isnull=True, created_at__lt=cutoff)
+               .order_by("created_at").values_list("pk", flat=True)[:limit])
+    if ids:
+        publish_ids(task_name=GENERATE_PLANS_TASK, ids=ids)
+        logger.warning("re-published plan generation for %d enrolment(s) waiting since before %s", len(ids), cutoff)
+    return len(ids)

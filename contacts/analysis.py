@@ -285,7 +285,8 @@ def plan_jobs_enqueue(*, contact_campaign_ids: list[int]) -> int:
         countdown = min(index * PLAN_JOB_STAGGER_SECONDS, PLAN_JOB_MAX_COUNTDOWN_SECONDS)
         transaction.on_commit(
             lambda chunk=chunk, countdown=countdown: app.send_task(
-                GENERATE_PLANS_TASK, args=[chunk], countdown=countdown or None)
+                GENERATE_PLANS_TASK, args=[chunk], countdown=countdown or None),
+            robust=True,  # a broker outage is logged; the stale-generation sweep publishes them again
         )
     return len(chunks)
 

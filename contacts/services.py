@@ -6,6 +6,7 @@ tables are keyed by (messaging.compliance), so a contact's channel row always ma
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import logging
 import re
@@ -58,11 +59,17 @@ def _send_task(name: str, args: list) -> None:
     app.send_task(name, args=args)
 
 
+def _send_task_after_commit(name: str, args: list) -> None:
+    """Publish once the rows are committed. robust: a broker outage is logged, never turned into an error
+    for a request whose rows are already stored; the stale-work sweeps publish them again."""
+    transaction.on_commit(lambda: _send_task(name, args), robust=True)
+
+
 def leads_enqueue_analysis(*, lead_ids: list[int]) -> None:
     """Ask the AI to analyse new leads, after commit, in batches (a worker never sees a rolled-back lead)."""
     for start in range(0, len(lead_ids), ANALYSE_BATCH_SIZE):
         batch = list(lead_ids[start:start + ANALYSE_BATCH_SIZE])
-        transaction.on_commit(lambda batch=batch: _send_task(ANALYSE_LEADS_TASK, [batch]))
+        _send_task_after_commit(ANALYSE_LEADS_TASK, [batch])
 
 
 # --------------------------------------------------------------------------- field cleaning
@@ -385,7 +392,7 @@ def import_job_create(*, tenant: Tenant, content: bytes | str, filename: str = "
         tenant=tenant, content=text, filename=(filename or "")[:255], total_rows=len(parsed.rows),
         created_by=created_by if getattr(created_by, "pk", None) else None, actor_label=actor_label[:200],
     )
-    transaction.on_commit(lambda: _send_task(IMPORT_CONTACTS_TASK, [job.pk]))
+    _send_task_after_commit(IMPORT_CONTACTS_TASK, [job.pk])
     return job
 
 
@@ -605,3 +612,16 @@ def import_job_run(*, import_job_id: int, batch_size: int = IMPORT_BATCH_SIZE) -
     )
     job.refresh_from_db()
     return job
+
+
+def import_jobs_requeue_stale(*, older_than: dt.timedelta, limit: int = 200) -> int:
+    """Publish again the import jobs still queued long after they were created (their message was lost,
+    e.g. the broker was down at commit). Safe to repeat: import_job_run resumes and never runs twice."""
+    cutoff = clock.now() - older_than
+    ids = list(ImportJob.objects.filter(status=ImportJob.Status.QUEUED, created_at__lt=cutoff)
+               .order_by("created_at").values_list("pk", flat=True)[:limit])
+    for job_id in ids:
+        _send_task(IMPORT_CONTACTS_TASK, [job_id])
+    if ids:
+        logger.warning("re-published %d import job(s) still queued after %s", len(ids), older_than)
+    return len(ids)

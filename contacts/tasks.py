@@ -1,12 +1,14 @@
 """Celery adapters for contacts: ids in, one service call."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
-from contacts.services import import_job_run
+from contacts.services import import_job_run, import_jobs_requeue_stale
 
 logger = logging.getLogger(__name__)
 
@@ -22,3 +24,9 @@ def import_contacts_csv(import_job_id: int) -> None:
         return
     logger.info("import job %s: %s, %s imported, %s rows with errors", job.pk, job.status, job.imported_rows,
                 job.error_rows)
+
+
+@shared_task(name="lead_analysis.requeue_stale_imports", ignore_result=True)
+def requeue_stale_imports() -> None:
+    """Beat: import jobs still queued long after they were created get their job published again."""
+    import_jobs_requeue_stale(older_than=dt.timedelta(seconds=settings.STALE_WORK_REQUEUE_AFTER_SECONDS))

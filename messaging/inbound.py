@@ -344,7 +344,9 @@ def _opt_out(*, tenant_id: int, value: str, detail: str, contact=None) -> None:
 def _stop_request_opt_outs(*, match: InboundMatch, from_email: str, detail: str) -> None:
     """A stop request is never lost, even when the reply could not be tied to one tenant.
 
-    - matched to a message: that message's address, in its tenant (the usual case);
+    - matched to a message: that message's address, in its tenant (the usual case); and, when the
+      reply comes from another address (the mail was forwarded and a colleague asks to be removed),
+      the sender's address too, in the same tenant: the person who asked must be opted out;
     - one tenant told from the recipients, but it never mailed the sender: the sender's address there;
     - ambiguous (several tenants, or none named by the recipients): the address is opted out in every
       candidate tenant that mailed it (the named ones; when none is named, every tenant that did). If
@@ -354,6 +356,17 @@ def _stop_request_opt_outs(*, match: InboundMatch, from_email: str, detail: str)
     if match.outbound is not None:
         _opt_out(tenant_id=match.outbound.tenant_id, value=match.outbound.to_address, detail=detail,
                  contact=match.outbound.contact)
+        if from_email:
+            from messaging import compliance
+
+            try:
+                sender = compliance.normalise_email(from_email)
+            except compliance.InvalidAddress:
+                logger.warning("stop request from %r (tenant %s) not recorded for the sender: not a valid address",
+                               from_email, match.outbound.tenant_id)
+                return
+            if sender != match.outbound.to_address.strip().lower():
+                _opt_out(tenant_id=match.outbound.tenant_id, value=sender, detail=f"{detail} (sender)"[:300])
         return
     if not from_email:
         return

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import logging
 from email.message import EmailMessage
 from email.policy import SMTP
 
@@ -224,6 +225,34 @@ def test_stop_request_opts_the_address_out_and_it_is_never_mailed_again(client, 
     later.refresh_from_db()
     assert later.status in (OutboundMessage.Status.SUPPRESSED, OutboundMessage.Status.CANCELED)
     assert len(sim.messages(to=message.to_address)) == 1
+
+
+def test_stop_request_from_a_colleague_the_mail_was_forwarded_to_opts_out_both_addresses(client, sim, inbound_url):
+    message = sent_message("dana@acme.example")
+    other_tenant = sent_message("lee@acme.example")
+    headers = reply_headers(to_message=message, sender="Lee@ACME.example")  # threaded, but another person
+
+    post_and_process(client, inbound_url, parsed_form(headers, "Please remove me from your list."))
+
+    reply = InboundMessage.objects.get()
+    assert reply.stop_request and reply.outbound_message_id == message.id
+    optouts = ContactUnsubscribe.objects.filter(tenant_id=message.tenant_id, source="reply")
+    assert {o.channel_value for o in optouts} == {"dana@acme.example", "lee@acme.example"}
+    # The colleague asked this tenant, not every tenant that ever mailed them.
+    assert not ContactUnsubscribe.objects.filter(tenant_id=other_tenant.tenant_id).exists()
+
+
+def test_stop_request_from_a_sender_the_validator_refuses_still_opts_out_the_mailed_address(
+        client, sim, inbound_url, caplog):
+    message = sent_message("dana@acme.example")
+    headers = reply_headers(to_message=message, sender="lee..x@acme.example")
+
+    with caplog.at_level(logging.WARNING, logger="messaging.inbound"):
+        post_and_process(client, inbound_url, parsed_form(headers, "Please remove me from your list."))
+
+    assert WebhookDelivery.objects.get().status == "processed"
+    assert list(ContactUnsubscribe.objects.values_list("channel_value", flat=True)) == ["dana@acme.example"]
+    assert "lee..x@acme.example" in caplog.text and "not a valid address" in caplog.text
 
 
 def reply_to_of(message: OutboundMessage) -> str:

@@ -346,6 +346,32 @@ def test_async_bounce_ignores_a_tenant_that_mailed_the_address_long_ago(client, 
     assert list(CommunicationSuppression.objects.values_list("tenant_id", flat=True)) == [recent.tenant_id]
 
 
+@pytest.mark.parametrize("event_type", ["spamreport", "unsubscribe"])
+def test_idless_opt_out_for_an_address_last_mailed_beyond_the_window_still_blocks_it_in_that_tenant(
+        client, sim, event_type):
+    old = enrolled_message(email="pat@acme.example", plan=TEST_PLAN)
+    other = enrolled_message(email="pat@acme.example", plan=TEST_PLAN)  # another tenant, also long ago
+    never = enrolled_message(email="pat@acme.example", plan=TEST_PLAN)  # a tenant that never sent it
+    assert len({old.tenant_id, other.tenant_id, never.tenant_id}) == 3
+    outbound_messages_deliver(outbound_message_ids=[old.id, other.id])
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=31)
+    OutboundMessage.objects.filter(id__in=[old.id, other.id]).update(created_at=long_ago, sent_at=long_ago)
+
+    post(client, sim.private_key, [sendgrid_event(None, event_type, email="pat@acme.example")])
+    process_all()
+
+    # Too old to credit the event to a message (engine, history) ...
+    stored = MessageEvent.objects.get(event_type=event_type)
+    assert stored.outbound_message_id is None and stored.tenant_id is None
+    # ... but an opt-out or a complaint must never be lost: every tenant that ever mailed it stops.
+    if event_type == "unsubscribe":
+        blocked = ContactUnsubscribe.objects.filter(channel_value="pat@acme.example")
+    else:
+        blocked = CommunicationSuppression.objects.filter(value="pat@acme.example", reason="spam_report")
+    assert {row.tenant_id for row in blocked} == {old.tenant_id, other.tenant_id}
+    assert never.tenant_id not in {row.tenant_id for row in blocked}
+
+
 def test_event_for_no_known_message_is_kept_with_no_tenant(client, sim, db):
     post(client, sim.private_key, [sendgrid_event(None, "delivered", email="stranger@else.example",
                                                   sg_message_id="nope.filter.1")])

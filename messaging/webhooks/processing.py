@@ -42,6 +42,8 @@ PENDING_GRACE = dt.timedelta(minutes=2)
 ABSORB_PENDING = 4  # other waiting deliveries a process_deliveries task folds into its transaction
 # An event without custom args or sg_message_id (asynchronous bounce) names only the address: it is linked
 # to the address's latest message only when exactly one tenant mailed the address within this window.
+# (Address-level policy - hard bounce, opt-out, complaint - is not limited by it: see
+# _address_tenants_beyond_window.)
 ADDRESS_FALLBACK_DAYS = 30
 
 # Link scanners and security gateways that fetch every link (and often the pixel) of a mail.
@@ -196,8 +198,9 @@ class NormalisedEvent:
     message: dict | None = None
     tenant_id: int | None = None
     extra: dict = field(default_factory=dict)
-    # Unlinked event whose address several tenants mailed recently (no tenant could be told): the
-    # tenants that address-level policy (hard bounce, opt-out) applies to. See _apply_compliance.
+    # Unlinked event whose address several tenants mailed recently (no tenant could be told), or, for an
+    # address-level action, that no tenant mailed within the window: the tenants that address-level
+    # policy (hard bounce, opt-out) applies to. See _apply_compliance.
     address_tenant_ids: tuple[int, ...] = ()
 
 
@@ -296,6 +299,7 @@ def _link_messages(events: list[NormalisedEvent]) -> None:
             event.message = latest.get((event.custom_tenant_id, event.email))
             if event.message is None and not event.custom_tenant_id:
                 event.address_tenant_ids = ambiguous.get(event.email, ())
+        _address_tenants_beyond_window(unmatched)
     tenant_hints = {e.custom_tenant_id for e in events if e.message is None and e.custom_tenant_id}
     known_tenants: set[int] = set()
     if tenant_hints:
@@ -355,6 +359,29 @@ def _latest_messages_by_address(
             else:
                 ambiguous[email] = tuple(sorted(row["tenant_id"] for row in rows))
     return found, ambiguous
+
+
+def _address_tenants_beyond_window(unmatched: list[NormalisedEvent]) -> None:
+    """Tenant-less address-level events (hard bounce, invalid, spam report, opt-out) that no tenant's
+    mail within the fallback window explains: every tenant that ever mailed the address.
+
+    The window keeps a stale message from being credited with the event (engine, history), but an
+    opt-out or complaint for an address mailed 31 days ago is just as binding: without this it would
+    record nothing and the address would stay mailable. One DISTINCT query for the whole batch; the
+    event itself stays unlinked (tenant_id None).
+    """
+    orphans = [e for e in unmatched
+               if e.message is None and not e.custom_tenant_id and not e.address_tenant_ids
+               and _compliance_action(e) in _ADDRESS_LEVEL_ACTIONS]
+    if not orphans:
+        return
+    tenants_by_address: dict[str, list[int]] = {}
+    for email, tenant_id in (OutboundMessage.objects
+                             .filter(to_address__in={e.email for e in orphans}, status__in=_SENT_STATUSES)
+                             .order_by().values_list("to_address", "tenant_id").distinct()):
+        tenants_by_address.setdefault(email, []).append(tenant_id)
+    for event in orphans:
+        event.address_tenant_ids = tuple(sorted(tenants_by_address.get(event.email, ())))
 
 
 def _mark_scanner_clicks(events: list[NormalisedEvent]) -> None:
@@ -523,7 +550,8 @@ def _engine_items(new_events: list[NormalisedEvent], settled: dict[int, Normalis
 
 
 # Policy that follows from an event about the address alone, applied in every tenant that recently
-# mailed it when the event could not be tied to one tenant: a hard bounce or an invalid address is a
+# mailed it (or, when none did within the window, that ever mailed it) when the event could not be
+# tied to one tenant: a hard bounce or an invalid address is a
 # fact about the mailbox, and an opt-out or a spam complaint must never be lost (the SendGrid account,
 # and so its sending reputation, is shared by all tenants).
 _ADDRESS_LEVEL_ACTIONS = frozenset({"hard_bounce", "invalid", "spam_report", "unsubscribe"})

@@ -117,6 +117,17 @@ CELERY_BEAT_SCHEDULE.update({
 CELERY_BEAT_SCHEDULE["campaigns-dispatch-due"] = {
     "task": "campaign_execution.dispatch_due", "schedule": 5.0, "options": {"expires": 7.5},
 }
+# Work whose Celery message was lost (the broker was down at commit) is published again by these sweeps:
+# import jobs still queued and enrolments still without a plan this long after creation.
+STALE_WORK_REQUEUE_AFTER_SECONDS = env.int("STALE_WORK_REQUEUE_AFTER_SECONDS", default=900)
+CELERY_BEAT_SCHEDULE.update({
+    "contacts-requeue-stale-imports": {
+        "task": "lead_analysis.requeue_stale_imports", "schedule": 300.0, "options": {"expires": 450},
+    },
+    "campaigns-requeue-stale-generation": {
+        "task": "campaign_creation.requeue_stale_generation", "schedule": 300.0, "options": {"expires": 450},
+    },
+})
 # A claimed scheduled action not finished within this lease (a worker died) is dispatched again.
 CAMPAIGN_ACTION_LEASE_SECONDS = env.int("CAMPAIGN_ACTION_LEASE_SECONDS", default=300)
 
