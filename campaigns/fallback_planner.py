@@ -250,8 +250,10 @@ def _german_copy(inputs: PlanInputs, seed: str) -> _Copy:
 
 
 def _reply_transitions() -> list[dict[str, str]]:
-    # First match wins: the classified answers first, then every other human reply (never an out-of-office).
+    # First match wins: a booked meeting ends the sequence (no follow-up after a "yes" on the calendar),
+    # then the classified answers, then every other human reply (never an out-of-office).
     return [
+        {"on": "meeting_booked", "to": "stop_meeting_booked"},
         {"on": "reply_positive", "to": "stop_interested"},
         {"on": "reply_negative", "to": "stop_not_interested"},
         {"on": "reply", "to": "stop_replied"},
@@ -289,6 +291,7 @@ def fallback_plan(inputs: PlanInputs) -> dict[str, Any]:
             send("email_breakup", re_subject, copy.breakup_text, _reply_transitions() + [
                 {"on": "no_reply", "after": "P5D", "to": "stop_done"},
             ]),
+            {"id": "stop_meeting_booked", "type": "stop", "reason": "meeting_booked"},
             {"id": "stop_interested", "type": "stop", "reason": "interested"},
             {"id": "stop_not_interested", "type": "stop", "reason": "not_interested"},
             {"id": "stop_replied", "type": "stop", "reason": "replied"},

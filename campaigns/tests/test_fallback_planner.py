@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -75,11 +76,12 @@ def test_fallback_plan_timing_rules():
     assert plan["sendDays"] == ["mon", "tue", "wed", "thu", "fri"]
     parsed = parse_plan(plan)
     assert {node.id for node in parsed.nodes if node.type == "stop"} == {
-        "stop_interested", "stop_not_interested", "stop_replied", "stop_done"}
+        "stop_meeting_booked", "stop_interested", "stop_not_interested", "stop_replied", "stop_done"}
     for node in _sends(plan):
         events = [t["on"] for t in node["transitions"]]
-        # Classified answers first, then any other human reply; an out-of-office does not match `reply`.
-        assert events[:3] == ["reply_positive", "reply_negative", "reply"]
+        # A booked meeting, then classified answers, then any other human reply; an out-of-office does not
+        # match `reply`.
+        assert events[:4] == ["meeting_booked", "reply_positive", "reply_negative", "reply"]
         assert "reply_ooo" not in events
         assert "no_reply" in events
 
@@ -135,3 +137,22 @@ def test_fallback_plan_outlives_an_out_of_office_and_ends_on_a_human_reply():
                          ("reply_negative", "not_interested")]:
         after = reply(kind)
         assert (after.status, after.stop_reason) == ("completed", reason), kind
+
+
+@pytest.mark.django_db
+def test_a_meeting_booked_by_an_integration_ends_the_built_in_plan():
+    from campaigns.engine import EngineEvent
+    from campaigns.services import contact_campaign_handle_event, contact_campaign_start, contact_campaign_store_plan
+    from campaigns.tests.factories import ContactCampaignFactory
+    from outreach import clock
+
+    cc = ContactCampaignFactory()
+    plan = fallback_plan(PlanInputs(brief=BRIEF, contact=CONTACT, lead=LEAD))
+    contact_campaign_store_plan(contact_campaign=cc, plan=plan, source="fallback")
+    contact_campaign_start(contact_campaign=cc)
+
+    contact_campaign_handle_event(contact_campaign_id=cc.pk, event=EngineEvent(
+        type="meeting_booked", occurred_at=clock.now(), node_id=None, node_visit=None, outbound_message_id=None))
+
+    cc.refresh_from_db()
+    assert (cc.status, cc.current_node_id, cc.stop_reason) == ("completed", "stop_meeting_booked", "meeting_booked")
