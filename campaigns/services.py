@@ -94,7 +94,9 @@ def publish_ids(*, task_name: str, ids: Sequence[int], chunk: int = PUBLISH_CHUN
 def _publish_after_commit(task_name: str, ids: Iterable[int]) -> None:
     ids = sorted(set(ids))
     if ids:
-        transaction.on_commit(lambda: publish_ids(task_name=task_name, ids=ids))
+        # robust: a broker outage after commit is logged, not raised into a request whose rows are stored;
+        # the dispatcher's leases and the stale-work sweeps publish the work again.
+        transaction.on_commit(lambda: publish_ids(task_name=task_name, ids=ids), robust=True)
 
 
 # --- fast SQL -------------------------------------------------------------------------------------------------
@@ -1098,6 +1100,11 @@ def send_action_reschedule(*, outbound_message_id: int, not_before: dt.datetime,
 
     For delivery: a 429's reset time, or a kill switch found on at send time. The message must be back in
     `queued` (delivery releases its claim first); otherwise nothing happens and None is returned.
+
+    Only while the campaign is still on the message's node visit: a message that was `sending` when its
+    node was left (leaving cancels only `queued` rows) or its campaign ended is canceled here instead, and
+    None is returned, so it is never sent late (docs/engine.md). A `canceled` send action is never revived
+    (its message is canceled too); a `done` one only while its node visit is current (see below).
     """
     message = OutboundMessage.objects.filter(pk=outbound_message_id).values(
         "contact_campaign_id", "node_id", "node_visit", "status", "tenant_id").first()
@@ -1108,27 +1115,52 @@ def send_action_reschedule(*, outbound_message_id: int, not_before: dt.datetime,
         rows = _lock([cc_id])
         row = rows.get(cc_id)
         status = OutboundMessage.objects.filter(pk=outbound_message_id).values_list("status", flat=True).first()
-        if row is None or status != OutboundMessage.Status.QUEUED or row.state.status in engine.FINAL_STATUSES:
+        if row is None or status != OutboundMessage.Status.QUEUED:
             return None
         now = clock.now()
+        if row.state.status in engine.FINAL_STATUSES:
+            cancel_reason = f"campaign ended: {row.state.status}"
+        elif (row.state.current_node_id, row.state.node_visit) != (message["node_id"], message["node_visit"]):
+            cancel_reason = "node left before sending"
+        else:
+            cancel_reason = ""
+        if cancel_reason:
+            # Under the campaign lock, so no node change can slip in between; the row would otherwise
+            # stay `queued` with no live send action.
+            OutboundMessage.objects.filter(pk=outbound_message_id, status=OutboundMessage.Status.QUEUED).update(
+                status=OutboundMessage.Status.CANCELED, status_reason=cancel_reason[:300], updated_at=now)
+            log.info("held outbound message %s canceled, not re-armed: %s", outbound_message_id, cancel_reason)
+            return None
         earliest = max(not_before, now)
         if row.state.not_before is not None:
             earliest = max(earliest, row.state.not_before)
         due = next_send_time(row.plan, earliest) if row.plan is not None else earliest
         key = send_action_key(contact_campaign_id=cc_id, node_id=message["node_id"],
                               node_visit=message["node_visit"])
-        held = row.state.status == ContactCampaign.Status.PAUSED
-        action, _ = ScheduledAction.objects.update_or_create(
-            dedupe_key=key,
-            defaults={"due_at": due, "status": "held" if held else "pending", "claimed_at": None,
-                      "outbound_message_id": outbound_message_id,
-                      "payload": {"outbound_message_id": outbound_message_id, "rescheduled": reason[:200]}},
-            create_defaults={"tenant_id": row.tenant_id, "contact_campaign_id": cc_id, "campaign_id": row.campaign_id,
-                             "kind": ScheduledAction.Kind.SEND, "node_id": message["node_id"],
-                             "node_visit": message["node_visit"], "due_at": due,
-                             "status": "held" if held else "pending", "outbound_message_id": outbound_message_id,
-                             "payload": {"outbound_message_id": outbound_message_id, "rescheduled": reason[:200]}},
-        )
+        live_status = ScheduledAction.Status.HELD if row.state.status == ContactCampaign.Status.PAUSED \
+            else ScheduledAction.Status.PENDING
+        payload = {"outbound_message_id": outbound_message_id, "rescheduled": reason[:200]}
+        action = ScheduledAction.objects.filter(dedupe_key=key).first()
+        if action is None:
+            action = ScheduledAction.objects.create(
+                dedupe_key=key, tenant_id=row.tenant_id, contact_campaign_id=cc_id, campaign_id=row.campaign_id,
+                kind=ScheduledAction.Kind.SEND, node_id=message["node_id"], node_visit=message["node_visit"],
+                due_at=due, status=live_status, outbound_message_id=outbound_message_id, payload=payload)
+        elif action.status == ScheduledAction.Status.CANCELED:
+            # Canceled on purpose: never revived, and its message is not left queued with no send action.
+            OutboundMessage.objects.filter(pk=outbound_message_id, status=OutboundMessage.Status.QUEUED).update(
+                status=OutboundMessage.Status.CANCELED, status_reason="send action canceled", updated_at=now)
+            log.info("held outbound message %s canceled: its send action %s was canceled",
+                     outbound_message_id, action.id)
+            return None
+        else:
+            # pending / held / claimed, or `done` by a lease sweep that found the row `sending` (it was
+            # mid-batch): the campaign is still on this node visit and the row is queued and unsent, so
+            # re-arming is the only way it is ever sent; the row's own claim keeps it to one send.
+            action.due_at, action.status, action.claimed_at, action.finished_at = due, live_status, None, None
+            action.outbound_message_id, action.payload = outbound_message_id, payload
+            action.save(update_fields=["due_at", "status", "claimed_at", "finished_at", "outbound_message_id",
+                                       "payload"])
     log.info("send of outbound message %s rescheduled to %s: %s", outbound_message_id, due.isoformat(), reason)
     return action
 

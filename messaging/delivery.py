@@ -248,6 +248,10 @@ def send_policy(*, message: OutboundMessage, global_stop: bool, block_reason: st
     campaign = cc.campaign if cc is not None else None
     if cc is not None and cc.status in ContactCampaign.FINAL_STATUSES:
         return "cancel", f"contact_campaign_{cc.status}"
+    if cc is not None and (cc.current_node_id, cc.node_visit) != (message.node_id, message.node_visit):
+        # The campaign moved past this message's node visit while it was `sending` (leaving a node cancels
+        # only `queued` rows): never sent late (docs/engine.md).
+        return "cancel", "node left before sending"
     if campaign is not None and campaign.status in (Campaign.Status.CANCELED, Campaign.Status.COMPLETED):
         return "cancel", f"campaign_{campaign.status}"
     if block_reason:
@@ -297,7 +301,8 @@ _START_REQUEST_SQL = """
                         AND (expires_at IS NULL OR expires_at > %(now)s))
 """
 _START_REQUEST_CAMPAIGN_SQL = """
-      AND EXISTS (SELECT 1 FROM contact_campaigns WHERE id = %(contact_campaign_id)s AND status = 'active')
+      AND EXISTS (SELECT 1 FROM contact_campaigns WHERE id = %(contact_campaign_id)s AND status = 'active'
+                  AND current_node_id = %(node_id)s AND node_visit = %(node_visit)s)
       AND EXISTS (SELECT 1 FROM campaigns WHERE id = %(campaign_id)s AND status = 'active')
 """
 
@@ -322,7 +327,8 @@ def _start_request(message: OutboundMessage, *, claimed_at: dt.datetime, sender:
     cc = message.contact_campaign
     if cc is not None:
         sql += _START_REQUEST_CAMPAIGN_SQL
-        params.update(contact_campaign_id=cc.id, campaign_id=cc.campaign_id)
+        params.update(contact_campaign_id=cc.id, campaign_id=cc.campaign_id, node_id=message.node_id,
+                      node_visit=message.node_visit)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1

@@ -538,3 +538,51 @@ def test_send_action_reschedule_rearms_a_queued_message_out_of_quiet_hours(clock
     assert (action.status, action.due_at) == ("pending", dt.datetime(2026, 3, 3, 15, 30, tzinfo=dt.UTC))
     OutboundMessage.objects.filter(pk=message.pk).update(status="sent", sent_at=T0)
     assert send_action_reschedule(outbound_message_id=message.pk, not_before=reset, reason="429") is None
+
+
+def test_send_action_reschedule_cancels_a_message_whose_node_visit_was_left_and_never_revives_its_action(clock):
+    # Review r3: the message was `sending` (mid-batch) when a restart left its node visit, so the leave
+    # canceled its send action but not the row; delivery then holds it (429, 5xx pause...) back to queued.
+    cc = started_contact_campaign()
+    message = OutboundMessage.objects.get(contact_campaign=cc)
+    OutboundMessage.objects.filter(pk=message.pk).update(status="sending")
+    contact_campaign_replace_plan(contact_campaign=cc, plan=example_plan(), source="manual", restart=True)
+    old = ScheduledAction.objects.get(contact_campaign=cc, node_visit=1, kind="send")
+    assert old.status == "canceled"
+    OutboundMessage.objects.filter(pk=message.pk).update(status="queued")
+
+    assert send_action_reschedule(outbound_message_id=message.pk, not_before=T0, reason="429") is None
+
+    old.refresh_from_db()
+    message.refresh_from_db()
+    assert old.status == "canceled"  # not revived: the old visit's intro is never sent next to the new one
+    assert (message.status, message.status_reason) == ("canceled", "node left before sending")
+    assert OutboundMessage.objects.get(contact_campaign=cc, node_visit=2).status == "queued"
+
+
+def test_send_action_reschedule_cancels_the_held_message_of_a_campaign_that_ended(clock):
+    cc = started_contact_campaign()
+    message = OutboundMessage.objects.get(contact_campaign=cc)
+    OutboundMessage.objects.filter(pk=message.pk).update(status="sending")
+    contact_campaign_cancel(contact_campaign=cc, reason="operator")
+    OutboundMessage.objects.filter(pk=message.pk).update(status="queued")
+
+    assert send_action_reschedule(outbound_message_id=message.pk, not_before=T0, reason="429") is None
+
+    message.refresh_from_db()
+    # Not left queued with no live send action.
+    assert message.status == "canceled" and message.status_reason.startswith("campaign ended")
+    assert ScheduledAction.objects.get(contact_campaign=cc, kind="send").status == "canceled"
+
+
+def test_send_action_reschedule_rearms_a_send_finished_by_a_lease_sweep_while_its_node_visit_is_current(clock):
+    # The lease sweep marks a send `done` when it finds its row `sending` (a long batch); a later hold of that
+    # row on the same node visit must re-arm it, or the queued row would never be sent.
+    cc = started_contact_campaign()
+    message = OutboundMessage.objects.get(contact_campaign=cc)
+    ScheduledAction.objects.filter(contact_campaign=cc, kind="send").update(status="done", finished_at=T0)
+
+    action = send_action_reschedule(outbound_message_id=message.pk, not_before=T0, reason="429")
+
+    assert action is not None and (action.status, action.finished_at) == ("pending", None)
+    assert OutboundMessage.objects.get(pk=message.pk).status == "queued"

@@ -17,6 +17,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from campaigns.models import Campaign, CampaignTransition, ContactCampaign, ScheduledAction
+from campaigns.services import contact_campaign_replace_plan
 from messaging import compliance, delivery
 from messaging.models import CommunicationSuppression, ContactUnsubscribe, EmailSenderIdentity, OutboundMessage
 from messaging.simulator.server import start_simulator
@@ -183,6 +184,46 @@ def test_contact_campaign_finished_mid_batch_cancels_the_rest(sim, monkeypatch):
     second.refresh_from_db()
     assert _mailed(sim) == ["first@acme.example"] and report.canceled == [second.id]
     assert second.status == OutboundMessage.Status.CANCELED
+
+
+def _restart_plan_of(message: OutboundMessage):
+    """What an operator's plan restart does: a new visit of the start node (same node id, visit + 1)."""
+    return lambda: contact_campaign_replace_plan(
+        contact_campaign=ContactCampaign.objects.get(id=message.contact_campaign_id), plan=PLAN, source="manual",
+        restart=True)
+
+
+def test_node_visit_left_while_the_batch_is_in_flight_cancels_the_old_visits_message_at_request_start(
+        sim, monkeypatch):
+    # Leaving a node cancels only `queued` rows; `second` is `sending` in this batch when its plan restarts.
+    first, second = _two_messages()
+    _meanwhile(monkeypatch, _restart_plan_of(second))
+
+    report = delivery.outbound_messages_deliver(outbound_message_ids=[first.id, second.id])
+
+    assert _mailed(sim) == ["first@acme.example"] and report.canceled == [second.id]
+    second.refresh_from_db()
+    assert (second.status, second.status_reason) == ("canceled", "node left before sending")
+    assert second.send_started_at is None and second.attempts == 0
+
+
+def test_message_held_after_its_node_visit_was_left_is_canceled_not_rearmed_and_mailed_once(sim, monkeypatch):
+    # Review r3: `first` gets a 503, which pauses the batch: `second` (its node visit left meanwhile) is held.
+    # Re-arming it revived the visit's canceled send action, and the contact got the intro twice.
+    first, second = _two_messages()
+    sim.set_faults("5xx", count=1)
+    _meanwhile(monkeypatch, _restart_plan_of(second))
+
+    report = delivery.outbound_messages_deliver(outbound_message_ids=[first.id, second.id])
+
+    assert report.retrying == [first.id] and report.held == [second.id]
+    second.refresh_from_db()
+    assert (second.status, second.status_reason) == ("canceled", "node left before sending")
+    assert ScheduledAction.objects.get(outbound_message_id=second.id, kind="send").status == "canceled"
+    new = OutboundMessage.objects.get(contact_campaign_id=second.contact_campaign_id, node_visit=2)
+    # Whatever the dispatcher hands over next, the contact is mailed the intro once.
+    delivery.outbound_messages_deliver(outbound_message_ids=[second.id, new.id])
+    assert _mailed(sim).count("second@acme.example") == 1
 
 
 def test_policy_is_checked_by_the_statement_that_records_the_request_start(sim):
