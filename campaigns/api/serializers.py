@@ -53,7 +53,13 @@ class CampaignSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "goal", "offer", "ai_instructions", "sender_identity", "status",
                   "allowed_link_domains", "created_at", "updated_at"]
         read_only_fields = ["id", "status", "created_at", "updated_at"]
-        extra_kwargs = {"status": {"help_text": "Changed with the pause, resume and cancel actions"}}
+        extra_kwargs = {
+            "status": {"help_text": "Changed with the pause, resume and cancel actions"},
+            # The planners (AI and built-in) write every message from these two: a brief without them
+            # would produce empty copy.
+            "goal": {"required": True, "allow_blank": False},
+            "offer": {"required": True, "allow_blank": False},
+        }
 
     def validate_allowed_link_domains(self, value: list[str]) -> list[str]:
         cleaned = []

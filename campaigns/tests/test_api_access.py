@@ -10,9 +10,10 @@ from outreach.tenancy.tests.api_clients import Endpoint, access_matrix_tests, ap
 
 ENDPOINTS = [
     Endpoint("GET", "campaigns", Role.VIEWER, detail=False),
-    Endpoint("POST", "campaigns", Role.MEMBER, body={"name": "Q1 push"}, ok=(201,), detail=False),
+    Endpoint("POST", "campaigns", Role.MEMBER, body={"name": "Q1 push", "goal": "A demo", "offer": "Faster onboarding"},
+             ok=(201,), detail=False),
     Endpoint("GET", "campaigns/{campaign}", Role.VIEWER),
-    Endpoint("PUT", "campaigns/{campaign}", Role.MEMBER, body={"name": "Renamed", "goal": "A demo"}),
+    Endpoint("PUT", "campaigns/{campaign}", Role.MEMBER, body={"name": "Renamed", "goal": "A demo", "offer": "Faster"}),
     Endpoint("PATCH", "campaigns/{campaign}", Role.MEMBER, body={"offer": "A discount"}),
     Endpoint("POST", "campaigns/{campaign}/enrol", Role.MEMBER, body=lambda: {"contact_ids": [], "lead_ids": []},
              ok=(400,)),  # a valid call needs ids of the tenant; see the enrol tests

@@ -62,8 +62,12 @@ def test_create_a_brief(client, tenant):
     ({"name": "Q1", "allowed_link_domains": ["not a domain"]}, "allowed_link_domains"),
     ({"name": "Q1", "allowed_link_domains": "seller.example"}, "allowed_link_domains"),
     ({"name": "Q1", "sender_identity": 999999}, "sender_identity"),
+    ({"name": "Q1", "goal": None}, "goal"),
+    ({"name": "Q1", "goal": "A demo", "offer": ""}, "offer"),
 ])
 def test_invalid_brief_is_a_400_naming_the_field(client, payload, field):
+    # A complete brief but for the field at fault (None: the field is left out).
+    payload = {k: v for k, v in {"goal": "A demo", "offer": "Faster onboarding", **payload}.items() if v is not None}
     response = client.post("/api/v1/campaigns", payload, format="json")
     assert response.status_code == 400
     assert field in response.json(), response.json()
@@ -258,3 +262,9 @@ def test_metrics_of_an_empty_campaign_are_zero(client, tenant, django_assert_num
     with django_assert_num_queries(4):  # API key, campaign, metrics statement, enrolments by status
         body = client.get(f"/api/v1/campaigns/{campaign.pk}/metrics").json()
     assert body["by_node"] == [] and set(body["totals"].values()) == {0}
+
+
+def test_every_problem_of_a_brief_is_reported_at_once(client):
+    response = client.post("/api/v1/campaigns", {"name": "", "goal": "", "offer": ""}, format="json")
+    assert response.status_code == 400
+    assert set(response.json()) == {"name", "goal", "offer"}
