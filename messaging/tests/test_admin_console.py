@@ -2,8 +2,6 @@
 (added through suppression_add, lifted through suppression_remove with a reason, CSV buttons wired)."""
 from __future__ import annotations
 
-import socket
-
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
@@ -11,8 +9,8 @@ from django.urls import reverse
 from messaging.compliance import send_block_reason
 from messaging.models import CommunicationSuppression, EmailSenderIdentity
 from messaging.sendgrid.identities import sender_identity_create
-from messaging.simulator.server import start_simulator
 from messaging.tests.factories import CommunicationSuppressionFactory, EmailSenderIdentityFactory
+from messaging.tests.simulator_fixtures import closed_port_url, running_simulator
 from outreach.tenancy.models import AuditEntry
 from outreach.tenancy.tests.factories import UserFactory
 
@@ -24,16 +22,10 @@ SUPPRESSIONS = "admin:messaging_communicationsuppression_changelist"
 
 @pytest.fixture
 def sim(settings):
-    handle = start_simulator(port=0, seed=2, auto_emit=False, sender_verify_delay_seconds=3600.0)
-    settings.SENDGRID_API_HOST = handle.base_url
-    yield handle
-    handle.stop()
+    with running_simulator(settings, seed=2, sender_verify_delay_seconds=3600.0) as handle:
+        yield handle
 
 
-def _closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 def _switch(obj, name: str) -> str:
@@ -121,7 +113,7 @@ def test_syncing_one_sender_from_its_page_is_confirmed_first(admin_client, sim, 
 
 
 def test_sync_reports_an_unreachable_sendgrid_instead_of_failing(admin_client, settings):
-    settings.SENDGRID_API_HOST = _closed_port_url()
+    settings.SENDGRID_API_HOST = closed_port_url()
     identity = EmailSenderIdentityFactory(status="pending")
 
     bulk = admin_client.post(reverse(SENDERS), {"action": "sync_with_sendgrid", "_selected_action": [identity.pk]})

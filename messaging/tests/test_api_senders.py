@@ -1,13 +1,11 @@
 """Sender identities over the API, against the SendGrid simulator over real HTTP."""
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from messaging.models import EmailSenderIdentity
-from messaging.simulator.server import start_simulator
 from messaging.tests.factories import EmailSenderIdentityFactory
+from messaging.tests.simulator_fixtures import free_port, running_simulator
 from outreach.tenancy.models import Role
 from outreach.tenancy.tests.api_clients import Endpoint, access_matrix_tests, api_client
 
@@ -16,18 +14,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def sim(settings):
-    handle = start_simulator(port=0, seed=3, auto_emit=False)
-    settings.SENDGRID_API_HOST = handle.base_url
-    settings.SENDGRID_API_KEY = "SG.test-key"
-    settings.SENDGRID_REQUEST_TIMEOUT_SECONDS = 3.0
-    yield handle
-    handle.stop()
+    with running_simulator(settings, seed=3) as handle:
+        yield handle
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 ENDPOINTS = [
@@ -98,7 +88,7 @@ def test_sync_registers_a_sender_sendgrid_did_not_know(tenant, sim):
 
 
 def test_sync_with_sendgrid_unreachable_is_a_503(tenant, settings):
-    settings.SENDGRID_API_HOST = f"http://127.0.0.1:{_free_port()}"
+    settings.SENDGRID_API_HOST = f"http://127.0.0.1:{free_port()}"
     settings.SENDGRID_REQUEST_TIMEOUT_SECONDS = 1.0
     sender = EmailSenderIdentityFactory(tenant=tenant)
     response = api_client(tenant=tenant, role=Role.ADMIN).post(f"/api/v1/sender-identities/{sender.pk}/sync")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
 
 import pytest
 
@@ -17,8 +16,8 @@ from messaging.delivery import (
 )
 from messaging.models import EmailSenderIdentity, OutboundMessage
 from messaging.sendgrid import client as sg
-from messaging.simulator.server import start_simulator
 from messaging.tests.factories import enrolled_message
+from messaging.tests.simulator_fixtures import free_port, running_simulator
 from outreach import clock
 from outreach.tenancy.models import GlobalSendingSwitch
 
@@ -27,23 +26,14 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def sim(settings):
-    handle = start_simulator(port=0, seed=11, auto_emit=False)
-    settings.SENDGRID_API_HOST = handle.base_url
-    settings.SENDGRID_API_KEY = "SG.test-key"
-    settings.SENDGRID_WEBHOOK_PUBLIC_KEY = handle.public_key_b64
-    settings.SENDGRID_REQUEST_TIMEOUT_SECONDS = 3.0
-    yield handle
-    handle.stop()
+    with running_simulator(settings, seed=11) as handle:
+        yield handle
 
 
 def _send_action(message: OutboundMessage) -> ScheduledAction | None:
     return ScheduledAction.objects.filter(outbound_message_id=message.id, kind="send").first()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- success path ----------------------------------------------------------------------------------
@@ -278,7 +268,7 @@ def test_5xx_then_recovery_sends_once(sim):
 
 
 def test_connection_refused_is_retried_not_failed(sim, settings):
-    settings.SENDGRID_API_HOST = f"http://127.0.0.1:{_free_port()}"
+    settings.SENDGRID_API_HOST = f"http://127.0.0.1:{free_port()}"
     message = enrolled_message()
     report = outbound_messages_deliver(outbound_message_ids=[message.id])
     assert report.retrying == [message.id]

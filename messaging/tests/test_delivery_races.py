@@ -20,9 +20,9 @@ from campaigns.models import Campaign, CampaignTransition, ContactCampaign, Sche
 from campaigns.services import contact_campaign_replace_plan
 from messaging import compliance, delivery
 from messaging.models import CommunicationSuppression, ContactUnsubscribe, EmailSenderIdentity, OutboundMessage
-from messaging.simulator.server import start_simulator
 from messaging.tests.factories import TEST_PLAN
 from messaging.tests.factories import enrolled_message as _enrolled_message
+from messaging.tests.simulator_fixtures import running_simulator
 from outreach import clock
 from outreach.tenancy.models import GlobalSendingSwitch, Tenant
 
@@ -42,13 +42,8 @@ def enrolled_message(**kwargs) -> OutboundMessage:
 
 @pytest.fixture
 def sim(settings):
-    handle = start_simulator(port=0, seed=11, auto_emit=False)
-    settings.SENDGRID_API_HOST = handle.base_url
-    settings.SENDGRID_API_KEY = "SG.test-key"
-    settings.SENDGRID_WEBHOOK_PUBLIC_KEY = handle.public_key_b64
-    settings.SENDGRID_REQUEST_TIMEOUT_SECONDS = 3.0
-    yield handle
-    handle.stop()
+    with running_simulator(settings, seed=11) as handle:
+        yield handle
 
 
 def _mailed(sim) -> list[str]:

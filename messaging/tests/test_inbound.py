@@ -30,6 +30,7 @@ from messaging.tests.factories import (
     OutboundMessageFactory,
     enrolled_message,
 )
+from messaging.tests.simulator_fixtures import running_simulator
 from messaging.webhooks.processing import webhook_deliveries_process
 from outreach import clock
 
@@ -42,10 +43,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def sim(settings):
-    handle = start_simulator(port=0, seed=9, auto_emit=False)
-    settings.SENDGRID_API_HOST = handle.base_url
-    yield handle
-    handle.stop()
+    with running_simulator(settings, seed=9) as handle:
+        yield handle
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -17,9 +16,9 @@ from messaging.sendgrid.identities import (
     sender_identity_set_paused,
     sender_identity_sync,
 )
-from messaging.simulator.server import start_simulator
 from messaging.tasks import sync_sender_identities
 from messaging.tests.factories import EmailSenderIdentityFactory
+from messaging.tests.simulator_fixtures import closed_port_url, running_simulator
 from outreach.errors import ApplicationError
 from outreach.tenancy.tests.factories import TenantFactory
 
@@ -28,16 +27,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def sim(settings):
-    handle = start_simulator(port=0, seed=2, auto_emit=False, sender_verify_delay_seconds=3600.0)
-    settings.SENDGRID_API_HOST = handle.base_url
-    yield handle
-    handle.stop()
+    with running_simulator(settings, seed=2, sender_verify_delay_seconds=3600.0) as handle:
+        yield handle
 
 
-def _closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 def test_create_registers_the_sender_with_sendgrid_and_starts_pending(sim, tenant):
@@ -85,7 +78,7 @@ def test_duplicate_address_for_a_tenant_is_refused(sim, tenant):
 
 def test_unreachable_sendgrid_keeps_a_pending_row_that_sync_registers_later(sim, tenant, settings):
     real_host = settings.SENDGRID_API_HOST
-    settings.SENDGRID_API_HOST = _closed_port_url()
+    settings.SENDGRID_API_HOST = closed_port_url()
     identity = sender_identity_create(tenant=tenant, from_email="sam@seller.example", from_name="Sam", reply_to="")
     assert identity.status == "pending" and identity.provider_sender_id == ""
 
@@ -196,7 +189,7 @@ def test_client_classifies_provider_failures(sim, fault, kind):
 
 
 def test_client_classifies_a_refused_connection_as_transient(settings):
-    settings.SENDGRID_API_HOST = _closed_port_url()
+    settings.SENDGRID_API_HOST = closed_port_url()
     with pytest.raises(sg.SendGridError) as caught:
         sg.verified_senders_list()
     assert caught.value.kind == SendGridErrorKind.TRANSIENT

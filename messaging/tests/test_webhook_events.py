@@ -28,6 +28,7 @@ from messaging.tests.factories import (
     sendgrid_event,
     signed_headers,
 )
+from messaging.tests.simulator_fixtures import running_simulator
 from messaging.webhooks.processing import webhook_deliveries_due_for_retry, webhook_deliveries_process
 
 pytestmark = pytest.mark.django_db
@@ -42,11 +43,8 @@ HUMAN_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Ve
 
 @pytest.fixture
 def sim(settings):
-    handle = start_simulator(port=0, seed=5, auto_emit=False)
-    settings.SENDGRID_API_HOST = handle.base_url
-    settings.SENDGRID_WEBHOOK_PUBLIC_KEY = handle.public_key_b64
-    yield handle
-    handle.stop()
+    with running_simulator(settings, seed=5) as handle:
+        yield handle
 
 
 @pytest.fixture
