@@ -36,13 +36,7 @@ from campaigns.models import Campaign, ContactCampaign
 from contacts.models import Contact, Lead
 from outreach import clock
 from outreach.errors import ApplicationError
-from outreach.tenancy.api import TenantScopedViewMixin, tenant_scoped_ids
-
-
-def _filters(serializer_class, request: Request) -> dict:
-    serializer = serializer_class(data=request.query_params)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
+from outreach.tenancy.api import TenantScopedViewMixin, tenant_scoped_ids, validated_input
 
 
 def _reload(ids: list[int]) -> list[ContactCampaign]:
@@ -77,7 +71,8 @@ class CampaignViewSet(TenantScopedViewMixin, mixins.CreateModelMixin, mixins.Lis
 
     def get_queryset(self) -> QuerySet[Campaign]:
         if self.action == "list":
-            return selectors.campaign_list(tenant=self.tenant, **_filters(CampaignFilterSerializer, self.request))
+            filters = validated_input(CampaignFilterSerializer, self.request.query_params)
+            return selectors.campaign_list(tenant=self.tenant, **filters)
         return super().get_queryset()
 
     @extend_schema(summary="Enrol contacts (or every contact of some leads)", request=EnrolSerializer,
@@ -161,7 +156,7 @@ class ContactEnrolmentsView(TenantScopedViewMixin, generics.GenericAPIView):
                    parameters=[EnrolmentFilterSerializer], responses=ContactCampaignDetailSerializer(many=True))
     def get(self, request: Request, contact_id: int) -> Response:
         contact = self._contact()
-        filters = _filters(EnrolmentFilterSerializer, request)
+        filters = validated_input(EnrolmentFilterSerializer, request.query_params)
         queryset = selectors.contact_campaign_list(tenant=self.tenant, contact_id=contact.pk,
                                                    status=filters.get("status"),
                                                    campaign_id=filters.get("campaign"))
@@ -196,7 +191,7 @@ class ContactCampaignViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixin
 
     def get_queryset(self) -> QuerySet[ContactCampaign]:
         if self.action == "list":
-            filters = _filters(ContactCampaignFilterSerializer, self.request)
+            filters = validated_input(ContactCampaignFilterSerializer, self.request.query_params)
             return selectors.contact_campaign_list(tenant=self.tenant, status=filters.get("status"),
                                                    campaign_id=filters.get("campaign"),
                                                    contact_id=filters.get("contact"))

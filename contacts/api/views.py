@@ -19,14 +19,7 @@ from contacts.api.serializers import (
     LeadSerializer,
 )
 from contacts.models import Contact, ImportJob, Lead
-from outreach.tenancy.api import TenantScopedViewMixin
-
-
-def _filters(serializer_class, request: Request) -> dict:
-    """Query-string filters checked like a body: a bad value is a 400 naming the parameter."""
-    serializer = serializer_class(data=request.query_params)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+from outreach.tenancy.api import TenantScopedViewMixin, validated_input
 
 
 @extend_schema_view(
@@ -44,7 +37,8 @@ class LeadViewSet(TenantScopedViewMixin, viewsets.ModelViewSet):
 
     def get_queryset(self):
         if self.action == "list":
-            return selectors.lead_list(tenant=self.tenant, **_filters(LeadFilterSerializer, self.request))
+            filters = validated_input(LeadFilterSerializer, self.request.query_params)
+            return selectors.lead_list(tenant=self.tenant, **filters)
         return super().get_queryset()
 
     def perform_destroy(self, instance: Lead) -> None:
@@ -94,7 +88,7 @@ class ContactViewSet(TenantScopedViewMixin, viewsets.ModelViewSet):
 
 
 def _contact_filters(request: Request) -> dict:
-    filters = dict(_filters(ContactFilterSerializer, request))
+    filters = dict(validated_input(ContactFilterSerializer, request.query_params))
     if "lead" in filters:
         filters["lead_id"] = filters.pop("lead")
     return filters
@@ -116,7 +110,7 @@ class ImportJobViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixins.Retr
         if self.action == "list":
             # The list never reads the stored file or the error report.
             return selectors.import_job_list(
-                tenant=self.tenant, **_filters(ImportJobFilterSerializer, self.request)
+                tenant=self.tenant, **validated_input(ImportJobFilterSerializer, self.request.query_params)
             ).defer("content", "errors")
         return super().get_queryset()
 

@@ -23,7 +23,7 @@ from messaging.compliance_selectors import (
 from messaging.models import CommunicationSuppression, ContactUnsubscribe, SuppressionReason, UnsubscribeSource
 from outreach import clock
 from outreach.errors import ApplicationError
-from outreach.tenancy.api import TenantScopedViewMixin, tenant_context
+from outreach.tenancy.api import TenantScopedViewMixin, tenant_context, validated_input
 from outreach.tenancy.models import Role
 
 ADDRESS_CHANNEL_CHOICES = list(compliance.ADDRESS_CHANNELS)
@@ -176,10 +176,6 @@ class LinkOutputSerializer(serializers.Serializer):
 # --------------------------------------------------------------------------- helpers
 
 
-def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _block(row: ContactUnsubscribe | CommunicationSuppression | None, reason: str) -> dict[str, Any] | None:
@@ -205,7 +201,7 @@ class UnsubscribesView(TenantScopedViewMixin, generics.ListAPIView):
     serializer_class = UnsubscribeOutputSerializer
 
     def get_queryset(self):
-        filters = _validated(UnsubscribeFilterSerializer, self.request.query_params)
+        filters = validated_input(UnsubscribeFilterSerializer, self.request.query_params)
         return unsubscribe_list(tenant=self.tenant, channel=filters.get("channel"), source=filters.get("source"))
 
     @extend_schema(summary="List opt-outs (cursor-paginated, newest first)", parameters=[UnsubscribeFilterSerializer])
@@ -219,7 +215,7 @@ class UnsubscribesView(TenantScopedViewMixin, generics.ListAPIView):
                    200: OpenApiResponse(UnsubscribeOutputSerializer, description="Already unsubscribed")},
     )
     def post(self, request: Request) -> Response:
-        data = _validated(UnsubscribeCreateSerializer, request.data)
+        data = validated_input(UnsubscribeCreateSerializer, request.data)
         row = compliance.unsubscribe_record(
             tenant=self.tenant, channel=data["channel"], value=data["value"],
             source=UnsubscribeSource.MANUAL,
@@ -235,7 +231,7 @@ class UnsubscribesView(TenantScopedViewMixin, generics.ListAPIView):
     )
     def delete(self, request: Request) -> Response:
         # Some HTTP clients drop DELETE bodies: query parameters work too.
-        data = _validated(AddressRemoveSerializer, request.data or request.query_params)
+        data = validated_input(AddressRemoveSerializer, request.data or request.query_params)
         compliance.unsubscribe_remove(tenant=self.tenant, channel=data["channel"], value=data["value"],
                                       reason=data["reason"], **_actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -247,7 +243,7 @@ class UnsubscribeStatusView(TenantScopedViewMixin, APIView):
     @extend_schema(summary="Whether an address is unsubscribed or suppressed, why and since when",
                    parameters=[AddressSerializer], responses=StatusOutputSerializer)
     def get(self, request: Request) -> Response:
-        data = _validated(AddressSerializer, request.query_params)
+        data = validated_input(AddressSerializer, request.query_params)
         found = address_status(tenant=self.tenant, channel=data["channel"], value=data["value"])
         return Response(StatusOutputSerializer({
             "channel": found.channel,
@@ -266,7 +262,7 @@ class UnsubscribeStatsView(TenantScopedViewMixin, APIView):
     @extend_schema(summary="Opt-out counts by source, channel and day", parameters=[StatsQuerySerializer],
                    responses=StatsOutputSerializer)
     def get(self, request: Request) -> Response:
-        data = _validated(StatsQuerySerializer, request.query_params)
+        data = validated_input(StatsQuerySerializer, request.query_params)
         stats = unsubscribe_stats(tenant=self.tenant, days=data["days"])
         return Response(StatsOutputSerializer(stats).data)
 
@@ -279,7 +275,7 @@ class UnsubscribeLinkView(TenantScopedViewMixin, APIView):
     @extend_schema(summary="The signed unsubscribe URL and List-Unsubscribe headers for an address",
                    parameters=[AddressSerializer], responses=LinkOutputSerializer)
     def get(self, request: Request) -> Response:
-        data = _validated(AddressSerializer, request.query_params)
+        data = validated_input(AddressSerializer, request.query_params)
         args = {"tenant": self.tenant, "channel": data["channel"], "value": data["value"]}
         return Response(LinkOutputSerializer({
             "url": compliance.unsubscribe_url(**args),
@@ -298,7 +294,7 @@ class SuppressionsView(TenantScopedViewMixin, generics.ListAPIView):
     serializer_class = SuppressionOutputSerializer
 
     def get_queryset(self):
-        filters = _validated(SuppressionFilterSerializer, self.request.query_params)
+        filters = validated_input(SuppressionFilterSerializer, self.request.query_params)
         if filters.get("channel"):
             return suppression_list(tenant=self.tenant, channel=filters["channel"], reason=filters.get("reason"),
                                     active=filters.get("active"))
@@ -316,7 +312,7 @@ class SuppressionsView(TenantScopedViewMixin, generics.ListAPIView):
     @extend_schema(summary="Suppress an address (upsert; a permanent suppression is never downgraded)",
                    request=SuppressionCreateSerializer, responses={201: SuppressionOutputSerializer})
     def post(self, request: Request) -> Response:
-        data = _validated(SuppressionCreateSerializer, request.data)
+        data = validated_input(SuppressionCreateSerializer, request.data)
         row = compliance.suppression_add(tenant=self.tenant, channel=data["channel"], value=data["value"],
                                          reason=data["reason"], detail=data["detail"],
                                          expires_at=data["expires_at"])
@@ -326,7 +322,7 @@ class SuppressionsView(TenantScopedViewMixin, generics.ListAPIView):
     @extend_schema(summary="Lift an address suppression (audited)", parameters=[AddressRemoveSerializer],
                    responses={204: None, 404: OpenApiResponse(description="The address is not suppressed")})
     def delete(self, request: Request) -> Response:
-        data = _validated(AddressRemoveSerializer, request.data or request.query_params)
+        data = validated_input(AddressRemoveSerializer, request.data or request.query_params)
         compliance.suppression_remove(tenant=self.tenant, channel=data["channel"], value=data["value"],
                                       reason=data["reason"], **_actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -351,14 +347,14 @@ class SuppressionDomainsView(TenantScopedViewMixin, generics.ListAPIView):
     @extend_schema(summary="Add a do-not-contact domain (idempotent)", request=DomainCreateSerializer,
                    responses={201: DomainOutputSerializer})
     def post(self, request: Request) -> Response:
-        data = _validated(DomainCreateSerializer, request.data)
+        data = validated_input(DomainCreateSerializer, request.data)
         row = compliance.domain_suppression_add(tenant=self.tenant, domain=data["domain"], detail=data["detail"])
         return Response(DomainOutputSerializer(row).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Remove a do-not-contact domain (audited)", parameters=[DomainRemoveSerializer],
                    responses={204: None, 404: OpenApiResponse(description="The domain is not listed")})
     def delete(self, request: Request) -> Response:
-        data = _validated(DomainRemoveSerializer, request.data or request.query_params)
+        data = validated_input(DomainRemoveSerializer, request.data or request.query_params)
         compliance.suppression_remove(tenant=self.tenant, channel=compliance.CHANNEL_EMAIL_DOMAIN,
                                       value=data["domain"], reason=data["reason"], **_actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

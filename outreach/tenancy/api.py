@@ -180,3 +180,10 @@ class StorableJSONField(serializers.JSONField):
         if problem:
             raise serializers.ValidationError(problem)
         return value
+
+
+def validated_input(serializer_class, data) -> dict:
+    """A body or query string checked by a serializer: bad input is a 400 naming the field or parameter."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
