@@ -223,21 +223,13 @@ def unsubscribe_remove(*, tenant: Tenant, channel: str, value: str, actor: Any, 
                        actor_label: str = "") -> ContactUnsubscribe:
     """Resubscribe an address: delete its opt-out and audit who, when, why and what was removed."""
     _require_address_channel(channel)
-    reason = (reason or "").strip()
-    if not reason:
-        raise ApplicationError("Say why the address is resubscribed (it is kept in the audit trail).",
-                               field="reason")
     normalised = normalise_address(channel, value)
-    with transaction.atomic():
-        row = (ContactUnsubscribe.objects.select_for_update()
-               .filter(tenant=tenant, channel=channel, channel_value=normalised).first())
-        if row is None:
-            raise NotFoundError(f"{normalised} is not unsubscribed.")
-        snapshot = _row_snapshot(row)
-        audit_record(tenant=tenant, action="unsubscribe.remove", target=row,
-                     detail={"reason": reason, "removed": snapshot}, **_actor_fields(actor, actor_label))
-        row.delete()
-    return row
+    return _delete_audited(
+        ContactUnsubscribe.objects.filter(tenant=tenant, channel=channel, channel_value=normalised),
+        tenant=tenant, action="unsubscribe.remove", reason=reason, actor=actor, actor_label=actor_label,
+        reason_needed="Say why the address is resubscribed (it is kept in the audit trail).",
+        missing=f"{normalised} is not unsubscribed.",
+    )
 
 
 # --------------------------------------------------------------------------- suppressions
@@ -342,17 +334,26 @@ def domain_suppression_add(*, tenant: Tenant | int, domain: str, detail: str = "
 def suppression_remove(*, tenant: Tenant, channel: str, value: str, actor: Any, reason: str,
                        actor_label: str = "") -> CommunicationSuppression:
     """Lift a suppression (or a do-not-contact domain) with an audit entry holding the removed row."""
+    normalised = normalise_address(channel, value)
+    return _delete_audited(
+        CommunicationSuppression.objects.filter(tenant=tenant, channel=channel, value=normalised),
+        tenant=tenant, action="suppression.remove", reason=reason, actor=actor, actor_label=actor_label,
+        reason_needed="Say why the suppression is lifted (it is kept in the audit trail).",
+        missing=f"{channel}:{normalised} is not suppressed.",
+    )
+
+
+def _delete_audited(queryset, *, tenant: Tenant, action: str, reason: str, actor: Any, actor_label: str,
+                    reason_needed: str, missing: str):
+    """Delete the one row `queryset` names, with an audit entry holding who, why and the removed row."""
     reason = (reason or "").strip()
     if not reason:
-        raise ApplicationError("Say why the suppression is lifted (it is kept in the audit trail).",
-                               field="reason")
-    normalised = normalise_address(channel, value)
+        raise ApplicationError(reason_needed, field="reason")
     with transaction.atomic():
-        row = (CommunicationSuppression.objects.select_for_update()
-               .filter(tenant=tenant, channel=channel, value=normalised).first())
+        row = queryset.select_for_update().first()
         if row is None:
-            raise NotFoundError(f"{channel}:{normalised} is not suppressed.")
-        audit_record(tenant=tenant, action="suppression.remove", target=row,
+            raise NotFoundError(missing)
+        audit_record(tenant=tenant, action=action, target=row,
                      detail={"reason": reason, "removed": _row_snapshot(row)}, **_actor_fields(actor, actor_label))
         row.delete()
     return row

@@ -21,34 +21,30 @@ pytestmark = pytest.mark.django_db
 ADDRESS = "dana@acme.example"
 
 
-def _client(tenant, role: str) -> APIClient:
-    return api_client(tenant=tenant, role=role)
-
-
 @pytest.fixture
 def owner(tenant) -> APIClient:
-    return _client(tenant, Role.OWNER)
+    return api_client(tenant=tenant, role=Role.OWNER)
 
 
 @pytest.fixture
 def admin(tenant) -> APIClient:
-    return _client(tenant, Role.ADMIN)
+    return api_client(tenant=tenant, role=Role.ADMIN)
 
 
 @pytest.fixture
 def member(tenant) -> APIClient:
-    return _client(tenant, Role.MEMBER)
+    return api_client(tenant=tenant, role=Role.MEMBER)
 
 
 @pytest.fixture
 def viewer(tenant) -> APIClient:
-    return _client(tenant, Role.VIEWER)
+    return api_client(tenant=tenant, role=Role.VIEWER)
 
 
 @pytest.fixture
 def stranger(other_tenant) -> APIClient:
     """An owner key of another tenant."""
-    return _client(other_tenant, Role.OWNER)
+    return api_client(tenant=other_tenant, role=Role.OWNER)
 
 
 def _q(**params) -> str:
@@ -253,7 +249,7 @@ def test_stats_count_by_source_channel_and_day_for_the_tenant_only(tenant, other
 
 def test_admin_gets_a_working_signed_link_and_headers(tenant, settings):
     settings.PUBLIC_BASE_URL = "https://out.example.com"
-    admin = _client(tenant, Role.ADMIN)
+    admin = api_client(tenant=tenant, role=Role.ADMIN)
     body = admin.get("/api/v1/unsubscribes/link" + _q(channel="email", value="Dana@acme.example")).json()
     assert body["url"].startswith("https://out.example.com/unsubscribe?token=")
     assert body["headers"]["List-Unsubscribe"].startswith(f"<{body['url']}>, <mailto:")
