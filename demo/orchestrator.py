@@ -145,14 +145,9 @@ class DemoConfig:
 
 def database_url_from_settings(db: dict[str, Any]) -> str:
     """postgres://user:password@host:port/name from a Django DATABASES entry."""
-    from urllib.parse import quote
+    from outreach.settings.env import database_url
 
-    user = quote(db.get("USER") or "", safe="")
-    password = quote(db.get("PASSWORD") or "", safe="")
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = db.get("HOST") or "127.0.0.1"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{auth}{host}{port}/{db['NAME']}"
+    return database_url(db)
 
 
 # --------------------------------------------------------------------------------------------- preflight

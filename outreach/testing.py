@@ -6,6 +6,8 @@ import os
 from django.conf import settings
 from django.db import connection
 
+from outreach.settings.env import database_url
+
 
 def child_process_env(**overrides: str) -> dict[str, str]:
     """The environment for a child process that must see this test's database and Redis.
@@ -14,12 +16,10 @@ def child_process_env(**overrides: str) -> dict[str, str]:
     TEST_REDIS_URL at this xdist worker's own Redis database. PYTEST_XDIST_WORKER is left
     out, so the child's test settings do not offset the Redis database a second time.
     """
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
     env = {key: value for key, value in os.environ.items() if key != "PYTEST_XDIST_WORKER"}
     env.update({
         "DJANGO_SETTINGS_MODULE": "outreach.settings.test",
-        "DATABASE_URL": f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": database_url(connection.settings_dict),
         "TEST_REDIS_URL": settings.REDIS_URL,
         "PYTHONUNBUFFERED": "1",
     })

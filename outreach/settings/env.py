@@ -65,3 +65,16 @@ def http_url(name: str, default: str) -> str:
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ImproperlyConfigured(f"{name} is malformed: expected an http(s) URL, got {value!r}")
     return value
+
+
+def database_url(db: dict) -> str:
+    """postgres://user:password@host:port/name from a Django DATABASES entry (the inverse of database_config),
+    for child processes that must use the same database."""
+    from urllib.parse import quote
+
+    user = quote(db.get("USER") or "", safe="")
+    password = quote(db.get("PASSWORD") or "", safe="")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = db.get("HOST") or "127.0.0.1"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}{host}{port}/{db['NAME']}"
