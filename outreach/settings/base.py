@@ -4,6 +4,7 @@ from __future__ import annotations
 from celery.schedules import crontab  # noqa: F401 - available for beat entries below
 from kombu import Queue
 
+from outreach.queues import QUEUE_NAMES
 from outreach.settings.env import BASE_DIR, database_config, env, http_url, redis_url
 
 SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-secret-key-change-me")
@@ -95,7 +96,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = "campaign_execution"
 # Queue names are part of the deployment contract (workers subscribe by name).
-CELERY_QUEUE_NAMES = ["lead_analysis", "campaign_creation", "campaign_execution", "webhooks", "analytics"]
+CELERY_QUEUE_NAMES = list(QUEUE_NAMES)
 CELERY_TASK_QUEUES = [Queue(name) for name in CELERY_QUEUE_NAMES]
 # Routes by task-name prefix; every task is named "<queue>.<action>".
 CELERY_TASK_ROUTES = {f"{name}.*": {"queue": name} for name in CELERY_QUEUE_NAMES}

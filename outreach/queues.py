@@ -1,0 +1,42 @@
+"""The Celery queues and task names: the deployment contract, stated once.
+
+Workers subscribe to queues by these names (Makefile, scripts/run_local.sh, docker-compose.yml,
+demo processes); settings build the queues and routes from `Queue`; every task is registered under a
+`TaskName` and routed by its "<queue>." prefix. A test checks that every registered task is named here
+and that the names route to a declared queue.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Queue(StrEnum):
+    LEAD_ANALYSIS = "lead_analysis"
+    CAMPAIGN_CREATION = "campaign_creation"
+    CAMPAIGN_EXECUTION = "campaign_execution"
+    WEBHOOKS = "webhooks"
+    ANALYTICS = "analytics"
+
+
+class TaskName(StrEnum):
+    ANALYSE_LEADS = f"{Queue.LEAD_ANALYSIS}.analyse_leads"
+    IMPORT_CONTACTS_CSV = f"{Queue.LEAD_ANALYSIS}.import_contacts_csv"
+    REQUEUE_STALE_IMPORTS = f"{Queue.LEAD_ANALYSIS}.requeue_stale_imports"
+    GENERATE_PLANS = f"{Queue.CAMPAIGN_CREATION}.generate_plans"
+    REQUEUE_STALE_GENERATION = f"{Queue.CAMPAIGN_CREATION}.requeue_stale_generation"
+    DISPATCH_DUE = f"{Queue.CAMPAIGN_EXECUTION}.dispatch_due"
+    RUN_ACTIONS = f"{Queue.CAMPAIGN_EXECUTION}.run_actions"
+    DELIVER_MESSAGES = f"{Queue.CAMPAIGN_EXECUTION}.deliver_messages"
+    RECOVER_STALE_SENDS = f"{Queue.CAMPAIGN_EXECUTION}.recover_stale_sends"
+    SYNC_SENDER_IDENTITIES = f"{Queue.CAMPAIGN_EXECUTION}.sync_sender_identities"
+    PROCESS_WEBHOOK_DELIVERIES = f"{Queue.WEBHOOKS}.process_deliveries"
+    RETRY_WEBHOOK_DELIVERIES = f"{Queue.WEBHOOKS}.retry_deliveries"
+    PING = f"{Queue.ANALYTICS}.ping"
+
+
+QUEUE_NAMES: tuple[str, ...] = tuple(q.value for q in Queue)
+
+
+def queue_of(task_name: str) -> Queue:
+    """The queue a task name routes to (its prefix)."""
+    return Queue(task_name.split(".", 1)[0])
