@@ -1,0 +1,10 @@
+"""What other apps may use of messaging (docs/internal-interfaces.md#messaging).
+
+Messaging is the highest product app but analytics; the presentation modules of lower apps (their api/
+and admin) read it through the names here. Everything not named here is private to messaging.
+"""
+from __future__ import annotations
+
+from messaging.models import EmailSenderIdentity, InboundMessage, MessageEvent, OutboundMessage
+
+__all__ = ["EmailSenderIdentity", "InboundMessage", "MessageEvent", "OutboundMessage"]
