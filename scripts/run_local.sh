@@ -9,7 +9,6 @@ cd "$(dirname "$0")/.."
 
 PY=.venv/bin/python
 CELERY=.venv/bin/celery
-QUEUES=lead_analysis,campaign_creation,campaign_execution,webhooks,analytics
 WEB_ADDR=${RUN_WEB_ADDR:-127.0.0.1:8000}
 
 pids=()
@@ -30,7 +29,8 @@ trap 'stop 143' TERM
 # --insecure: serve the admin's static files although DEBUG is off.
 "$PY" manage.py runserver --noreload --insecure "$WEB_ADDR" &
 pids+=($!)
-"$CELERY" -A outreach worker --queues "$QUEUES" --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-2}" &
+# No --queues: the worker consumes every queue of CELERY_TASK_QUEUES (outreach.queues.Queue).
+"$CELERY" -A outreach worker --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-2}" &
 pids+=($!)
 "$CELERY" -A outreach beat --loglevel INFO &
 pids+=($!)
