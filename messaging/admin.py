@@ -15,9 +15,8 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
-from contacts.models import Channel
 from messaging.admin_compliance import ComplianceAdminMixin
-from messaging.compliance import normalise_address, suppression_add, suppression_remove
+from messaging.compliance import suppression_add, suppression_remove
 from messaging.models import (
     CommunicationSuppression,
     ContactUnsubscribe,
@@ -28,6 +27,7 @@ from messaging.models import (
     SendRateLimit,
     WebhookDelivery,
 )
+from outreach.addresses import normalise_address
 from outreach.admin import (
     BigTableAdmin,
     ReadOnlyAdmin,
@@ -35,6 +35,7 @@ from outreach.admin import (
     SwitchesAdminMixin,
     static_choices_filter,
 )
+from outreach.channels import CHANNEL_EMAIL_DOMAIN, Channel
 from outreach.errors import ApplicationError
 from outreach.tenancy.services import audit_record
 
@@ -42,7 +43,7 @@ ADMIN_REASON = "admin console"
 # SendGrid event types plus the synthetic ones we derive; a fixed list avoids SELECT DISTINCT.
 EVENT_TYPES = ("processed", "delivered", "deferred", "bounce", "dropped", "blocked", "open", "click",
                "spamreport", "unsubscribe", "group_unsubscribe", "group_resubscribe", "reply")
-SUPPRESSION_CHANNELS = (*Channel.choices, ("email_domain", "Email domain"))
+SUPPRESSION_CHANNELS = (*Channel.choices, (CHANNEL_EMAIL_DOMAIN, "Email domain"))
 
 
 def _sender_set_paused(identity: EmailSenderIdentity, *, paused: bool, actor: Any, reason: str) -> None:

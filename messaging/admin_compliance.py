@@ -16,8 +16,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, Streami
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from messaging.compliance import MAX_IMPORT_BYTES, suppressions_import_csv
-from messaging.compliance_selectors import do_not_contact_export_rows
+from messaging.compliance.do_not_contact import (
+    MAX_IMPORT_BYTES,
+    do_not_contact_export_rows,
+    suppressions_import_csv,
+)
 from outreach import clock
 from outreach.errors import ApplicationError
 from outreach.tenancy.models import Tenant

@@ -14,7 +14,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from messaging.compliance import UnsubscribeTarget, unsubscribe_record, unsubscribe_token_read
+from messaging.compliance.links import UnsubscribeTarget, unsubscribe_token_read
+from messaging.compliance.opt_outs import unsubscribe_record
 from messaging.models import UnsubscribeSource
 from outreach.tenancy.models import Tenant
 

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from messaging import compliance
-from messaging.compliance_selectors import (
+from messaging.compliance.selectors import (
     address_status,
     suppression_list,
     unsubscribe_list,
@@ -22,12 +22,14 @@ from messaging.compliance_selectors import (
 )
 from messaging.models import CommunicationSuppression, ContactUnsubscribe, SuppressionReason, UnsubscribeSource
 from outreach import clock
+from outreach.addresses import normalise_address, normalise_domain
+from outreach.channels import ADDRESS_CHANNELS, CHANNEL_EMAIL, CHANNEL_EMAIL_DOMAIN, CHANNEL_SMS
 from outreach.errors import ApplicationError
 from outreach.tenancy.api import TenantScopedViewMixin, tenant_context, validated_input
 from outreach.tenancy.models import Role
 
-ADDRESS_CHANNEL_CHOICES = list(compliance.ADDRESS_CHANNELS)
-SUPPRESSION_CHANNEL_CHOICES = [compliance.CHANNEL_EMAIL, compliance.CHANNEL_SMS]
+ADDRESS_CHANNEL_CHOICES = list(ADDRESS_CHANNELS)
+SUPPRESSION_CHANNEL_CHOICES = [CHANNEL_EMAIL, CHANNEL_SMS]
 
 
 # --------------------------------------------------------------------------- input serializers
@@ -39,7 +41,7 @@ class AddressSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:
-            attrs["value"] = compliance.normalise_address(attrs["channel"], attrs["value"])
+            attrs["value"] = normalise_address(attrs["channel"], attrs["value"])
         except ApplicationError as exc:
             raise serializers.ValidationError({exc.field or "value": exc.message}) from exc
         return attrs
@@ -87,7 +89,7 @@ class DomainSerializer(serializers.Serializer):
 
     def validate_domain(self, value: str) -> str:
         try:
-            return compliance.normalise_domain(value)
+            return normalise_domain(value)
         except ApplicationError as exc:
             raise serializers.ValidationError(exc.message) from exc
 
@@ -299,7 +301,7 @@ class SuppressionsView(TenantScopedViewMixin, generics.ListAPIView):
             return suppression_list(tenant=self.tenant, channel=filters["channel"], reason=filters.get("reason"),
                                     active=filters.get("active"))
         return suppression_list(tenant=self.tenant, reason=filters.get("reason"),
-                                active=filters.get("active")).exclude(channel=compliance.CHANNEL_EMAIL_DOMAIN)
+                                active=filters.get("active")).exclude(channel=CHANNEL_EMAIL_DOMAIN)
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "now": clock.now()}
@@ -338,7 +340,7 @@ class SuppressionDomainsView(TenantScopedViewMixin, generics.ListAPIView):
     serializer_class = DomainOutputSerializer
 
     def get_queryset(self):
-        return suppression_list(tenant=self.tenant, channel=compliance.CHANNEL_EMAIL_DOMAIN)
+        return suppression_list(tenant=self.tenant, channel=CHANNEL_EMAIL_DOMAIN)
 
     @extend_schema(summary="List do-not-contact domains (cursor-paginated, newest first)")
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -355,7 +357,7 @@ class SuppressionDomainsView(TenantScopedViewMixin, generics.ListAPIView):
                    responses={204: None, 404: OpenApiResponse(description="The domain is not listed")})
     def delete(self, request: Request) -> Response:
         data = validated_input(DomainRemoveSerializer, request.data or request.query_params)
-        compliance.suppression_remove(tenant=self.tenant, channel=compliance.CHANNEL_EMAIL_DOMAIN,
+        compliance.suppression_remove(tenant=self.tenant, channel=CHANNEL_EMAIL_DOMAIN,
                                       value=data["domain"], reason=data["reason"], **_actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -61,7 +61,7 @@ def demo_responder(request_json: Any) -> StubResponse:
             titles=[c.get("title", "") for c in lead.get("contacts", [])], offers=[],
         )
         return chat_json(analysis, prompt_tokens=len(block) // 4 + 300, completion_tokens=200)
-    from outreach.ai.replies import classify_reply_rules
+    from messaging.inbound import classify_reply_rules
     from outreach.clock import now
 
     result = classify_reply_rules(subject="", text=block, headers={}, today=now().date())

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from messaging.compliance import suppressions_import_csv
+from messaging.compliance.do_not_contact import suppressions_import_csv
 from outreach.errors import ApplicationError
 from outreach.tenancy.selectors import tenant_get_by_slug
 

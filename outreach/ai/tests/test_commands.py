@@ -1,4 +1,4 @@
-"""draft_plan and classify_reply: operator tools for previewing plans and checking replies."""
+"""draft_plan: the operator tool for previewing plans (classify_reply is tested in messaging/tests)."""
 from __future__ import annotations
 
 import io
@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 
 from campaigns.dsl import validate_plan
 from outreach.ai.stub_server import chat_json
-from outreach.ai.tests.test_commands_data import AI_PLAN, MULTIPART_OOO
+from outreach.ai.tests.test_commands_data import AI_PLAN
 
 BRIEF = {"goal": "Book a 20-minute demo", "offer": "Onboarding automation that halves time-to-first-shipment",
          "sender_name": "Sam Lee", "allowed_link_domains": ["shipfast.example"]}
@@ -101,32 +101,3 @@ def test_draft_plan_exits_non_zero_with_one_line_on_stderr(tmp_path):
     assert proc.returncode != 0
     assert proc.stdout == ""
     assert proc.stderr.strip().splitlines() == ["CommandError: brief: missing required field 'goal'"]
-
-
-def _classify(tmp_path, content: bytes | str, *extra) -> dict:
-    path = tmp_path / "reply.eml"
-    path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    out = io.StringIO()
-    call_command("classify_reply", str(path), *extra, stdout=out)
-    return json.loads(out.getvalue())
-
-
-def test_classify_reply_reads_a_raw_mime_message(no_key, tmp_path):
-    assert _classify(tmp_path, MULTIPART_OOO) == {
-        "label": "ooo", "confidence": 0.97, "stop_request": False, "return_date": "2026-12-15"}
-
-
-def test_classify_reply_reads_plain_text(no_key, tmp_path):
-    result = _classify(tmp_path, "Bitte nehmen Sie mich aus Ihrem Verteiler.\n")
-    assert set(result) == {"label", "confidence", "stop_request", "return_date"}
-    assert (result["label"], result["stop_request"], result["return_date"]) == ("negative", True, None)
-    explained = _classify(tmp_path, "Sounds good, let's talk on Friday.", "--explain")
-    assert explained["label"] == "positive" and explained["source"] == "rules"
-
-
-def test_classify_reply_refuses_a_missing_or_empty_file(no_key, tmp_path):
-    with pytest.raises(CommandError, match="no such file"):
-        call_command("classify_reply", str(tmp_path / "nope.eml"))
-    (tmp_path / "empty.txt").write_text("  \n")
-    with pytest.raises(CommandError, match="empty"):
-        call_command("classify_reply", str(tmp_path / "empty.txt"))

@@ -66,7 +66,7 @@ def test_demo_responder_runs_the_whole_ai_path_offline(settings, clean_ai_redis,
     """The stub answering like a model (the demo's setup): plan, lead analysis and reply, all over HTTP."""
     from campaigns.fallback_planner import BriefInput, ContactInput, PlanInputs
     from campaigns.generation import plan_draft
-    from outreach.ai.replies import classify_reply
+    from messaging.inbound import classify_reply
     from outreach.ai.stub_responders import demo_responder
 
     stub = start_stub(port=0, responder=demo_responder)

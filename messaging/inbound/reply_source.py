@@ -1,4 +1,7 @@
-"""Turning a raw reply (an RFC 822 message, or plain text) into subject, text and headers."""
+"""Turning a raw reply (an RFC 822 message, or plain text) into subject, text and headers.
+
+Used by the classify_reply command; inbound processing reads the Inbound Parse form (messaging.inbound.parsing).
+"""
 from __future__ import annotations
 
 import dataclasses

@@ -1,25 +1,24 @@
-"""Reads over the opt-out and suppression tables: lists, one address's status, stats and the CSV export."""
+"""Reads over the opt-out and suppression tables: lists, one address's status and stats.
+
+The CSV export is in messaging.compliance.do_not_contact, next to the import whose columns it writes."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 
-from messaging.compliance import (
-    BLOCK_UNSUBSCRIBED,
-    CHANNEL_EMAIL,
-    CHANNEL_EMAIL_DOMAIN,
-    normalise_address,
-)
+from messaging.compliance.send_checks import BLOCK_UNSUBSCRIBED
 from messaging.models import CommunicationSuppression, ContactUnsubscribe, SuppressionReason
 from outreach import clock
+from outreach.addresses import normalise_address
+from outreach.channels import CHANNEL_EMAIL, CHANNEL_EMAIL_DOMAIN
 from outreach.tenancy.models import Tenant
 
 
-def _active(now: dt.datetime) -> Q:
+def active_filter(now: dt.datetime) -> Q:
+    """Rows that have not expired at `now` (permanent rows have no expiry)."""
     return Q(expires_at__isnull=True) | Q(expires_at__gt=now)
 
 
@@ -41,7 +40,7 @@ def suppression_list(*, tenant: Tenant, channel: str | None = None, reason: str 
     if reason:
         qs = qs.filter(reason=reason)
     if active is True:
-        qs = qs.filter(_active(clock.now()))
+        qs = qs.filter(active_filter(clock.now()))
     elif active is False:
         qs = qs.filter(expires_at__lte=clock.now())
     return qs
@@ -75,7 +74,7 @@ def address_status(*, tenant: Tenant, channel: str, value: str) -> AddressStatus
     domain = normalised.rsplit("@", 1)[1] if channel == CHANNEL_EMAIL else None
     if domain:
         match |= Q(channel=CHANNEL_EMAIL_DOMAIN, value=domain)
-    rows = list(CommunicationSuppression.objects.filter(tenant=tenant).filter(_active(clock.now())).filter(match))
+    rows = list(CommunicationSuppression.objects.filter(tenant=tenant).filter(active_filter(clock.now())).filter(match))
     own = next((r for r in rows if r.channel == channel), None)
     by_domain = next((r for r in rows if r.channel == CHANNEL_EMAIL_DOMAIN), None)
     return AddressStatus(channel=channel, value=normalised, unsubscribe=unsubscribe, suppression=own,
@@ -112,26 +111,3 @@ def unsubscribe_stats(*, tenant: Tenant, days: int = 30) -> UnsubscribeStats:
         entry["by_source"][row["source"]] = row["n"]
     return UnsubscribeStats(total=sum(by_source.values()), by_source=by_source, by_channel=by_channel,
                             by_day=list(by_day.values()), since=since)
-
-
-EXPORT_HEADER = ("kind", "channel", "value", "reason", "detail", "expires_at", "created_at")
-
-
-def do_not_contact_export_rows(*, tenant: Tenant, include_expired: bool = False) -> Iterator[tuple]:
-    """Every opt-out and suppression of a tenant as CSV rows (header first), streamed in chunks.
-
-    The columns are ones suppressions_import_csv reads (channel, value, detail), so an export re-imports.
-    """
-    yield EXPORT_HEADER
-    unsubscribes = (ContactUnsubscribe.objects.filter(tenant=tenant).order_by("id")
-                    .values_list("channel", "channel_value", "source", "detail", "created_at"))
-    for channel, value, source, detail, created_at in unsubscribes.iterator(chunk_size=2000):
-        yield ("unsubscribe", channel, value, source, detail, "", created_at.isoformat())
-    suppressions = CommunicationSuppression.objects.filter(tenant=tenant)
-    if not include_expired:
-        suppressions = suppressions.filter(_active(clock.now()))
-    rows = suppressions.order_by("id").values_list("channel", "value", "reason", "detail", "expires_at",
-                                                   "created_at")
-    for channel, value, reason, detail, expires_at, created_at in rows.iterator(chunk_size=2000):
-        yield ("suppression", channel, value, reason, detail, expires_at.isoformat() if expires_at else "",
-               created_at.isoformat())

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from outreach.ai.mail import parse_reply_source
-from outreach.ai.replies import classify_reply
+from messaging.inbound.classification import classify_reply
+from messaging.inbound.reply_source import parse_reply_source
 
 
 class Command(BaseCommand):
