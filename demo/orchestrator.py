@@ -100,7 +100,7 @@ class DemoConfig:
     def generate_webhook_keys(self) -> None:
         """A fresh P-256 key pair: the simulator signs with the private half (a file only it reads), every
         other process verifies with the public half (SENDGRID_WEBHOOK_PUBLIC_KEY in its environment)."""
-        from messaging.simulator.signing import generate_key_pair, private_key_pem
+        from simulators.sendgrid.signing import generate_key_pair, private_key_pem
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
         key, public_b64 = generate_key_pair()

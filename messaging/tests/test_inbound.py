@@ -22,17 +22,17 @@ from messaging.models import (
     OutboundMessage,
     WebhookDelivery,
 )
-from messaging.simulator.inbound import encode_multipart
-from messaging.simulator.server import start_simulator
 from messaging.tests.factories import (
     TEST_PLAN,
     EmailSenderIdentityFactory,
     OutboundMessageFactory,
     enrolled_message,
 )
-from messaging.tests.simulator_fixtures import running_simulator
 from messaging.webhooks.processing import webhook_deliveries_process
 from outreach import clock
+from simulators.sendgrid.inbound import encode_multipart
+from simulators.sendgrid.server import start_simulator
+from simulators.sendgrid.testing import running_simulator
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from messaging.simulator.inbound import REPLY_TEXTS as SIMULATOR_REPLY_TEXTS
 from outreach.ai.models import AICall
 from outreach.ai.replies import (
     classify_reply,
@@ -17,7 +16,8 @@ from outreach.ai.replies import (
     normalise_headers,
     strip_quoted,
 )
-from outreach.ai.stub_server import chat_json, chat_text, server_error
+from simulators.openai_stub.server import chat_json, chat_text, server_error
+from simulators.sendgrid.inbound import REPLY_TEXTS as SIMULATOR_REPLY_TEXTS
 
 CORPUS = json.loads((Path(__file__).parent / "replies_corpus.json").read_text(encoding="utf-8"))["replies"]
 DEFAULT_RECEIVED = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)

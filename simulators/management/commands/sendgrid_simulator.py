@@ -11,11 +11,11 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from messaging.simulator.clock import SimClock
-from messaging.simulator.config import BEHAVIOURS, SimulatorConfig, config_update
-from messaging.simulator.core import Simulator
-from messaging.simulator.server import serve
-from messaging.simulator.signing import generate_key_pair, load_private_key, private_key_pem
+from simulators.sendgrid.clock import SimClock
+from simulators.sendgrid.config import BEHAVIOURS, SimulatorConfig, config_update
+from simulators.sendgrid.core import Simulator
+from simulators.sendgrid.server import serve
+from simulators.sendgrid.signing import generate_key_pair, load_private_key, private_key_pem
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:

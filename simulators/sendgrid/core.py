@@ -26,14 +26,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from messaging.simulator import validation
-from messaging.simulator.clock import SimClock
-from messaging.simulator.config import SimulatorConfig, behaviour_for, config_update
-from messaging.simulator.inbound import build_reply, encode_multipart
-from messaging.simulator.model import Planned, Recipient, extract_links, plan_recipient
-from messaging.simulator.signing import generate_key_pair, public_key_b64, sign_event_payload
+from simulators.sendgrid import validation
+from simulators.sendgrid.clock import SimClock
+from simulators.sendgrid.config import SimulatorConfig, behaviour_for, config_update
+from simulators.sendgrid.inbound import build_reply, encode_multipart
+from simulators.sendgrid.model import Planned, Recipient, extract_links, plan_recipient
+from simulators.sendgrid.signing import generate_key_pair, public_key_b64, sign_event_payload
 
-logger = logging.getLogger("messaging.simulator")
+logger = logging.getLogger("simulators.sendgrid")
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"

@@ -15,7 +15,7 @@ import json
 import re
 from typing import Any
 
-from outreach.ai.stub_server import StubResponse, chat_json, error
+from simulators.openai_stub.server import StubResponse, chat_json, error
 
 _BLOCK = {
     "plan": re.compile(r"<<<INPUT\n(.*?)\nINPUT>>>", re.S),

@@ -17,15 +17,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from messaging.simulator.clock import SimClock
-from messaging.simulator.config import SimulatorConfig, config_update
-from messaging.simulator.core import Response, Simulator, error_response, json_response
-from messaging.simulator.signing import generate_key_pair, sign_event_payload
-from messaging.simulator.validation import MAX_BODY_BYTES
+from simulators.sendgrid.clock import SimClock
+from simulators.sendgrid.config import SimulatorConfig, config_update
+from simulators.sendgrid.core import Response, Simulator, error_response, json_response
+from simulators.sendgrid.signing import generate_key_pair, sign_event_payload
+from simulators.sendgrid.validation import MAX_BODY_BYTES
 
 __all__ = ["SimulatorHandle", "generate_key_pair", "sign_event_payload", "start_simulator", "SimulatorServer"]
 
-logger = logging.getLogger("messaging.simulator")
+logger = logging.getLogger("simulators.sendgrid")
 
 
 class _Handler(BaseHTTPRequestHandler):
