@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from simulators.sendgrid.clock import SimClock
 from simulators.sendgrid.config import SimulatorConfig, config_update
-from simulators.sendgrid.core import Response, Simulator, error_response, json_response
+from simulators.sendgrid.core import Simulator
+from simulators.sendgrid.responses import Response, error_response, json_response
 from simulators.sendgrid.signing import generate_key_pair, sign_event_payload
 from simulators.sendgrid.validation import MAX_BODY_BYTES
 
