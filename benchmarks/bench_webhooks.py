@@ -89,7 +89,7 @@ def _events(messages: list[dict], campaign_id: int, base_ts: int) -> list[dict]:
 
 
 def _post_all(client, key, bodies: list[bytes]) -> tuple[float, list[int]]:
-    from messaging.simulator.signing import sign_event_payload
+    from simulators.sendgrid.signing import sign_event_payload
 
     signed = []
     for body in bodies:
@@ -158,8 +158,8 @@ def main() -> None:
 
     from campaigns.models import CampaignTransition
     from messaging.models import WebhookDelivery
-    from messaging.simulator.signing import generate_key_pair
     from messaging.webhooks.processing import ABSORB_PENDING
+    from simulators.sendgrid.signing import generate_key_pair
 
     # Deliveries an interrupted earlier run left pending would be absorbed into the measurement.
     WebhookDelivery.objects.filter(status="pending").update(status="failed", attempts=99,

@@ -1,6 +1,6 @@
 """`make demo`: the whole system on a fast virtual clock, from an empty database to a checked result.
 
-    python -m demo.run_demo [--keep] [--speed 7200] [--timeout 480]
+    python -m demo.run_demo [--keep] [--speed N] [--timeout 480]
 
 Steps: check PostgreSQL and Redis, drop and recreate the demo database, flush its Redis database, create a
 webhook key pair, migrate, anchor the virtual clock, start the SendGrid simulator, the web server, a Celery
@@ -20,26 +20,54 @@ import os
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 if str(BASE_DIR) not in sys.path:
     sys.path.insert(0, str(BASE_DIR))
 
-from demo import orchestrator as orch  # noqa: E402
-from demo import seeding  # noqa: E402
+import django  # noqa: E402
+from django.core.management import call_command  # noqa: E402
 
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/outreach_demo"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/10"
+from demo import processes  # noqa: E402
+from demo.scenario import (  # noqa: E402
+    CONTACTS_CSV,
+    DEMO_CLOCK_SPEED,
+    MIN_VIRTUAL_LEAD_SECONDS,
+    virtual_start_before_monday,
+)
+
+FALLBACK_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/outreach_demo"
+DEMO_REDIS_DB = 10
 
 
-class Interrupted(Exception):
-    pass
+def default_database_url(env: dict[str, str]) -> str:
+    """DEMO_DATABASE_URL; else the DATABASE_URL server with `_demo` added to its database name (so a checkout
+    set up for outreach_x runs its demo in outreach_x_demo); else outreach_demo on the local server."""
+    if env.get("DEMO_DATABASE_URL"):
+        return env["DEMO_DATABASE_URL"]
+    if env.get("DATABASE_URL"):
+        parts = urlsplit(env["DATABASE_URL"])
+        name = parts.path.lstrip("/")
+        if name and "demo" not in name:
+            return urlunsplit(parts._replace(path=f"/{name}_demo"))
+        if name:
+            return env["DATABASE_URL"]
+    return FALLBACK_DATABASE_URL
+
+
+def default_redis_url(env: dict[str, str]) -> str:
+    """DEMO_REDIS_URL; else database 10 of the REDIS_URL server; else database 10 of the local Redis."""
+    if env.get("DEMO_REDIS_URL"):
+        return env["DEMO_REDIS_URL"]
+    base = urlsplit(env.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
+    return urlunsplit(base._replace(path=f"/{DEMO_REDIS_DB}"))
 
 
 def _on_signal(signum: int, frame: object) -> None:
-    raise Interrupted(signal.Signals(signum).name)
+    raise processes.Interrupted(signal.Signals(signum).name)
 
 
 def _say(text: str = "") -> None:
@@ -50,24 +78,25 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     env = os.environ
     parser = argparse.ArgumentParser(prog="python -m demo.run_demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", action="store_true", help="leave everything running after the summary")
-    parser.add_argument("--speed", type=float, default=float(env.get("DEMO_CLOCK_SPEED", 10800)),
-                        help="virtual seconds per real second (default 10800: one day in 8 s)")
+    parser.add_argument("--speed", type=float, default=float(env.get("DEMO_CLOCK_SPEED", DEMO_CLOCK_SPEED)),
+                        help=f"virtual seconds per real second (default {DEMO_CLOCK_SPEED:g}: one day in "
+                             f"{86400 / DEMO_CLOCK_SPEED:g} s; env DEMO_CLOCK_SPEED)")
     parser.add_argument("--timeout", type=float, default=float(env.get("DEMO_TIMEOUT", 480)),
                         help="real seconds the campaign may take once started (default 480)")
-    parser.add_argument("--database-url", default=env.get("DEMO_DATABASE_URL", DEFAULT_DATABASE_URL))
-    parser.add_argument("--redis-url", default=env.get("DEMO_REDIS_URL", DEFAULT_REDIS_URL))
+    parser.add_argument("--database-url", default=default_database_url(env))
+    parser.add_argument("--redis-url", default=default_redis_url(env))
     parser.add_argument("--web-port", type=int, default=int(env.get("DEMO_WEB_PORT", 8000)))
     parser.add_argument("--sim-port", type=int, default=int(env.get("DEMO_SIM_PORT", 8025)))
     parser.add_argument("--flower-port", type=int, default=int(env.get("DEMO_FLOWER_PORT", 5555)))
     parser.add_argument("--flower", action=argparse.BooleanOptionalAction, default=None,
                         help="start Flower (default: only with --keep)")
-    parser.add_argument("--contacts", type=Path, default=seeding.CONTACTS_CSV)
+    parser.add_argument("--contacts", type=Path, default=CONTACTS_CSV)
     parser.add_argument("--seed", type=int, default=int(env.get("DEMO_SIM_SEED", 7)),
                         help="the simulator's random seed (same seed, same recipients' behaviour)")
     parser.add_argument("--virtual-start", default=env.get("DEMO_VIRTUAL_START", "monday"),
                         help="'monday' (the campaign starts near a Monday 06:00 UTC, default) or an ISO date-time "
                              "at least a day ahead")
-    parser.add_argument("--log-dir", type=Path, default=orch.DEFAULT_LOG_DIR)
+    parser.add_argument("--log-dir", type=Path, default=processes.DEFAULT_LOG_DIR)
     parser.add_argument("--web-server", choices=["gunicorn", "runserver"], default="gunicorn")
     parser.add_argument("--force-drop", action="store_true",
                         help="allow dropping a database whose name does not contain 'demo'")
@@ -81,33 +110,64 @@ SETUP_REAL_SECONDS = 10.0
 
 def _virtual_start(value: str, speed: float) -> float:
     if value == "monday":
-        return seeding.virtual_start_before_monday(speed=speed, setup_real_seconds=SETUP_REAL_SECONDS)
+        return virtual_start_before_monday(speed=speed, setup_real_seconds=SETUP_REAL_SECONDS)
     moment = dt.datetime.fromisoformat(value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    if moment.timestamp() < time.time() + seeding.MIN_VIRTUAL_LEAD_SECONDS:
+    if moment.timestamp() < time.time() + MIN_VIRTUAL_LEAD_SECONDS:
         raise SystemExit("--virtual-start must be at least a day in the future (the invariant checks tell "
                          "wall-clock from virtual timestamps by it)")
     return moment.timestamp()
 
 
-def main(argv: list[str]) -> int:
-    args = _parse(argv)
-    flower = args.keep if args.flower is None else args.flower
+def _refusal(args: argparse.Namespace) -> str | None:
     db_name = urlsplit(args.database_url).path.lstrip("/")
     if "demo" not in db_name and not args.force_drop:
-        _say(f"refusing to drop database {db_name!r}: its name does not contain 'demo' (use --force-drop)")
-        return 2
+        return f"refusing to drop database {db_name!r}: its name does not contain 'demo' (use --force-drop)"
+    return None
 
-    _say("== outreach demo: preflight")
-    problems = orch.preflight(database_url=args.database_url, redis_url=args.redis_url)
+
+def _preflight(args: argparse.Namespace, *, flower: bool) -> list[str]:
+    """What is missing (services, free ports), in words a newcomer can act on."""
+    problems = processes.preflight(database_url=args.database_url, redis_url=args.redis_url)
     ports = [("web server", args.web_port), ("SendGrid simulator", args.sim_port)]
     if flower:
         ports.append(("Flower", args.flower_port))
     for what, port in ports:
-        if orch.port_in_use(port):
+        if processes.port_in_use(port):
             problems.append(f"port {port} (for the {what}) is in use: stop what listens there, or set another "
                             f"port (DEMO_WEB_PORT / DEMO_SIM_PORT / DEMO_FLOWER_PORT)")
+    return problems
+
+
+def _prepare(args: argparse.Namespace, config: processes.DemoConfig, *, virtual_start_at: float):
+    """A fresh database and Redis, the webhook keys, Django set up and migrated, the virtual clock anchored."""
+    db_name = urlsplit(args.database_url).path.lstrip("/")
+    _say(f"== fresh database {db_name} and Redis {args.redis_url}")
+    processes.database_recreate(args.database_url)
+    processes.redis_flush(args.redis_url)
+    config.generate_webhook_keys()
+    config.apply_to_current_process()
+    django.setup()
+    call_command("migrate", interactive=False, verbosity=0)
+    # demo.seeding imports the apps' models and services: only after django.setup().
+    from demo.seeding import clock_anchor
+
+    anchor = clock_anchor(virtual_start=virtual_start_at)
+    _say(f"== virtual clock: x{args.speed:g} (one day every {86400 / args.speed:.1f} s), starting "
+         f"{anchor.virtual_now():%a %Y-%m-%d %H:%M} UTC")
+    return anchor
+
+
+def main(argv: list[str]) -> int:
+    args = _parse(argv)
+    flower = args.keep if args.flower is None else args.flower
+    refusal = _refusal(args)
+    if refusal:
+        _say(refusal)
+        return 2
+    _say("== outreach demo: preflight")
+    problems = _preflight(args, flower=flower)
     if problems:
         _say("cannot run the demo:")
         for problem in problems:
@@ -115,124 +175,42 @@ def main(argv: list[str]) -> int:
         return 2
 
     virtual_start_at = _virtual_start(args.virtual_start, args.speed)
-    config = orch.DemoConfig(
+    config = processes.DemoConfig(
         database_url=args.database_url, redis_url=args.redis_url, web_port=args.web_port, sim_port=args.sim_port,
         flower_port=args.flower_port if flower else None, clock_speed=args.speed, log_dir=args.log_dir,
         sim_seed=args.seed, web_server=args.web_server,
     )
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    group: orch.ProcessGroup | None = None
+    return _run(args, config, flower=flower, virtual_start_at=virtual_start_at)
+
+
+def _run(args: argparse.Namespace, config: processes.DemoConfig, *, flower: bool, virtual_start_at: float) -> int:
+    """Prepare and run the demo; every process started is stopped on the way out, whatever happens."""
+    session = None
     started_at = time.monotonic()
     try:
-        _say(f"== fresh database {db_name} and Redis {args.redis_url}")
-        orch.database_recreate(args.database_url)
-        orch.redis_flush(args.redis_url)
-        config.generate_webhook_keys()
-        config.apply_to_current_process()
-        import django
+        anchor = _prepare(args, config, virtual_start_at=virtual_start_at)
+        # demo.session imports the apps' models (progress, invariants, pages): only after django.setup().
+        from demo.session import DemoSession
 
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", interactive=False, verbosity=0)
-        anchor = seeding.clock_anchor(virtual_start=virtual_start_at)
-        _say(f"== virtual clock: x{args.speed:g} (one day every {86400 / args.speed:.1f} s), starting "
-             f"{anchor.virtual_now():%a %Y-%m-%d %H:%M} UTC")
-
-        _say(f"== starting processes (logs in {config.log_dir}/)")
-        group = orch.ProcessGroup(log_dir=config.log_dir, env=config.env())
-        orch.start_system(group, config, beat=True, flower=flower)
-        for name, process in group.processes.items():
-            _say(f"   {name:<10} pid {process.popen.pid:<7} {process.log_path}")
-
-        _say("== seeding: tenant, admin, verified sender, contacts (CSV import job), campaign, enrolment")
-        seed = seeding.demo_seed(csv_text=args.contacts.read_text(encoding="utf-8"))
-        _say(f"   tenant {seed.tenant_slug!r}: {seed.imported_rows} contacts across {seed.leads} leads imported "
-             f"({seed.error_rows} rows with errors), sender {seeding.DEMO_SENDER_EMAIL} {seed.sender_status}")
-        _say(f"   {len(seed.contact_campaign_ids)} contacts enrolled in campaign {seed.campaign_id}; "
-             "the offline planner writes their plans")
-        _say(f"   admin:   {config.web_url}/admin/  user {seed.admin_username!r}  password {seed.admin_password!r}")
-        _say(f"   API key: {seed.api_key}  (Authorization: Bearer ...; docs at {config.web_url}/api/docs/)")
-
-        virtual_start = anchor.virtual_now()
-        _say(f"== running the campaign to its end (from {virtual_start:%a %Y-%m-%d %H:%M} UTC)")
-        settled, snap, why = orch.wait_until_settled(
-            sim_url=config.sim_url, anchor=anchor, timeout=args.timeout, group=group,
-            progress=lambda snap, why: _say("   " + snap.line(started=virtual_start)),
-        )
-        _say("   " + snap.line(started=virtual_start))
-        failures: list[str] = []
-        if not settled:
-            failures.append(f"the campaign did not finish within {args.timeout:.0f} s real time: {why}")
-            stuck = orch.stuck_enrolments()
-            if stuck:
-                _say("   enrolments still running:\n" + stuck)
-
-        _say("\n== summary")
-        _say(orch.summary_by_status())
-        _say("")
-        _say(orch.summary_by_node())
-
-        _say("\n== invariants")
-        report = orch.check_invariants(anchor=anchor, sim_url=config.sim_url, tenant_id=seed.tenant_id)
-        for name, count in report.checked.items():
-            _say(f"   checked {count:>6} {name}")
-        failures += report.failures
-        checks = ["no message sent twice (dedupe key; contact campaign, node and visit; simulator's mails)",
-                  "nothing sent to an unsubscribed or suppressed address after its opt-out",
-                  "every human reply ended its enrolment",
-                  "every webhook event stored exactly once, every POST accepted and processed",
-                  "every contact campaign in a final state"]
-        if failures:
-            _say(f"   FAILED: {len(failures)} problem(s)")
-            for failure in failures[:100]:
-                _say(f"   - {failure}")
-        else:
-            for check in checks:
-                _say(f"   ok: {check}")
-        pages, page_problems = orch.check_pages(web_url=config.web_url, username=seed.admin_username,
-                                                password=seed.admin_password, api_key=seed.api_key,
-                                                campaign_id=seed.campaign_id)
-        _say(f"\n== admin and API: {len(pages)} pages answered 200")
-        for problem in page_problems:
-            _say(f"   WARNING: {problem} (see {config.log_dir}/web.log)")
-        _say(f"\n== finished in {time.monotonic() - started_at:.0f} s real time, "
-             f"{(anchor.virtual_now() - virtual_start).days} virtual days")
-
-        if args.keep:
-            _say("\n== still running (Ctrl-C stops everything):")
-            _say(f"   admin           {config.web_url}/admin/  ({seed.admin_username} / {seed.admin_password})")
-            _say(f"   API docs        {config.web_url}/api/docs/")
-            if config.flower_url:
-                _say(f"   Flower          {config.flower_url}/")
-            _say(f"   simulator       {config.sim_url}/_sim/status  (mails: {config.sim_url}/_sim/messages)")
-            _say(f"   logs            {config.log_dir}/")
-            try:
-                while True:
-                    group.assert_alive()
-                    time.sleep(2)
-            except Interrupted:
-                _say("\nstopping")
-        return 1 if failures else 0
-    except Interrupted as exc:
+        session = DemoSession(args=args, config=config, flower=flower, anchor=anchor, started_at=started_at)
+        return session.run()
+    except processes.Interrupted as exc:
         _say(f"\ninterrupted ({exc}); stopping")
         return 130
-    except orch.DemoError as exc:
+    except processes.DemoError as exc:
         _say(f"\ndemo failed: {exc}")
         return 1
     except Exception:  # noqa: BLE001 - say what broke, then still stop every process (finally)
-        import traceback
-
         _say("\ndemo failed with an unexpected error:")
         traceback.print_exc()
         return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if group is not None:
-            group.stop()
-            _say(f"stopped {len(group.processes)} processes")
+        if session is not None:
+            session.stop()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Settings for the processes `make demo` and the end-to-end test start: the base settings on a fast clock.
 
 Everything the system times (a claim's lease, a webhook signature's age, a hold's recheck) is read from
-outreach.clock, so at CLOCK_SPEED 7200 a 10-minute lease lasts 1/12 of a real second. The safety margins
+outreach.clock, so on a clock running 7,200 times fast a 10-minute lease lasts 1/12 of a real second. The margins
 that protect against real-world slowness (a busy worker, a slow HTTP round trip) must keep their real
 length, so they are scaled here by the clock speed. Business time (waits, quiet hours, suppression
 expiry) is not touched: it is meant to run fast.

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make demo` / `make demo-keep`: install, then run the whole system once on a fast clock (docs/demo.md).
 # Extra arguments go to demo/run_demo.py (e.g. --keep, --speed 3600, --timeout 600).
-# Environment: DEMO_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/outreach_demo, DROPPED and
-# recreated each run), DEMO_REDIS_URL (default redis://127.0.0.1:6379/10, flushed each run),
-# DEMO_WEB_PORT (8000), DEMO_SIM_PORT (8025), DEMO_FLOWER_PORT (5555), DEMO_CLOCK_SPEED (7200).
+# Environment: DEMO_DATABASE_URL (DROPPED and recreated each run), DEMO_REDIS_URL (flushed each run),
+# DEMO_WEB_PORT, DEMO_SIM_PORT, DEMO_FLOWER_PORT, DEMO_CLOCK_SPEED: defaults in docs/demo.md and
+# `python -m demo.run_demo --help`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

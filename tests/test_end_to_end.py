@@ -4,8 +4,8 @@ database and a fast virtual clock, 20 contacts planned by the offline planner, r
 The simulator plays scripted recipients by their address (reply@ answers with interest, stop@ asks to stop,
 unsub@ unsubscribes, bounce@ hard-bounces, spam@ reports spam, ooo@ sends an out-of-office auto-reply,
 machine@ only gets machine opens) and random ones for the rest, and it posts signed event batches with
-duplicates, changed-id duplicates and late bounces, as SendGrid does. demo/orchestrator.py is the same
-harness `make demo` uses.
+duplicates, changed-id duplicates and late bounces, as SendGrid does. demo/processes.py, demo/progress.py
+and demo/invariants.py are the same harness `make demo` uses; the checks are demo/invariants.py's.
 
 The processes use a Redis database of their own, derived from TEST_REDIS_URL (its number minus one, so 11
 for the default 12; set TEST_E2E_REDIS_URL to choose): its Celery queues and clock epoch are flushed at the
@@ -21,6 +21,7 @@ import io
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,17 +30,10 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from campaigns.models import ContactCampaign
 from campaigns.tests.factories import ContactCampaignFactory
-from demo import orchestrator as orch
-from demo.seeding import CONTACTS_CSV, ClockAnchor, virtual_start_before_monday
-from messaging.models import (
-    CommunicationSuppression,
-    ContactUnsubscribe,
-    InboundMessage,
-    MessageEvent,
-    OutboundMessage,
-)
+from demo import invariants, processes, progress
+from demo.scenario import CONTACTS_CSV, ClockAnchor, virtual_start_before_monday
+from messaging.interface import OutboundMessage
 from messaging.tests.factories import ContactUnsubscribeFactory, InboundMessageFactory, OutboundMessageFactory
 
 # One virtual day in ~1.7 real seconds: the plans' 4 + 5 + 5 days of waits and two weekends take ~35 s.
@@ -50,7 +44,6 @@ SETUP_REAL_SECONDS = 10.0
 # with this seed the simulator draws 4, 2 and 3 days, so that contact does not stretch the run to 5 weeks.
 SIMULATOR_SEED = 38
 SCRIPTED = ("reply", "stop", "unsub", "bounce", "spam", "ooo", "machine")
-REPLY_STOP_REASONS = {"interested", "not_interested", "replied"}
 LOCK_KEY = "outreach:e2e:owner"
 
 
@@ -111,93 +104,69 @@ def e2e_redis():
     client.flushdb()
 
 
-def _sent_to(email: str) -> list[OutboundMessage]:
-    return list(OutboundMessage.objects.filter(to_address=email, sent_at__isnull=False).order_by("sent_at"))
+@dataclass
+class _Run:
+    report: invariants.InvariantReport
+    snap: progress.Snapshot
+    mails: list[dict]
 
 
-def _enrolment(email: str) -> ContactCampaign:
-    return ContactCampaign.objects.select_related("contact").get(contact__email=email)
+def _demo_config(tmp_path: Path, redis_url: str) -> processes.DemoConfig:
+    config = processes.DemoConfig(
+        database_url=processes.database_url_from_settings(connection.settings_dict), redis_url=redis_url,
+        web_port=processes.free_port(), sim_port=processes.free_port(), clock_speed=CLOCK_SPEED,
+        log_dir=tmp_path / "logs", worker_concurrency=4, dispatcher_interval=0.1, web_server="gunicorn",
+        sim_seed=SIMULATOR_SEED, sim_args=["--flush-interval", "0.3"],
+    )
+    config.generate_webhook_keys()
+    return config
+
+
+def _anchor_clock(config: processes.DemoConfig) -> ClockAnchor:
+    # Set back by the time start-up and seeding take, so the first mails go out near a Monday morning.
+    virtual_start = virtual_start_before_monday(speed=CLOCK_SPEED, setup_real_seconds=SETUP_REAL_SECONDS)
+    out = processes.run_python_module(config, ["demo.steps", "anchor-clock", "--virtual-start", str(virtual_start)])
+    return ClockAnchor(**json.loads(out.splitlines()[-1]))
+
+
+def _run_to_the_end(config: processes.DemoConfig, anchor: ClockAnchor, csv_path: Path) -> _Run:
+    """Start the system, seed the 20 contacts, wait until the run settles, check the invariants."""
+    with (config.log_dir / "progress.log").open("a") as progress_log, \
+            processes.ProcessGroup(log_dir=config.log_dir, env=config.env()) as group:
+        processes.start_system(group, config, beat=False)
+        seed_argv = ["demo.steps", "seed", "--csv", str(csv_path)]
+        seed = json.loads(processes.run_python_module(config, seed_argv, log_name="seed").splitlines()[-1])
+        assert seed["imported_rows"] == 20 and seed["sender_status"] == "verified", seed
+        assert len(seed["contact_campaign_ids"]) == 20
+        settled, snap, why = progress.wait_until_settled(
+            sim_url=config.sim_url, anchor=anchor, timeout=RUN_TIMEOUT_SECONDS, group=group, progress_every=1.0,
+            progress=lambda snap, why: print(f"{time.strftime('%H:%M:%S')} {snap.line()} | {why}", file=progress_log,
+                                             flush=True),
+        )
+        assert settled, f"not finished after {RUN_TIMEOUT_SECONDS:.0f}s: {why}\n{progress.stuck_enrolments()}\n" \
+                        f"logs in {config.log_dir}"
+        report = invariants.check_invariants(anchor=anchor, sim_url=config.sim_url, tenant_id=seed["tenant_id"])
+        mails = processes.sim_get(config.sim_url, "/_sim/messages")["messages"]
+    return _Run(report=report, snap=snap, mails=mails)
 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_the_running_system_stops_on_replies_honours_opt_outs_and_sends_everything_once(tmp_path, e2e_redis):
-    config = orch.DemoConfig(
-        database_url=orch.database_url_from_settings(connection.settings_dict), redis_url=e2e_redis,
-        web_port=orch.free_port(), sim_port=orch.free_port(), clock_speed=CLOCK_SPEED, log_dir=tmp_path / "logs",
-        worker_concurrency=4, dispatcher_interval=0.1, web_server="gunicorn", sim_seed=SIMULATOR_SEED,
-        sim_args=["--flush-interval", "0.3"],
-    )
-    config.generate_webhook_keys()
+    config = _demo_config(tmp_path, e2e_redis)
     scripted = _contacts_csv(tmp_path / "contacts.csv")
-
-    # Set back by the time start-up and seeding take, so the first mails go out near a Monday morning.
-    virtual_start = virtual_start_before_monday(speed=CLOCK_SPEED, setup_real_seconds=SETUP_REAL_SECONDS)
-    anchor = ClockAnchor(**json.loads(orch.run_python_module(
-        config, ["demo.seeding", "anchor-clock", "--virtual-start", str(virtual_start)]).splitlines()[-1]))
-    progress_log = (config.log_dir / "progress.log").open("a")
-    with orch.ProcessGroup(log_dir=config.log_dir, env=config.env()) as group:
-        orch.start_system(group, config, beat=False)
-        seed_argv = ["demo.seeding", "seed", "--csv", str(tmp_path / "contacts.csv")]
-        seed = json.loads(orch.run_python_module(config, seed_argv, log_name="seed").splitlines()[-1])
-        assert seed["imported_rows"] == 20 and seed["sender_status"] == "verified", seed
-        assert len(seed["contact_campaign_ids"]) == 20
-        settled, snap, why = orch.wait_until_settled(
-            sim_url=config.sim_url, anchor=anchor, timeout=RUN_TIMEOUT_SECONDS, group=group, progress_every=1.0,
-            progress=lambda snap, why: print(f"{time.strftime('%H:%M:%S')} {snap.line()} | {why}", file=progress_log,
-                                             flush=True),
-        )
-        progress_log.close()
-        assert settled, f"not finished after {RUN_TIMEOUT_SECONDS:.0f}s: {why}\n{orch.stuck_enrolments()}\n" \
-                        f"logs in {config.log_dir}"
-        report = orch.check_invariants(anchor=anchor, sim_url=config.sim_url, tenant_id=seed["tenant_id"])
-        mails = orch.sim_get(config.sim_url, "/_sim/messages")["messages"]
+    run = _run_to_the_end(config, _anchor_clock(config), tmp_path / "contacts.csv")
 
     # No double sends, every webhook event stored once, no mail after an opt-out or a reply, all final.
-    assert report.failures == [], "\n".join(report.failures)
-    assert report.checked["webhook events posted (originals)"] > 40
-    assert len(mails) == snap.sent >= 20
+    assert run.report.failures == [], "\n".join(run.report.failures)
+    assert run.report.checked["webhook events posted (originals)"] > 40
+    assert len(run.mails) == run.snap.sent >= 20
 
-    # Every human reply ends its enrolment: the plan's reply branch leads to a stop node (completed, with the
-    # reply's reason); a reply asking to stop is a policy stop (stopped, stop_request) and an opt-out too.
-    replies = list(InboundMessage.objects.filter(is_auto_reply=False).select_related("outbound_message"))
-    assert {r.from_email.lower() for r in replies} >= {scripted["reply"], scripted["stop"]}
-    for reply in replies:
-        cc = ContactCampaign.objects.get(pk=reply.outbound_message.contact_campaign_id)
-        outcome = (reply.from_email, cc.status, cc.stop_reason)
-        if reply.stop_request:
-            assert (cc.status, cc.stop_reason) == (ContactCampaign.Status.STOPPED, "stop_request"), outcome
-            assert ContactUnsubscribe.objects.filter(channel_value=reply.from_email.lower()).exists()
-        else:
-            assert cc.status in orch.FINAL_STATUSES and cc.stop_reason in REPLY_STOP_REASONS, outcome
-    assert _enrolment(scripted["reply"]).stop_reason in REPLY_STOP_REASONS
-    assert InboundMessage.objects.get(from_email__iexact=scripted["stop"]).stop_request
-
-    # Opt-outs are recorded and end the enrolment; the invariants above proved nothing went out after them.
-    assert ContactUnsubscribe.objects.filter(channel_value=scripted["unsub"]).exists()
-    assert ContactUnsubscribe.objects.filter(channel_value=scripted["stop"]).exists()
-    assert CommunicationSuppression.objects.filter(value=scripted["bounce"], reason="hard_bounce").exists()
-    assert CommunicationSuppression.objects.filter(value=scripted["spam"], reason="spam_report").exists()
-    for behaviour, reason in (("unsub", "unsubscribe"), ("stop", "stop_request"), ("bounce", "hard_bounce"),
-                              ("spam", "spamreport")):
-        cc = _enrolment(scripted[behaviour])
-        assert (cc.status, cc.stop_reason) == (ContactCampaign.Status.STOPPED, reason), behaviour
-
-    # An out-of-office answer is not a reply: the enrolment goes on after the return date and completes.
-    ooo = _enrolment(scripted["ooo"])
-    assert InboundMessage.objects.filter(from_email__iexact=scripted["ooo"], is_auto_reply=True).exists()
-    assert ooo.status == ContactCampaign.Status.COMPLETED, (ooo.status, ooo.stop_reason)
-    assert len(_sent_to(scripted["ooo"])) >= 2
-
-    # Machine opens are not engagement: the whole sequence goes out and nothing counts as a human open.
-    machine = _enrolment(scripted["machine"])
-    assert machine.status == ContactCampaign.Status.COMPLETED
-    assert len(_sent_to(scripted["machine"])) == 3
-    assert not MessageEvent.objects.filter(email=scripted["machine"], event_type="open", is_machine=False).exists()
-
-    # Everyone else ran to a final state too, and nothing is left queued.
-    assert ContactCampaign.objects.exclude(status__in=orch.FINAL_STATUSES).count() == 0
-    assert not OutboundMessage.objects.filter(status__in=["queued", "sending"]).exists()
+    # Every scripted recipient led to what it stands for: replies end their enrolments (a stop request as a
+    # policy stop and an opt-out), opt-outs are recorded and stop, an out-of-office is no reply, machine opens
+    # are no engagement; everyone else is final too and nothing is left queued.
+    scripted_report = invariants.check_scripted_recipients(scripted)
+    assert scripted_report.failures == [], "\n".join(scripted_report.failures)
 
 
 # --- the checks themselves: each one reports what it is for --------------------------------------------------
@@ -221,7 +190,7 @@ def test_invariant_check_reports_a_node_visit_sent_twice():
     _sent(cc, at=now)
     _sent(cc, at=now + dt.timedelta(minutes=5))
 
-    report = orch.check_invariants(anchor=_real_time_anchor(), sim_url=None)
+    report = invariants.check_invariants(anchor=_real_time_anchor(), sim_url=None)
 
     assert any(f.startswith(f"double send: contact campaign {cc.pk} node email_intro visit 1") for f in report.failures)
 
@@ -235,7 +204,7 @@ def test_invariant_check_reports_a_mail_claimed_after_the_address_unsubscribed_a
     ContactUnsubscribeFactory(tenant=cc.tenant, channel_value=address)
     after = _sent(cc, node_id="email_bump", at=now + dt.timedelta(hours=1), to_address=address)
 
-    failures = orch.check_invariants(anchor=_real_time_anchor(), sim_url=None).failures
+    failures = invariants.check_invariants(anchor=_real_time_anchor(), sim_url=None).failures
 
     opt_out = [f for f in failures if f.startswith("sent to an opted-out address")]
     assert len(opt_out) == 1 and f"message {after.pk} " in opt_out[0], failures
@@ -250,7 +219,7 @@ def test_invariant_check_reports_a_mail_sent_after_a_human_reply():
     InboundMessageFactory(tenant=cc.tenant, outbound_message=first, processed_at=now)
     late = _sent(cc, node_id="email_bump", at=now + dt.timedelta(hours=2))
 
-    failures = orch.check_invariants(anchor=_real_time_anchor(), sim_url=None).failures
+    failures = invariants.check_invariants(anchor=_real_time_anchor(), sim_url=None).failures
 
     assert any(f.startswith(f"sent after a reply: message {late.pk} ") for f in failures), failures
 
@@ -259,7 +228,7 @@ def test_invariant_check_reports_a_mail_sent_after_a_human_reply():
 def test_invariant_check_reports_an_enrolment_that_is_not_final():
     cc = ContactCampaignFactory(status="active", current_node_id="email_bump")
 
-    failures = orch.check_invariants(anchor=_real_time_anchor(), sim_url=None).failures
+    failures = invariants.check_invariants(anchor=_real_time_anchor(), sim_url=None).failures
 
     assert failures == [f"contact campaign {cc.pk} ({cc.contact.email}) is active at node email_bump, not final"]
 
@@ -274,9 +243,9 @@ def test_webhook_comparison_reports_lost_and_doubled_events_and_ignores_the_simu
               row("d@x.example", "bounce", 400, status="failed")]
     stored = [("a@x.example", "delivered", 100, ""), ("b@x.example", "open", 200, ""),
               ("b@x.example", "open", 200, "")]
-    report = orch.InvariantReport()
+    report = invariants.InvariantReport()
 
-    orch.webhook_event_differences(posted=posted, stored=stored, report=report)
+    invariants.webhook_event_differences(posted=posted, stored=stored, report=report)
 
     assert report.failures == [
         "webhook: 1 events never accepted by the web server: failed (HTTP 403)",

@@ -12,8 +12,8 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 
-from messaging.simulator.signing import generate_key_pair
 from outreach.settings.env import database_config
+from simulators.sendgrid.signing import generate_key_pair
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_DIR = ROOT / "outreach" / "settings"

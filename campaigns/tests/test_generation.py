@@ -12,8 +12,8 @@ from campaigns.models import CampaignPlanVersion, ContactCampaign
 from campaigns.tests.factories import CampaignFactory, ContactCampaignFactory
 from contacts.tests.factories import ContactFactory, LeadFactory
 from outreach.ai.models import AICall
-from outreach.ai.stub_server import chat_json, server_error
-from outreach.ai.testing import ai_stub_fixture, clean_ai_redis_fixture  # noqa: F401 - pytest fixtures
+from simulators.openai_stub.server import chat_json, server_error
+from simulators.openai_stub.testing import ai_stub_fixture, clean_ai_redis_fixture  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.django_db
 

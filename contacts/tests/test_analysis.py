@@ -14,8 +14,8 @@ from contacts.models import Contact, Lead
 from contacts.tests.factories import ContactFactory, LeadFactory
 from outreach.ai.client import _redis_client
 from outreach.ai.models import AICall
-from outreach.ai.stub_server import chat_json, server_error
-from outreach.ai.testing import ai_stub_fixture, clean_ai_redis_fixture  # noqa: F401 - pytest fixtures
+from simulators.openai_stub.server import chat_json, server_error
+from simulators.openai_stub.testing import ai_stub_fixture, clean_ai_redis_fixture  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.django_db
 

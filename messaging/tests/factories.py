@@ -168,7 +168,7 @@ def signed_headers(private_key, body: bytes, *, timestamp: int | None = None) ->
     """Headers for Django's test client (HTTP_ prefixed) signing ``body`` like SendGrid does."""
     import time
 
-    from messaging.simulator.signing import sign_event_payload
+    from simulators.sendgrid.signing import sign_event_payload
 
     ts = str(int(time.time()) if timestamp is None else timestamp)
     return {

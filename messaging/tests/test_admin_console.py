@@ -10,9 +10,9 @@ from messaging.compliance import send_block_reason
 from messaging.models import CommunicationSuppression, EmailSenderIdentity
 from messaging.sendgrid.identities import sender_identity_create
 from messaging.tests.factories import CommunicationSuppressionFactory, EmailSenderIdentityFactory
-from messaging.tests.simulator_fixtures import closed_port_url, running_simulator
 from outreach.tenancy.models import AuditEntry
 from outreach.tenancy.tests.factories import UserFactory
+from simulators.sendgrid.testing import closed_port_url, running_simulator
 
 pytestmark = pytest.mark.django_db
 

@@ -5,9 +5,9 @@ import pytest
 
 from messaging.models import EmailSenderIdentity
 from messaging.tests.factories import EmailSenderIdentityFactory
-from messaging.tests.simulator_fixtures import free_port, running_simulator
 from outreach.tenancy.models import Role
 from outreach.tenancy.tests.api_clients import Endpoint, access_matrix_tests, api_client
+from simulators.sendgrid.testing import free_port, running_simulator
 
 pytestmark = pytest.mark.django_db
 

@@ -17,9 +17,9 @@ from messaging.delivery import (
 from messaging.models import EmailSenderIdentity, OutboundMessage
 from messaging.sendgrid import client as sg
 from messaging.tests.factories import enrolled_message
-from messaging.tests.simulator_fixtures import free_port, running_simulator
 from outreach import clock
 from outreach.tenancy.models import GlobalSendingSwitch
+from simulators.sendgrid.testing import free_port, running_simulator
 
 pytestmark = pytest.mark.django_db
 

@@ -22,9 +22,9 @@ from messaging import compliance, delivery
 from messaging.models import CommunicationSuppression, ContactUnsubscribe, EmailSenderIdentity, OutboundMessage
 from messaging.tests.factories import TEST_PLAN
 from messaging.tests.factories import enrolled_message as _enrolled_message
-from messaging.tests.simulator_fixtures import running_simulator
 from outreach import clock
 from outreach.tenancy.models import GlobalSendingSwitch, Tenant
+from simulators.sendgrid.testing import running_simulator
 
 pytestmark = pytest.mark.django_db
 

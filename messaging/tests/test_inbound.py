@@ -22,17 +22,17 @@ from messaging.models import (
     OutboundMessage,
     WebhookDelivery,
 )
-from messaging.simulator.inbound import encode_multipart
-from messaging.simulator.server import start_simulator
 from messaging.tests.factories import (
     TEST_PLAN,
     EmailSenderIdentityFactory,
     OutboundMessageFactory,
     enrolled_message,
 )
-from messaging.tests.simulator_fixtures import running_simulator
 from messaging.webhooks.processing import webhook_deliveries_process
 from outreach import clock
+from simulators.sendgrid.inbound import encode_multipart
+from simulators.sendgrid.server import start_simulator
+from simulators.sendgrid.testing import running_simulator
 
 pytestmark = pytest.mark.django_db
 
@@ -439,7 +439,7 @@ def test_simulator_replies_arrive_over_http_threaded_and_classified(live_server,
         replies = {r.from_email.split("@")[0]: r for r in InboundMessage.objects.all()}
         for kind, message in messages.items():
             assert replies[kind].outbound_message_id == message.id
-        # The label itself is the classifier's business (outreach.ai.replies); here: a human reply.
+        # The label itself is the classifier's business (messaging.inbound.classification); here: a human reply.
         assert replies["reply"].classification in ("positive", "neutral") and not replies["reply"].is_auto_reply
         assert CampaignTransition.objects.filter(contact_campaign_id=messages["reply"].contact_campaign_id,
                                                  event__startswith="reply_").exists()

@@ -18,9 +18,9 @@ from messaging.sendgrid.identities import (
 )
 from messaging.tasks import sync_sender_identities
 from messaging.tests.factories import EmailSenderIdentityFactory
-from messaging.tests.simulator_fixtures import closed_port_url, running_simulator
 from outreach.errors import ApplicationError
 from outreach.tenancy.tests.factories import TenantFactory
+from simulators.sendgrid.testing import closed_port_url, running_simulator
 
 pytestmark = pytest.mark.django_db
 

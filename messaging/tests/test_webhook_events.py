@@ -19,8 +19,6 @@ from messaging.models import (
     OutboundMessage,
     WebhookDelivery,
 )
-from messaging.simulator.server import start_simulator
-from messaging.simulator.signing import generate_key_pair
 from messaging.tests.factories import (
     TEST_PLAN,
     WebhookDeliveryFactory,
@@ -28,8 +26,10 @@ from messaging.tests.factories import (
     sendgrid_event,
     signed_headers,
 )
-from messaging.tests.simulator_fixtures import running_simulator
 from messaging.webhooks.processing import webhook_deliveries_due_for_retry, webhook_deliveries_process
+from simulators.sendgrid.server import start_simulator
+from simulators.sendgrid.signing import generate_key_pair
+from simulators.sendgrid.testing import running_simulator
 
 pytestmark = pytest.mark.django_db
 

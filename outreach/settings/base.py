@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "campaigns",
     "messaging",
     "analytics",
+    "simulators",  # development stand-ins (SendGrid, OpenAI); production.py drops it
 ]
 
 MIDDLEWARE = [

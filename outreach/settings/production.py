@@ -22,6 +22,7 @@ from outreach.settings.base import (
 )
 
 DEBUG = False
+INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "simulators"]  # never load the simulators
 SECRET_KEY = env.str("SECRET_KEY")  # no default: refuse to start without one
 if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("dev-") or len(set(SECRET_KEY)) < 5:
     raise ImproperlyConfigured("SECRET_KEY must be a random string of at least 50 characters")

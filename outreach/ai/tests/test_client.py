@@ -18,7 +18,7 @@ from outreach.ai.client import (
 )
 from outreach.ai.models import AICall
 from outreach.ai.selectors import ai_usage_by_tenant, ai_usage_for_tenant
-from outreach.ai.stub_server import chat_json, chat_text, error, rate_limited, server_error
+from simulators.openai_stub.server import chat_json, chat_text, error, rate_limited, server_error
 
 pytestmark = pytest.mark.django_db
 

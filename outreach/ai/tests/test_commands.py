@@ -13,8 +13,8 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 
 from campaigns.dsl import validate_plan
-from outreach.ai.stub_server import chat_json
 from outreach.ai.tests.test_commands_data import AI_PLAN
+from simulators.openai_stub.server import chat_json
 
 BRIEF = {"goal": "Book a 20-minute demo", "offer": "Onboarding automation that halves time-to-first-shipment",
          "sender_name": "Sam Lee", "allowed_link_domains": ["shipfast.example"]}

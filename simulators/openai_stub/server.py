@@ -13,7 +13,7 @@ When the script is empty it asks `responder(request_json) -> StubResponse` (the 
 answers every call sensibly), or, without a responder, answers 500 "no scripted response" so a test
 that sends more calls than it scripted fails loudly.
 
-Run standalone: `python -m outreach.ai.stub_server --port 18700` (scripted-empty, generic answers).
+Run standalone: `python -m simulators.openai_stub.server --port 18700` (scripted-empty, generic answers).
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from messaging.simulator.server import SimulatorHandle, start_simulator
+from simulators.sendgrid.server import SimulatorHandle, start_simulator
 
 
 @contextmanager

@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from python_http_client import exceptions as http_exc
 
-from messaging.simulator import generate_key_pair, sign_event_payload, verify_event_payload
-from messaging.simulator.server import SimulatorHandle, start_simulator
+from simulators.sendgrid import generate_key_pair, sign_event_payload, verify_event_payload
+from simulators.sendgrid.server import SimulatorHandle, start_simulator
 
 KEY = "SG.test-key"
 SIG = "X-Twilio-Email-Event-Webhook-Signature"

@@ -2,7 +2,7 @@
 
 See docs/simulator.md. Tests use ``start_simulator``; the demo runs ``manage.py sendgrid_simulator``.
 """
-from messaging.simulator.signing import (
+from simulators.sendgrid.signing import (
     generate_key_pair,
     load_private_key,
     public_key_b64,

@@ -13,7 +13,7 @@ import random
 import re
 from typing import Any
 
-from messaging.simulator.config import Rates, SimulatorConfig
+from simulators.sendgrid.config import Rates, SimulatorConfig
 
 SCANNER_AGENTS = (
     "Mozilla/5.0 (compatible; Proofpoint URL Defense/1.0)",

@@ -17,15 +17,16 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from messaging.simulator.clock import SimClock
-from messaging.simulator.config import SimulatorConfig, config_update
-from messaging.simulator.core import Response, Simulator, error_response, json_response
-from messaging.simulator.signing import generate_key_pair, sign_event_payload
-from messaging.simulator.validation import MAX_BODY_BYTES
+from simulators.sendgrid.clock import SimClock
+from simulators.sendgrid.config import SimulatorConfig, config_update
+from simulators.sendgrid.core import Simulator
+from simulators.sendgrid.responses import Response, error_response, json_response
+from simulators.sendgrid.signing import generate_key_pair, sign_event_payload
+from simulators.sendgrid.validation import MAX_BODY_BYTES
 
 __all__ = ["SimulatorHandle", "generate_key_pair", "sign_event_payload", "start_simulator", "SimulatorServer"]
 
-logger = logging.getLogger("messaging.simulator")
+logger = logging.getLogger("simulators.sendgrid")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -135,47 +136,63 @@ class _Handler(BaseHTTPRequestHandler):
             except json.JSONDecodeError:
                 return json_response(400, {"error": "invalid JSON"})
         try:
-            if method == "GET" and route == "/_sim/messages":
-                messages = sim.messages_view(
-                    to=q.get("to"), x_message_id=q.get("x_message_id"), since=int(q.get("since", 0))
-                )
-                return json_response(200, {"messages": messages})
-            if method == "GET" and route == "/_sim/events":
-                events = sim.events_view(
-                    email=q.get("email"), event=q.get("event"), x_message_id=q.get("x_message_id"),
-                    since=int(q.get("since", 0)),
-                )
-                return json_response(200, events)
-            if method == "GET" and route == "/_sim/inbound":
-                return json_response(200, sim.inbound_view())
-            if method == "GET" and route == "/_sim/deliveries":
-                return json_response(200, {"deliveries": sim.deliveries_view()})
-            if method == "GET" and route == "/_sim/status":
-                return json_response(200, sim.status_view())
-            if method == "GET" and route == "/_sim/public_key":
-                return json_response(200, {"public_key": sim.public_key_b64})
-            if method == "GET" and route in ("/_sim/config", "/_sim/faults"):
-                return json_response(200, sim.config.as_dict() if route == "/_sim/config" else sim.fault_view())
-            if method == "POST" and route == "/_sim/faults":
-                return json_response(200, sim.set_fault(data))
-            if method == "POST" and route == "/_sim/config":
-                return json_response(200, sim.configure(data))
-            if method == "POST" and route == "/_sim/flush":
-                wait = data.get("wait", True) if isinstance(data, dict) else True
-                timeout = float(data.get("timeout", 10.0)) if isinstance(data, dict) else 10.0
-                return json_response(200, sim.flush(wait=bool(wait), timeout=timeout))
-            if method == "POST" and route == "/_sim/reset":
-                config = None
-                if isinstance(data, dict) and data.get("config"):
-                    config = config_update(self.server.initial_config, data.get("config_changes") or {})
-                sim.reset(config=config)
-                return json_response(200, {"reset": True})
+            handler = _CONTROL_ROUTES.get((method, route))
+            if handler is not None:
+                return handler(self.server, q, data)
             if method == "POST" and route.startswith("/_sim/senders/") and route.endswith("/verify"):
                 sender = sim.sender_force_verify(int(route.split("/")[3]))
                 return json_response(200, sender) if sender else json_response(404, {"error": "no such sender"})
         except (ValueError, TypeError) as exc:
             return json_response(400, {"error": str(exc)})
         return json_response(404, {"error": f"no {method} {route}"})
+
+
+# --- /_sim/* control routes: (method, path) -> handler(server, query, JSON body) ----------------------
+
+
+def _messages(server: SimulatorServer, q: dict[str, str], data: Any) -> Response:
+    messages = server.sim.messages_view(to=q.get("to"), x_message_id=q.get("x_message_id"),
+                                        since=int(q.get("since", 0)))
+    return json_response(200, {"messages": messages})
+
+
+def _events(server: SimulatorServer, q: dict[str, str], data: Any) -> Response:
+    events = server.sim.events_view(
+        email=q.get("email"), event=q.get("event"), x_message_id=q.get("x_message_id"), since=int(q.get("since", 0)),
+    )
+    return json_response(200, events)
+
+
+def _flush(server: SimulatorServer, q: dict[str, str], data: Any) -> Response:
+    wait = data.get("wait", True) if isinstance(data, dict) else True
+    timeout = float(data.get("timeout", 10.0)) if isinstance(data, dict) else 10.0
+    return json_response(200, server.sim.flush(wait=bool(wait), timeout=timeout))
+
+
+def _reset(server: SimulatorServer, q: dict[str, str], data: Any) -> Response:
+    config = None
+    if isinstance(data, dict) and data.get("config"):
+        config = config_update(server.initial_config, data.get("config_changes") or {})
+    server.sim.reset(config=config)
+    return json_response(200, {"reset": True})
+
+
+_CONTROL_ROUTES: dict[tuple[str, str], Callable[[SimulatorServer, dict[str, str], Any], Response]] = {
+    ("GET", "/_sim/messages"): _messages,
+    ("GET", "/_sim/events"): _events,
+    ("GET", "/_sim/inbound"): lambda server, q, data: json_response(200, server.sim.inbound_view()),
+    ("GET", "/_sim/deliveries"): lambda server, q, data: json_response(
+        200, {"deliveries": server.sim.deliveries_view()}),
+    ("GET", "/_sim/status"): lambda server, q, data: json_response(200, server.sim.status_view()),
+    ("GET", "/_sim/public_key"): lambda server, q, data: json_response(
+        200, {"public_key": server.sim.public_key_b64}),
+    ("GET", "/_sim/config"): lambda server, q, data: json_response(200, server.sim.config.as_dict()),
+    ("GET", "/_sim/faults"): lambda server, q, data: json_response(200, server.sim.fault_view()),
+    ("POST", "/_sim/faults"): lambda server, q, data: json_response(200, server.sim.set_fault(data)),
+    ("POST", "/_sim/config"): lambda server, q, data: json_response(200, server.sim.configure(data)),
+    ("POST", "/_sim/flush"): _flush,
+    ("POST", "/_sim/reset"): _reset,
+}
 
 
 class SimulatorServer(ThreadingHTTPServer):

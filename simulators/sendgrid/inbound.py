@@ -10,7 +10,7 @@ import uuid
 from email.message import EmailMessage
 from email.policy import SMTP
 
-from messaging.simulator.model import Recipient
+from simulators.sendgrid.model import Recipient
 
 REPLY_TEXTS = {
     "positive": [

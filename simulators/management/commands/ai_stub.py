@@ -1,7 +1,7 @@
 """`python manage.py ai_stub [--port N]`: the OpenAI-compatible stub, answering like a model (for the demo).
 
 Point the system at it with OPENAI_BASE_URL=http://127.0.0.1:N/v1 and any OPENAI_API_KEY; see
-outreach/ai/stub_responders.py for what it answers. Runs until interrupted.
+simulators/openai_stub/responders.py for what it answers. Runs until interrupted.
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from outreach.ai.stub_responders import demo_responder
-from outreach.ai.stub_server import start_stub
+from simulators.openai_stub.responders import demo_responder
+from simulators.openai_stub.server import start_stub
 
 
 class Command(BaseCommand):

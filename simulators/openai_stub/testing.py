@@ -2,7 +2,7 @@
 
 `stub`: a started OpenAI-compatible stub with settings pointing at it (key set, fast retries, generous
 caps), stopped afterwards. `clean_ai_redis`: deletes this project's AI cap keys from the test Redis DB.
-Import them into a conftest.py: `from outreach.ai.testing import ai_stub_fixture, clean_ai_redis_fixture`
+Import them into a conftest.py: `from simulators.openai_stub.testing import ai_stub_fixture, clean_ai_redis_fixture`
 (they register as `stub` and `clean_ai_redis`).
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from outreach.ai.client import KEY_PREFIX, _redis_client
-from outreach.ai.stub_server import start_stub
+from simulators.openai_stub.server import start_stub
 
 
 def _clean() -> None:

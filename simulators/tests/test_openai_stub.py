@@ -1,19 +1,14 @@
-"""The stub server's own behaviour, and prompts loaded from version-controlled files."""
+"""The OpenAI-compatible stub's own behaviour, and the offline answers it gives in the demo."""
 from __future__ import annotations
 
 import json
-import re
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from outreach.ai.prompting import PROMPTS_DIR, load_prompt, render_prompt
-from outreach.ai.stub_server import chat_json, start_stub
-from outreach.ai.testing import clean_ai_redis_fixture  # noqa: F401 - pytest fixture
-
-REPO = Path(__file__).resolve().parents[3]
+from simulators.openai_stub.server import chat_json, start_stub
+from simulators.openai_stub.testing import clean_ai_redis_fixture  # noqa: F401 - pytest fixture
 
 
 def _post(url: str, body: dict, key: str | None = "sk-x") -> tuple[int, dict]:
@@ -46,28 +41,13 @@ def test_stub_serves_the_script_in_order_then_fails_loudly():
         stub.stop()
 
 
-def test_every_prompt_named_in_code_exists_and_renders_strictly():
-    code = "\n".join(p.read_text(encoding="utf-8") for p in REPO.glob("*/**/*.py")
-                     if ".venv" not in p.parts and "tests" not in p.parts)
-    names = set(re.findall(r"""(?:load_prompt|render_prompt)\(\s*["']([a-z_]+)["']""", code))
-    assert {"plan_system", "plan_user", "plan_repair", "lead_analysis_system", "lead_analysis_user",
-            "reply_classification_system", "reply_classification_user"} <= names
-    for name in names:
-        assert (PROMPTS_DIR / f"{name}.md").is_file(), name
-        assert load_prompt(name)
-    with pytest.raises(KeyError):
-        render_prompt("plan_user", timezone="UTC")  # missing variables are an error, not a hole in the prompt
-    with pytest.raises(ValueError):
-        load_prompt("../settings")
-
-
 @pytest.mark.django_db
 def test_demo_responder_runs_the_whole_ai_path_offline(settings, clean_ai_redis, tenant):
     """The stub answering like a model (the demo's setup): plan, lead analysis and reply, all over HTTP."""
     from campaigns.fallback_planner import BriefInput, ContactInput, PlanInputs
     from campaigns.generation import plan_draft
     from messaging.inbound import classify_reply
-    from outreach.ai.stub_responders import demo_responder
+    from simulators.openai_stub.responders import demo_responder
 
     stub = start_stub(port=0, responder=demo_responder)
     try:

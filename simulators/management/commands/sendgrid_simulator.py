@@ -11,11 +11,12 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from messaging.simulator.clock import SimClock
-from messaging.simulator.config import BEHAVIOURS, SimulatorConfig, config_update
-from messaging.simulator.core import Simulator
-from messaging.simulator.server import serve
-from messaging.simulator.signing import generate_key_pair, load_private_key, private_key_pem
+from outreach import clock
+from simulators.sendgrid.clock import SimClock
+from simulators.sendgrid.config import BEHAVIOURS, SimulatorConfig, config_update
+from simulators.sendgrid.core import Simulator
+from simulators.sendgrid.server import serve
+from simulators.sendgrid.signing import generate_key_pair, load_private_key, private_key_pem
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -75,20 +76,50 @@ class Command(BaseCommand):
         parser.add_argument("--verbose", action="store_true", help="log every request")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        config = self._config(options)
+        stopping = threading.Event()
+
+        def _stop(signum: int, frame: object) -> None:
+            stopping.set()
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        sim = Simulator(config=config, clock=self._clock(options["clock_speed"]), private_key=self._key(options))
+        try:
+            server, thread = serve(sim, host=options["host"], port=options["port"], verbose=options["verbose"])
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}") from exc
+        self._announce(sim, server)
+
+        while not stopping.wait(0.5):
+            pass
+        self.stdout.write("SendGrid simulator stopping")
+        server.shutdown()
+        server.server_close()
+        sim.stop()
+        thread.join(timeout=5)
+
+    def _webhook_urls(self, options: dict[str, Any], changes: dict[str, Any]) -> tuple[str | None, str | None]:
+        """Where events and replies go: the flags, else the --config file, else this project's own endpoints."""
+        if options["no_webhooks"]:
+            return None, None
+        base = settings.PUBLIC_BASE_URL.rstrip("/")
+        secret = settings.SENDGRID_INBOUND_SECRET
+        webhook_url = options["webhook_url"] or changes.get("webhook_url") or f"{base}/webhooks/sendgrid/events"
+        inbound_url = (
+            options["inbound_url"] or changes.get("inbound_url") or f"{base}/webhooks/sendgrid/inbound/{secret}"
+        )
+        return webhook_url, inbound_url
+
+    def _config(self, options: dict[str, Any]) -> SimulatorConfig:
+        """The SimulatorConfig from the --config file and the flags (flags win)."""
         changes: dict[str, Any] = {}
         if options["config"]:
             try:
                 changes.update(json.loads(Path(options["config"]).read_text()))
             except (OSError, json.JSONDecodeError) as exc:
                 raise CommandError(f"--config: {exc}") from exc
-        base = getattr(settings, "PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
-        secret = getattr(settings, "SENDGRID_INBOUND_SECRET", "")
-        webhook_url = options["webhook_url"] or changes.get("webhook_url") or f"{base}/webhooks/sendgrid/events"
-        inbound_url = (
-            options["inbound_url"] or changes.get("inbound_url") or f"{base}/webhooks/sendgrid/inbound/{secret}"
-        )
-        if options["no_webhooks"]:
-            webhook_url = inbound_url = None
+        webhook_url, inbound_url = self._webhook_urls(options, changes)
         keys = options["api_key"] or changes.get("api_keys") or [settings.SENDGRID_API_KEY]
         rates = {**changes.get("rates", {}), **{k: float(v) for k, v in _pairs(options["rate"], "--rate").items()}}
         overrides = {**changes.get("overrides", {}), **_pairs(options["override"], "--override")}
@@ -120,22 +151,14 @@ class Command(BaseCommand):
             if options[name] is not None:
                 changes[name] = options[name]
         try:
-            config = config_update(SimulatorConfig(), changes)
+            return config_update(SimulatorConfig(), changes)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
 
-        stopping = threading.Event()
-
-        def _stop(signum: int, frame: object) -> None:
-            stopping.set()
-
-        signal.signal(signal.SIGINT, _stop)
-        signal.signal(signal.SIGTERM, _stop)
-        sim = Simulator(config=config, clock=self._clock(options["clock_speed"]), private_key=self._key(options))
-        try:
-            server, thread = serve(sim, host=options["host"], port=options["port"], verbose=options["verbose"])
-        except OSError as exc:
-            raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}") from exc
+    def _announce(self, sim: Simulator, server: Any) -> None:
+        config = sim.config
+        keys = config.api_keys
+        webhook_url, inbound_url = config.webhook_url, config.inbound_url
         host, port = server.server_address[:2]
         url = f"http://{host}:{port}"
         self.stdout.write(f"SendGrid simulator listening on {url} (seed {config.seed}, clock x{sim.clock.speed:g})")
@@ -148,23 +171,13 @@ class Command(BaseCommand):
         self.stdout.write(f"SENDGRID_WEBHOOK_PUBLIC_KEY={sim.public_key_b64}")
         self.stdout.flush()
 
-        while not stopping.wait(0.5):
-            pass
-        self.stdout.write("SendGrid simulator stopping")
-        server.shutdown()
-        server.server_close()
-        sim.stop()
-        thread.join(timeout=5)
-
     def _clock(self, speed: float | None) -> SimClock:
-        configured = float(getattr(settings, "CLOCK_SPEED", 1.0))
+        configured = settings.CLOCK_SPEED
         speed = configured if speed is None else speed
         if speed == 1.0:
             return SimClock()
         if speed == configured:
             # Share the demo's virtual clock (epoch in Redis) so timestamps agree across processes.
-            from outreach import clock
-
             return SimClock(speed=speed, source=lambda: clock.now().timestamp())
         self.stderr.write(
             f"--clock-speed {speed:g} differs from CLOCK_SPEED {configured:g}: using a private virtual clock"
