@@ -17,8 +17,8 @@ from messaging.inbound import (
 )
 from outreach.ai.models import AICall
 from simulators.openai_stub.server import chat_json, chat_text, server_error
-from simulators.sendgrid.inbound import REPLY_TEXTS as SIMULATOR_REPLY_TEXTS
 from simulators.openai_stub.testing import ai_stub_fixture, clean_ai_redis_fixture  # noqa: F401 - pytest fixtures
+from simulators.sendgrid.inbound import REPLY_TEXTS as SIMULATOR_REPLY_TEXTS
 
 CORPUS = json.loads((Path(__file__).parent / "replies_corpus.json").read_text(encoding="utf-8"))["replies"]
 DEFAULT_RECEIVED = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
