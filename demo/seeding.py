@@ -136,8 +136,8 @@ def demo_seed(*, csv_text: str, admin_password: str | None = None, enrol: bool =
 
     from campaigns.api.services import campaign_create
     from campaigns.services import campaign_enrol_contacts
+    from contacts.imports import import_job_create
     from contacts.models import Contact, ImportJob, Lead
-    from contacts.services import import_job_create
     from messaging.models import EmailSenderIdentity
     from messaging.sendgrid.identities import sender_identity_create, sender_identity_sync
     from outreach.tenancy.access_services import membership_add

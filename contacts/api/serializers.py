@@ -26,7 +26,7 @@ class LeadSerializer(serializers.ModelSerializer):
 
     def validate_domain(self, value: str) -> str:
         try:
-            return services.clean_domain(value)
+            return services.lead_domain_clean(value)
         except ApplicationError as exc:
             raise serializers.ValidationError(exc.message) from exc
 

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
+from contacts.imports import import_job_run
 from contacts.models import Contact, ContactChannel, ImportJob, Lead
-from contacts.services import import_job_run
 from contacts.tasks import import_contacts_csv
 from contacts.tests.factories import ContactFactory, ImportJobFactory, LeadFactory
 from messaging.tests.factories import ContactUnsubscribeFactory

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from outreach.ai.client import KEY_PREFIX, _redis_client
+from outreach.ai.client import KEY_PREFIX
+from outreach.ai.client import redis_client as _redis_client
 from outreach.ai.stub_server import start_stub
 
 
