@@ -25,8 +25,9 @@ from django.db.models.functions import Lower
 
 from contacts.extension_points import address_block_reasons
 from contacts.models import Channel, Contact, ContactChannel, ImportJob, Lead
-from contacts.services import EMAIL_TAKEN, channel_rows, contact_fields_clean, lead_domain_clean, leads_enqueue_analysis
+from contacts.services import EMAIL_TAKEN, channel_rows, contact_fields_clean, leads_enqueue_analysis
 from outreach import clock
+from outreach.addresses import normalise_optional_domain
 from outreach.errors import ApplicationError
 from outreach.publishing import publish, publish_after_commit
 from outreach.queues import TaskName
@@ -153,7 +154,7 @@ def _validate_rows(rows: Iterable[tuple[int, dict[str, str]]], *, seen_emails: d
         lead_name = (values.get("company") or "").strip()
         lead_domain = ""
         try:
-            lead_domain = lead_domain_clean(values.get("domain") or "")
+            lead_domain = normalise_optional_domain(values.get("domain") or "")
         except ApplicationError as exc:
             problems["domain"] = exc.message
         if len(lead_name) > 200:

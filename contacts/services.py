@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 
 from contacts.extension_points import contacts_in_running_campaigns
 from contacts.models import Channel, Contact, ContactChannel, Lead
-from outreach.addresses import InvalidAddress, normalise_domain, normalise_email, normalise_phone
+from outreach.addresses import InvalidAddress, normalise_email, normalise_optional_domain, normalise_phone
 from outreach.errors import ApplicationError
 from outreach.publishing import publish_after_commit
 from outreach.queues import TaskName
@@ -39,13 +39,6 @@ def leads_enqueue_analysis(*, lead_ids: list[int]) -> None:
 
 
 # --------------------------------------------------------------------------- field cleaning
-
-
-def lead_domain_clean(value: str) -> str:
-    """A lead's domain from what users type ("https://www.Acme.com/about" -> "acme.com"); blank stays blank."""
-    if not (value or "").strip():
-        return ""
-    return normalise_domain(value, field="domain")
 
 
 def _clean_email(text: str) -> str:
@@ -120,7 +113,7 @@ def _raise_problems(problems: dict[str, str]) -> None:
 
 def lead_create(*, tenant: Tenant, name: str = "", domain: str = "", website_text: str = "", notes: str = "",
                 analyse: bool = True) -> Lead:
-    domain = lead_domain_clean(domain)
+    domain = normalise_optional_domain(domain)
     name = (name or "").strip() or domain
     if not name:
         raise ApplicationError("A lead needs a name or a domain.", field="name")
@@ -138,7 +131,7 @@ def lead_update(*, lead: Lead, data: dict[str, Any]) -> Lead:
         if key not in allowed:
             continue
         if key == "domain":
-            value = lead_domain_clean(value)
+            value = normalise_optional_domain(value)
         if key == "name":
             value = (value or "").strip()
             if not value:
