@@ -88,7 +88,7 @@ class Env:
               ) -> builtins.float:
         value = self._raw(name, default)
         if value is None:
-            return builtins.float(default)
+            return default if default is None else builtins.float(default)
         try:
             number = builtins.float(value.strip())
         except ValueError:
