@@ -219,7 +219,8 @@ def plan_inputs_for_contact_campaign(*, contact_campaign: Any) -> PlanInputs:
 
 def _generation_lock(contact_campaign_id: int):
     """A Redis lock so two workers (a redelivered task) do not both pay for the same plan."""
-    from outreach.ai.client import KEY_PREFIX, _redis_client
+    from outreach.ai.client import KEY_PREFIX
+    from outreach.ai.client import redis_client as _redis_client
 
     return _redis_client().lock(f"{KEY_PREFIX}:generate:{contact_campaign_id}", timeout=_GENERATION_LOCK_SECONDS,
                                 blocking=False)

@@ -7,12 +7,9 @@ Stored in `Lead.analysis` as {"summary", "pains", "angles", "fit_score", "fit_re
 model writes it (JSON-schema output, sanitised like any untrusted input); without one, or when the call
 fails, a deterministic keyword analysis of the same text does, so plans never wait on the AI.
 
-After a lead is analysed, every pending contact campaign of its contacts gets a plan job on the
-`campaign_creation` queue. Staggered: ids go out in chunks of PLAN_JOB_CHUNK with a countdown that grows
-by PLAN_JOB_STAGGER_SECONDS per chunk, capped at PLAN_JOB_MAX_COUNTDOWN_SECONDS. A countdown of seconds
-is fine for a Redis broker (architecture rule 1 is about long timers, which sit in worker memory); the
-stagger only smooths the burst a 100-lead batch would otherwise throw at the AI at once. The real
-protection of the other tenants is the per-tenant cap in the AI client, which defers rather than drops.
+After leads are analysed, contacts tells whoever listens (`leads_analysed`, contacts.interface): campaigns
+queues plan generation for the pending enrolments of those leads' contacts. The offers the analysis
+weighs the lead against come from campaigns too (`lead_offers`); contacts imports neither.
 """
 from __future__ import annotations
 
@@ -22,17 +19,13 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
-
+from contacts.extension_points import lead_offers, leads_analysed
 from contacts.models import Contact, Lead
 from outreach import clock
+from outreach.ai import client as ai_client
+from outreach.ai.prompting import load_prompt, render_prompt
 
 logger = logging.getLogger(__name__)
-
-GENERATE_PLANS_TASK = "campaign_creation.generate_plans"
-PLAN_JOB_CHUNK = 20
-PLAN_JOB_STAGGER_SECONDS = 2
-PLAN_JOB_MAX_COUNTDOWN_SECONDS = 120
 
 _MAX_ITEMS = 5
 _MAX_ITEM_CHARS = 300
@@ -104,6 +97,18 @@ def analysis_fallback(*, name: str, domain: str, text: str, titles: Iterable[str
     summary = _first_sentences(text) or (f"{name} ({domain})." if domain else f"{name}.")
     pains = [pain for pattern, pain in _PAIN_RULES if re.search(pattern, lowered)][:_MAX_ITEMS]
     overlap = sorted(_words(text) & _words(" ".join(offers)))
+    score, reasons = _fallback_fit(text=text, titles=titles, offers=offers, pains=pains, overlap=overlap)
+    return {
+        "summary": summary[:_MAX_SUMMARY_CHARS],
+        "pains": pains,
+        "angles": _fallback_angles(name=name, titles=titles, offers=offers, pains=pains, overlap=overlap),
+        "fit_score": max(0, min(100, score)),
+        "fit_reasons": reasons[:_MAX_ITEMS],
+    }
+
+
+def _fallback_angles(*, name: str, titles: list[str], offers: list[str], pains: list[str],
+                     overlap: list[str]) -> list[str]:
     angles: list[str] = []
     if pains and offers:
         angles.append(f"How {offers[0].strip().rstrip('.')} addresses {pains[0]}")
@@ -113,14 +118,18 @@ def analysis_fallback(*, name: str, domain: str, text: str, titles: Iterable[str
         angles.append(f"What it would mean for a {titles[0]}")
     if not angles:
         angles.append(f"An outside view on how {name} works today")
+    return angles[:_MAX_ITEMS]
 
+
+def _fallback_fit(*, text: str, titles: list[str], offers: list[str], pains: list[str],
+                  overlap: list[str]) -> tuple[int, list[str]]:
+    """The fit score (unclamped) and the reasons for it, from what the text shares with the offer."""
     score, reasons = 50, []
     if not (text or "").strip():
         score -= 20
         reasons.append("no website text or notes: little to go on")
     if overlap:
-        bonus = min(30, 10 * len(overlap))
-        score += bonus
+        score += min(30, 10 * len(overlap))
         reasons.append(f"the lead's text shares terms with the offer ({', '.join(overlap[:4])})")
     elif offers and text:
         reasons.append("no terms in common with the offer")
@@ -132,13 +141,7 @@ def analysis_fallback(*, name: str, domain: str, text: str, titles: Iterable[str
         reasons.append("a decision-maker among the contacts")
     elif not titles:
         reasons.append("no contact titles known")
-    return {
-        "summary": summary[:_MAX_SUMMARY_CHARS],
-        "pains": pains,
-        "angles": angles[:_MAX_ITEMS],
-        "fit_score": max(0, min(100, score)),
-        "fit_reasons": reasons[:_MAX_ITEMS],
-    }
+    return score, reasons
 
 
 # --- inputs ------------------------------------------------------------------------------------------------
@@ -156,17 +159,9 @@ def _contact_rows(lead: Lead) -> list[dict[str, str]]:
 
 
 def _offers_for_lead(lead: Lead) -> list[str]:
-    """The offers this lead is being approached with: its contacts' campaigns, else the tenant's latest."""
-    from campaigns.models import Campaign
-
-    offers = list(
-        Campaign.objects.filter(tenant_id=lead.tenant_id, contact_campaigns__contact__lead=lead)
-        .exclude(offer="").values_list("offer", flat=True).distinct()[:3]
-    )
-    if not offers:
-        offers = list(Campaign.objects.filter(tenant_id=lead.tenant_id).exclude(offer="")
-                      .order_by("-created_at").values_list("offer", flat=True)[:1])
-    return offers
+    """The offers this lead is being approached with (campaigns knows: its contacts' campaigns, else the
+    tenant's latest); none when no app provides them."""
+    return list(lead_offers(tenant_id=lead.tenant_id, lead_id=lead.pk))
 
 
 def lead_analysis_deterministic(*, lead: Lead) -> dict:
@@ -209,9 +204,6 @@ def _sanitise_ai_analysis(data: Any) -> dict:
 
 
 def _analysis_ai(*, lead: Lead) -> dict:
-    from outreach.ai import client as ai_client
-    from outreach.ai.prompting import load_prompt, render_prompt
-
     payload = {"name": lead.name, "domain": lead.domain, "website_text_or_notes": _lead_text(lead)[:_MAX_TEXT_TO_MODEL],
                "contacts": _contact_rows(lead)}
     offers = _offers_for_lead(lead)
@@ -240,8 +232,6 @@ def _analysis_ai(*, lead: Lead) -> dict:
 
 def lead_analyse(*, lead: Lead) -> dict:
     """Analyse one lead and store the result. Never raises for AI trouble: it falls back."""
-    from outreach.ai import client as ai_client
-
     Lead.objects.filter(pk=lead.pk).update(analysis_status=Lead.AnalysisStatus.RUNNING, updated_at=clock.now())
     source, detail = "fallback", ""
     analysis: dict | None = None
@@ -263,39 +253,12 @@ def lead_analyse(*, lead: Lead) -> dict:
     return analysis
 
 
-def pending_contact_campaign_ids(*, lead_ids: list[int]) -> list[int]:
-    """Contact campaigns of these leads' contacts that still wait for a plan."""
-    from campaigns.models import ContactCampaign
-
-    return list(
-        ContactCampaign.objects.filter(contact__lead_id__in=lead_ids, status=ContactCampaign.Status.PENDING,
-                                       current_plan_version__isnull=True)
-        .order_by("id").values_list("id", flat=True)
-    )
-
-
-def plan_jobs_enqueue(*, contact_campaign_ids: list[int]) -> int:
-    """Queue plan generation in chunks, staggered by a few seconds each (see the module docstring).
-
-    Enqueued after commit. Returns the number of messages sent."""
-    from outreach.celery import app
-
-    chunks = [contact_campaign_ids[i:i + PLAN_JOB_CHUNK] for i in range(0, len(contact_campaign_ids), PLAN_JOB_CHUNK)]
-    for index, chunk in enumerate(chunks):
-        countdown = min(index * PLAN_JOB_STAGGER_SECONDS, PLAN_JOB_MAX_COUNTDOWN_SECONDS)
-        transaction.on_commit(
-            lambda chunk=chunk, countdown=countdown: app.send_task(
-                GENERATE_PLANS_TASK, args=[chunk], countdown=countdown or None),
-            robust=True,  # a broker outage is logged; the stale-generation sweep publishes them again
-        )
-    return len(chunks)
-
-
 def leads_analyse(*, lead_ids: list[int]) -> list[int]:
-    """Analyse each lead (skipping gone ones), then queue plan jobs for their pending contact campaigns.
+    """Analyse each lead (skipping gone ones), then tell the listeners (campaigns queues plan jobs for the
+    pending contact campaigns of their contacts).
 
-    Returns the contact campaign ids queued. A lead already analysed is not analysed again (a
-    redelivered task costs no tokens) but its pending plans are still queued.
+    Returns the contact campaign ids the listeners queued. A lead already analysed is not analysed again
+    (a redelivered task costs no tokens) but the listeners are still told, so its pending plans are queued.
     """
     leads = list(Lead.objects.filter(pk__in=lead_ids).order_by("id"))
     for lead in leads:
@@ -306,7 +269,5 @@ def leads_analyse(*, lead_ids: list[int]) -> list[int]:
         except Exception:
             Lead.objects.filter(pk=lead.pk).update(analysis_status=Lead.AnalysisStatus.FAILED, updated_at=clock.now())
             logger.exception("lead %s: analysis failed", lead.pk)
-    ids = pending_contact_campaign_ids(lead_ids=[lead.pk for lead in leads])
-    if ids:
-        plan_jobs_enqueue(contact_campaign_ids=ids)
-    return ids
+    queued = leads_analysed.send(lead_ids=[lead.pk for lead in leads])
+    return [contact_campaign_id for ids in queued for contact_campaign_id in ids]

@@ -5,33 +5,18 @@ AppConfig.ready(); contacts calls them without importing those apps.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from contacts.analysis import analysis_fallback, lead_analyse
+from contacts.extension_points import (
+    address_block_reasons,
+    contacts_in_running_campaigns,
+    lead_offers,
+    leads_analysed,
+)
 from contacts.models import Contact, Lead
-from outreach.extensions import ExtensionPoint, Listeners
 
-# --- extension points (provided by higher apps) ----------------------------------------------------------
-
-# campaigns: is any of these contacts (or any contact of this lead) in a campaign that is not final?
-# Called as contacts_in_running_campaigns(tenant_id=..., contact_ids=[...] | None, lead_id=... | None) -> bool.
-# Deleting a lead or contact is refused while it is true (nothing is left half-sent).
-contacts_in_running_campaigns: ExtensionPoint[Callable[..., bool]] = ExtensionPoint(
-    "contacts.contacts_in_running_campaigns")
-
-# campaigns: the offers a lead is being approached with (its contacts' campaigns, else the tenant's latest),
-# for the lead analysis. Called as lead_offers(tenant_id=..., lead_id=...) -> list[str].
-lead_offers: ExtensionPoint[Callable[..., list[str]]] = ExtensionPoint(
-    "contacts.lead_offers", default=lambda **_: [])
-
-# campaigns: leads were analysed; each listener returns the contact campaign ids it queued plan work for.
-# Sent as leads_analysed.send(lead_ids=[...]) -> list[list[int]].
-leads_analysed: Listeners[Callable[..., list[int]]] = Listeners("contacts.leads_analysed")
-
-# messaging: why each address may not be contacted (opt-outs, suppressions); free addresses are absent.
-# Called as address_block_reasons(tenant_id=..., channel=..., values=[...]) -> dict[value, reason].
-address_block_reasons: ExtensionPoint[Callable[..., dict[str, str]]] = ExtensionPoint(
-    "contacts.address_block_reasons")
+# The extension points (declared in contacts.extension_points, provided by higher apps):
+# contacts_in_running_campaigns, lead_offers (campaigns), leads_analysed (campaigns listens),
+# address_block_reasons (messaging). Signatures and promises: contacts/extension_points.py.
 
 __all__ = [
     "Contact",

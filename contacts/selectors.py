@@ -5,8 +5,9 @@ from collections.abc import Iterable
 
 from django.db.models import Q, QuerySet
 
+from contacts.extension_points import address_block_reasons
 from contacts.models import Channel, Contact, ImportJob, Lead
-from messaging.compliance import InvalidAddress, normalise_email, send_block_reasons
+from outreach.addresses import InvalidAddress, normalise_email
 from outreach.tenancy.models import Tenant
 
 
@@ -42,13 +43,13 @@ def contact_list(*, tenant: Tenant, lead_id: int | None = None, email: str | Non
 def contacts_block_reasons(*, tenant_id: int, contacts: Iterable[Contact]) -> dict[int, str]:
     """Why each contact may not be written to (opt-out or suppression), by contact id; free ones absent.
 
-    Bulk: the compliance checks run once per channel for the whole page, never per contact.
+    Bulk: messaging's checks (address_block_reasons) run once per channel for the whole page, never per contact.
     """
     contacts = list(contacts)
     emails = [c.email for c in contacts if c.email]
     phones = [c.phone for c in contacts if c.phone]
-    by_email = send_block_reasons(tenant_id=tenant_id, channel=Channel.EMAIL, values=emails) if emails else {}
-    by_phone = send_block_reasons(tenant_id=tenant_id, channel=Channel.SMS, values=phones) if phones else {}
+    by_email = address_block_reasons(tenant_id=tenant_id, channel=Channel.EMAIL, values=emails) if emails else {}
+    by_phone = address_block_reasons(tenant_id=tenant_id, channel=Channel.SMS, values=phones) if phones else {}
     reasons: dict[int, str] = {}
     for contact in contacts:
         # An opt-out on any channel wins over a suppression: it is the person's own choice.

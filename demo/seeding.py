@@ -16,9 +16,9 @@ from django.contrib.auth import get_user_model
 
 from campaigns.api.services import campaign_create
 from campaigns.services import campaign_enrol_contacts
+from contacts.imports import import_job_create
 from contacts.interface import Contact, Lead
 from contacts.models import ImportJob
-from contacts.services import import_job_create
 from demo.scenario import (
     DEMO_ADMIN_EMAIL,
     DEMO_ADMIN_USERNAME,

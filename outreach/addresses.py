@@ -78,6 +78,13 @@ def normalise_domain(value: str, *, field: str = "value") -> str:
     return domain
 
 
+def normalise_optional_domain(value: str, *, field: str = "domain") -> str:
+    """`normalise_domain` for a field that may be left blank: blank (or only spaces) stays ""."""
+    if not (value or "").strip():
+        return ""
+    return normalise_domain(value, field=field)
+
+
 def normalise_address(channel: str, value: str) -> str:
     """The canonical key for an address: lower-cased email, E.164 phone, bare domain for email_domain."""
     if channel == CHANNEL_EMAIL:

@@ -43,7 +43,7 @@ def start_virtual_clock(*, virtual_start: float | None = None) -> None:
 
 
 def now() -> dt.datetime:
-    speed = getattr(settings, "CLOCK_SPEED", 1.0)
+    speed = settings.CLOCK_SPEED
     if speed == 1.0:
         return dt.datetime.now(dt.UTC)
     real_start, virtual_start = _virtual_epoch()
@@ -53,4 +53,4 @@ def now() -> dt.datetime:
 
 def real_seconds(virtual_seconds: float) -> float:
     """How long a virtual interval lasts in real time (for sleeps in loops)."""
-    return virtual_seconds / getattr(settings, "CLOCK_SPEED", 1.0)
+    return virtual_seconds / settings.CLOCK_SPEED

@@ -11,9 +11,9 @@ from campaigns.api import services as api_services
 from campaigns.dsl import validate_plan
 from campaigns.engine import MAX_RETURN_DATE_AHEAD
 from campaigns.models import Campaign, ContactCampaign
-from contacts.services import clean_domain
 from messaging.models import EmailSenderIdentity
 from outreach import clock
+from outreach.addresses import normalise_optional_domain as clean_domain
 from outreach.errors import ApplicationError
 from outreach.tenancy.api import StorableJSONField, TenantScopedPrimaryKeyRelatedField
 

@@ -210,7 +210,7 @@ def test_generate_plans_task_processes_a_batch_and_skips_gone_ids(stub, tenant):
 
 
 def test_generate_plans_task_defers_the_rest_of_the_batch_when_the_tenant_cap_is_full(stub, settings, tenant):
-    from outreach.ai.client import _redis_client
+    from outreach.ai.client import redis_client as _redis_client
 
     settings.AI_TENANT_BURST = 1
     settings.AI_TENANT_RATE_PER_MINUTE = 0.01  # no refill during the test

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from contacts import services
 from contacts.models import Contact, ImportJob, Lead
+from outreach.addresses import normalise_optional_domain
 from outreach.errors import ApplicationError
 from outreach.tenancy.api import TenantScopedPrimaryKeyRelatedField
 
@@ -26,7 +27,7 @@ class LeadSerializer(serializers.ModelSerializer):
 
     def validate_domain(self, value: str) -> str:
         try:
-            return services.clean_domain(value)
+            return normalise_optional_domain(value)
         except ApplicationError as exc:
             raise serializers.ValidationError(exc.message) from exc
 

@@ -1,4 +1,4 @@
-"""Leads, contacts and CSV imports: thin views over contacts.services and contacts.selectors."""
+"""Leads, contacts and CSV imports: thin views over contacts.services, contacts.imports and contacts.selectors."""
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -7,7 +7,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from contacts import selectors, services
+from contacts import imports, selectors, services
 from contacts.api.serializers import (
     ContactFilterSerializer,
     ContactSerializer,
@@ -129,9 +129,9 @@ class ImportJobViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixins.Retr
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
         ctx = self.tenant_ctx
-        if upload.size is not None and upload.size > services.import_max_bytes():
-            return Response({"file": [f"The file is larger than {services.import_max_bytes()} bytes."]},
+        if upload.size is not None and upload.size > imports.import_max_bytes():
+            return Response({"file": [f"The file is larger than {imports.import_max_bytes()} bytes."]},
                             status=status.HTTP_400_BAD_REQUEST)
-        job = services.import_job_create(tenant=ctx.tenant, content=upload.read(), filename=upload.name or "",
+        job = imports.import_job_create(tenant=ctx.tenant, content=upload.read(), filename=upload.name or "",
                                          created_by=ctx.user, actor_label=ctx.actor_label)
         return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -6,13 +6,11 @@ import json
 
 import pytest
 
-from campaigns.models import ContactCampaign
-from campaigns.tests.factories import CampaignFactory, ContactCampaignFactory
-from contacts.ai_tasks import analyse_leads
-from contacts.analysis import PLAN_JOB_CHUNK, PLAN_JOB_STAGGER_SECONDS, analysis_fallback, leads_analyse
-from contacts.models import Contact, Lead
+from campaigns.tests.factories import ContactCampaignFactory
+from contacts.analysis import analysis_fallback, leads_analyse
+from contacts.models import Lead
 from contacts.tests.factories import ContactFactory, LeadFactory
-from outreach.ai.client import _redis_client
+from outreach.ai.client import redis_client
 from outreach.ai.models import AICall
 from simulators.openai_stub.server import chat_json, server_error
 from simulators.openai_stub.testing import ai_stub_fixture, clean_ai_redis_fixture  # noqa: F401 - pytest fixtures
@@ -24,7 +22,7 @@ QUEUE = "campaign_creation"
 
 @pytest.fixture
 def broker():
-    r = _redis_client()
+    r = redis_client()
     r.delete(QUEUE)
     yield r
     r.delete(QUEUE)
@@ -97,34 +95,6 @@ def test_deterministic_analysis_reads_the_text_and_is_repeatable():
     empty = analysis_fallback(name="Blank Co", domain="", text="", titles=[], offers=["Anything"])
     assert empty["summary"] == "Blank Co." and empty["fit_score"] < first["fit_score"]
     assert any("little to go on" in reason for reason in empty["fit_reasons"])
-
-
-def test_plan_jobs_for_pending_contact_campaigns_are_queued_in_staggered_chunks(
-        clean_ai_redis, settings, tenant, broker, django_capture_on_commit_callbacks):
-    settings.OPENAI_API_KEY = ""
-    lead = LeadFactory(tenant=tenant)
-    campaign = CampaignFactory(tenant=tenant)
-    contacts = Contact.objects.bulk_create(
-        [Contact(tenant=tenant, lead=lead, first_name=f"C{i}", email=f"c{i}@acme.example") for i in range(45)])
-    ccs = ContactCampaign.objects.bulk_create(
-        [ContactCampaign(tenant=tenant, campaign=campaign, contact=c) for c in contacts])
-    ContactCampaign.objects.filter(pk=ccs[0].pk).update(status=ContactCampaign.Status.CANCELED)
-    other_lead_cc = ContactCampaignFactory(tenant=tenant)  # a contact of another lead: not queued
-
-    with django_capture_on_commit_callbacks(execute=True):  # sent after commit, as in production
-        analyse_leads([lead.pk])
-
-    queued = _queued(broker)
-    expected_ids = [cc.pk for cc in ccs[1:]]
-    assert [q["task"] for q in queued] == ["campaign_creation.generate_plans"] * 3
-    assert [len(q["ids"]) for q in queued] == [PLAN_JOB_CHUNK, PLAN_JOB_CHUNK, 4]
-    assert [i for q in queued for i in q["ids"]] == expected_ids
-    assert other_lead_cc.pk not in expected_ids
-    # First chunk at once, the next ones a few seconds apart.
-    assert queued[0]["eta"] is None and queued[1]["eta"] is not None and queued[2]["eta"] > queued[1]["eta"]
-    assert PLAN_JOB_STAGGER_SECONDS <= 5
-    lead.refresh_from_db()
-    assert lead.analysis["source"] == "fallback" and lead.analysis_status == "done"
 
 
 def test_an_analysed_lead_is_not_analysed_again_but_its_plans_are_still_queued(

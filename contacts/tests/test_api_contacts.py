@@ -160,3 +160,13 @@ def test_delete_of_a_finished_contact_keeps_its_opt_out(client, tenant):
     assert client.delete(f"/api/v1/contacts/{contact.pk}").status_code == 204
     again = client.post("/api/v1/contacts", {"email": "gone@acme.example"}, format="json").json()
     assert again["is_unsubscribed"] is True
+
+
+@pytest.mark.parametrize("zone", ["Factory", "localtime", "posixrules"])
+def test_a_zone_that_is_no_place_is_refused_naming_the_timezone_field(client, zone):
+    """The plan language refuses these names (outreach.timezones): a contact must never carry one, or its
+    plan would silently run on UTC."""
+    response = client.post("/api/v1/contacts", {"email": "a@b.example", "timezone": zone}, format="json")
+    assert response.status_code == 400
+    assert "timezone" in response.json(), response.json()
+    assert Contact.objects.count() == 0

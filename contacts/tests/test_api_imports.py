@@ -10,8 +10,8 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
+from contacts.imports import import_job_run
 from contacts.models import Contact, ContactChannel, ImportJob, Lead
-from contacts.services import import_job_run
 from contacts.tasks import import_contacts_csv
 from contacts.tests.factories import ContactFactory, ImportJobFactory, LeadFactory
 from messaging.tests.factories import ContactUnsubscribeFactory
@@ -170,3 +170,17 @@ def test_list_query_count_does_not_grow_with_rows(client, tenant, n, django_asse
         response = client.get("/api/v1/imports")
     assert len(response.json()["results"]) == n
     assert "errors" not in response.json()["results"][0]
+
+
+def test_a_row_with_a_zone_that_is_no_place_is_reported_on_the_timezone_field(client, tenant):
+    """Factory, localtime and posixrules are on the tz path but are no place: refused as in the API."""
+    content = ("Email,Timezone\nfactory@acme.example,Factory\nlocal@acme.example,localtime\n"
+               "rules@acme.example,posixrules\n")
+    job_id = _upload(client, content).json()["id"]
+
+    import_contacts_csv(job_id)
+
+    body = client.get(f"/api/v1/imports/{job_id}").json()
+    assert (body["status"], body["imported_rows"], body["error_rows"]) == ("done", 0, 3)
+    assert [(e["row"], e["field"]) for e in body["errors"]] == [(2, "timezone"), (3, "timezone"), (4, "timezone")]
+    assert not Contact.objects.filter(tenant=tenant).exists()

@@ -11,9 +11,8 @@ from kombu.exceptions import OperationalError
 from campaigns.generation import contact_campaigns_requeue_stale_generation
 from campaigns.models import ContactCampaign
 from campaigns.tests.factories import CampaignFactory, purge_queues, queued_tasks, started_contact_campaign
-from contacts import services as contact_services
+from contacts.imports import import_jobs_requeue_stale
 from contacts.models import ImportJob
-from contacts.services import import_jobs_requeue_stale
 from contacts.tests.factories import ContactFactory
 from outreach.celery import app
 from outreach.tenancy.models import Role
@@ -38,7 +37,7 @@ def clean_queues():
 def test_an_import_accepted_while_the_broker_is_down_is_202_and_the_sweep_publishes_it(
         tenant, monkeypatch, django_capture_on_commit_callbacks):
     client = api_client(tenant=tenant, role=Role.MEMBER)
-    monkeypatch.setattr(contact_services, "_send_task", _broker_down)
+    monkeypatch.setattr(app, "send_task", _broker_down)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/api/v1/imports", {"file": SimpleUploadedFile("c.csv", CSV.encode(), "text/csv")},
                                format="multipart")

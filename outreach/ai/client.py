@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 def ai_enabled() -> bool:
     """True when a key is configured; without one the deterministic planner and classifier answer."""
-    return bool(getattr(settings, "OPENAI_API_KEY", ""))
+    return bool(settings.OPENAI_API_KEY)
 
 
 class AIError(Exception):
@@ -97,7 +97,7 @@ DEFAULT_PRICE_USD_PER_MTOK = ("2.50", "10.00")
 
 
 def _price_table() -> dict[str, tuple[str, str]]:
-    return {**MODEL_PRICES_USD_PER_MTOK, **getattr(settings, "AI_MODEL_PRICES", {})}
+    return {**MODEL_PRICES_USD_PER_MTOK, **settings.AI_MODEL_PRICES}
 
 
 def estimate_cost_usd(*, model: str, prompt_tokens: int, completion_tokens: int) -> Decimal:
@@ -120,9 +120,7 @@ def _openai_client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI
 
 
 def get_openai_client() -> openai.OpenAI:
-    return _openai_client(
-        settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY, float(getattr(settings, "OPENAI_TIMEOUT_SECONDS", 60.0))
-    )
+    return _openai_client(settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY, settings.OPENAI_TIMEOUT_SECONDS)
 
 
 # --- per-tenant caps (Redis) --------------------------------------------------------------------------
@@ -179,7 +177,8 @@ def _redis(url: str):
     return redis.Redis.from_url(url)
 
 
-def _redis_client():
+def redis_client():
+    """The Redis connection of the AI caps (and of campaigns' generation locks): one pool per REDIS_URL."""
     return _redis(settings.REDIS_URL)
 
 
@@ -196,11 +195,11 @@ class TenantCaps:
 
 def tenant_caps(tenant_id: int | None) -> TenantCaps:
     """The caps for a tenant. One setting for all tenants today; per-tenant overrides in AI_TENANT_CAPS."""
-    override = getattr(settings, "AI_TENANT_CAPS", {}).get(tenant_id, {})
+    override = settings.AI_TENANT_CAPS.get(tenant_id, {})
     return TenantCaps(
-        concurrency=int(override.get("concurrency", getattr(settings, "AI_TENANT_CONCURRENCY", 4))),
-        rate_per_minute=float(override.get("rate_per_minute", getattr(settings, "AI_TENANT_RATE_PER_MINUTE", 120))),
-        burst=int(override.get("burst", getattr(settings, "AI_TENANT_BURST", 20))),
+        concurrency=int(override.get("concurrency", settings.AI_TENANT_CONCURRENCY)),
+        rate_per_minute=float(override.get("rate_per_minute", settings.AI_TENANT_RATE_PER_MINUTE)),
+        burst=int(override.get("burst", settings.AI_TENANT_BURST)),
     )
 
 
@@ -217,7 +216,7 @@ def tenant_slot_try_acquire(*, tenant_id: int | None, lease_seconds: float) -> t
     burn a slot; a refused slot does not burn a token either.
     """
     caps = tenant_caps(tenant_id)
-    r = _redis_client()
+    r = redis_client()
     key = _tenant_key(tenant_id)
     slot_id = uuid.uuid4().hex
     sem_key = f"{KEY_PREFIX}:sem:{key}"
@@ -233,7 +232,7 @@ def tenant_slot_try_acquire(*, tenant_id: int | None, lease_seconds: float) -> t
 
 
 def tenant_slot_release(slot: Slot) -> None:
-    _redis_client().zrem(f"{KEY_PREFIX}:sem:{_tenant_key(slot.tenant_id)}", slot.slot_id)
+    redis_client().zrem(f"{KEY_PREFIX}:sem:{_tenant_key(slot.tenant_id)}", slot.slot_id)
 
 
 def tenant_slot_acquire(*, tenant_id: int | None, lease_seconds: float, wait_seconds: float) -> Slot:
@@ -289,8 +288,8 @@ def _classify_exception(exc: Exception) -> tuple[str, float | None]:
 
 
 def _backoff_seconds(attempt: int) -> float:
-    base = float(getattr(settings, "AI_BACKOFF_BASE_SECONDS", 0.5))
-    cap = float(getattr(settings, "AI_BACKOFF_MAX_SECONDS", 20.0))
+    base = settings.AI_BACKOFF_BASE_SECONDS
+    cap = settings.AI_BACKOFF_MAX_SECONDS
     # Full jitter: spreads retries of many workers that failed at the same moment.
     return random.uniform(0, min(cap, base * (2 ** (attempt - 1))))
 
@@ -312,17 +311,19 @@ def complete_json(
     A reply that is not JSON is returned (data=None, parse_error set) rather than raised: for a plan it
     is one more validation error the repair round can show the model.
     """
-    from outreach.ai.services import ai_call_record
-
     if not ai_enabled():
         raise AIError("no OPENAI_API_KEY configured", kind="disabled")
     tenant_id = getattr(tenant, "pk", tenant)
     model_name = model or settings.OPENAI_MODEL
-    max_attempts = max(1, int(getattr(settings, "AI_MAX_ATTEMPTS", 4)))
-    retry_after_cap = float(getattr(settings, "AI_RETRY_AFTER_MAX_SECONDS", 30.0))
-    timeout = float(getattr(settings, "OPENAI_TIMEOUT_SECONDS", 60.0))
-    wait_seconds = float(getattr(settings, "AI_ACQUIRE_WAIT_SECONDS", 30.0))
-    client = get_openai_client()
+    params = _request_params(model_name=model_name, messages=messages, schema=schema, schema_name=schema_name,
+                             strict=strict, max_completion_tokens=max_completion_tokens, temperature=temperature)
+    answer = _call_with_retries(tenant_id=tenant_id, purpose=purpose, model_name=model_name, params=params)
+    return _result_of(answer, tenant_id=tenant_id, purpose=purpose, model_name=model_name)
+
+
+def _request_params(*, model_name: str, messages: list[dict[str, str]], schema: dict[str, Any], schema_name: str,
+                    strict: bool, max_completion_tokens: int | None, temperature: float | None) -> dict[str, Any]:
+    """The Chat Completions request: structured output by JSON schema, optional limits."""
     params: dict[str, Any] = {
         "model": model_name,
         "messages": messages,
@@ -335,54 +336,91 @@ def complete_json(
         params["max_completion_tokens"] = max_completion_tokens
     if temperature is not None:
         params["temperature"] = temperature
+    return params
 
+
+@dataclasses.dataclass(frozen=True)
+class _Answer:
+    """A completion that came back, with what it took to get it."""
+
+    completion: Any
+    duration_ms: int
+    attempts: int
+    delays: tuple[float, ...]
+
+
+def _call_with_retries(*, tenant_id: int | None, purpose: str, model_name: str, params: dict[str, Any]) -> _Answer:
+    """HTTP attempts under the tenant's caps until one answers; each failed attempt is one AICall row.
+
+    Raises AIError when the failure is not retryable, the attempts are used up, or the provider asks for a
+    wait longer than AI_RETRY_AFTER_MAX_SECONDS (not slept in a worker)."""
+    max_attempts = max(1, settings.AI_MAX_ATTEMPTS)
+    lease_seconds = settings.OPENAI_TIMEOUT_SECONDS + 10
+    client = get_openai_client()
     delays: list[float] = []
     attempt = 0
     while True:
         attempt += 1
-        slot = tenant_slot_acquire(tenant_id=tenant_id, lease_seconds=timeout + 10, wait_seconds=wait_seconds)
+        slot = tenant_slot_acquire(tenant_id=tenant_id, lease_seconds=lease_seconds,
+                                   wait_seconds=settings.AI_ACQUIRE_WAIT_SECONDS)
         started = time.monotonic()
-        failure: tuple[openai.OpenAIError, str, float | None] | None = None
         try:
             completion = client.chat.completions.create(**params)
         except openai.OpenAIError as exc:
-            failure = (exc, *_classify_exception(exc))
+            failure: openai.OpenAIError | None = exc
+        else:
+            failure = None
         finally:
             # Released before any backoff sleep: a waiting retry must not hold the tenant's slot.
             tenant_slot_release(slot)
+        duration_ms = int((time.monotonic() - started) * 1000)
         if failure is None:
-            break
-        exc, kind, retry_after = failure
-        ai_call_record(
-            tenant_id=tenant_id, purpose=purpose, model=model_name,
-            status="rate_limited" if kind == "rate_limited" else "error",
-            duration_ms=int((time.monotonic() - started) * 1000), error=f"{kind}: {exc}"[:2000],
-        )
-        if kind not in _RETRYABLE_KINDS or attempt >= max_attempts:
-            raise AIError(f"{purpose}: {kind} after {attempt} attempt(s): {exc}", kind=kind,
-                          retry_after=retry_after) from exc
-        if retry_after is not None and retry_after > retry_after_cap:
-            raise AIError(f"{purpose}: provider asks to wait {retry_after:.0f}s", kind=kind,
-                          retry_after=retry_after) from exc
-        delay = retry_after if retry_after is not None else _backoff_seconds(attempt)
+            return _Answer(completion=completion, duration_ms=duration_ms, attempts=attempt, delays=tuple(delays))
+        delay = _after_failure(failure, tenant_id=tenant_id, purpose=purpose, model_name=model_name,
+                               attempt=attempt, max_attempts=max_attempts, duration_ms=duration_ms)
         delays.append(delay)
-        logger.info("AI %s attempt %d failed (%s); retrying in %.2fs", purpose, attempt, kind, delay)
         time.sleep(delay)
 
-    duration_ms = int((time.monotonic() - started) * 1000)
-    usage = completion.usage
+
+def _after_failure(exc: openai.OpenAIError, *, tenant_id: int | None, purpose: str, model_name: str, attempt: int,
+                   max_attempts: int, duration_ms: int) -> float:
+    """Record a failed attempt; the seconds to wait before the next one, or AIError when there is none."""
+    from outreach.ai.services import ai_call_record
+
+    kind, retry_after = _classify_exception(exc)
+    ai_call_record(
+        tenant_id=tenant_id, purpose=purpose, model=model_name,
+        status="rate_limited" if kind == "rate_limited" else "error",
+        duration_ms=duration_ms, error=f"{kind}: {exc}"[:2000],
+    )
+    if kind not in _RETRYABLE_KINDS or attempt >= max_attempts:
+        raise AIError(f"{purpose}: {kind} after {attempt} attempt(s): {exc}", kind=kind,
+                      retry_after=retry_after) from exc
+    if retry_after is not None and retry_after > settings.AI_RETRY_AFTER_MAX_SECONDS:
+        raise AIError(f"{purpose}: provider asks to wait {retry_after:.0f}s", kind=kind,
+                      retry_after=retry_after) from exc
+    delay = retry_after if retry_after is not None else _backoff_seconds(attempt)
+    logger.info("AI %s attempt %d failed (%s); retrying in %.2fs", purpose, attempt, kind, delay)
+    return delay
+
+
+def _result_of(answer: _Answer, *, tenant_id: int | None, purpose: str, model_name: str) -> AIResult:
+    """Account for the answer (one AICall row with tokens and cost) and parse its JSON."""
+    from outreach.ai.services import ai_call_record
+
+    usage = answer.completion.usage
     prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
     completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
     # Cost by the model we asked for: a compatible server may echo any name back.
     cost = estimate_cost_usd(model=model_name, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-    choice = completion.choices[0] if completion.choices else None
-    message = choice.message if choice else None
+    choices = answer.completion.choices
+    message = choices[0].message if choices else None
     refusal = getattr(message, "refusal", None) if message else None
     content = (message.content or "") if message else ""
     call = ai_call_record(
         tenant_id=tenant_id, purpose=purpose, model=model_name, status="ok" if not refusal else "error",
-        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=cost, duration_ms=duration_ms,
-        error=f"refused: {refusal}"[:2000] if refusal else "",
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=cost,
+        duration_ms=answer.duration_ms, error=f"refused: {refusal}"[:2000] if refusal else "",
     )
     if refusal:
         raise AIError(f"{purpose}: the model refused: {refusal}", kind="refused")
@@ -394,6 +432,6 @@ def complete_json(
         parse_error = f"the answer is not valid JSON ({exc})"
     return AIResult(
         data=data, content=content, parse_error=parse_error, model=model_name, prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens, cost_usd=cost, ai_call_id=call.pk, attempts=attempt,
-        retry_delays=tuple(delays),
+        completion_tokens=completion_tokens, cost_usd=cost, ai_call_id=call.pk, attempts=answer.attempts,
+        retry_delays=answer.delays,
     )

@@ -25,6 +25,8 @@ class AICall(models.Model):
 
     class Meta:
         db_table = "ai_calls"
+        verbose_name = "AI call"
+        verbose_name_plural = "AI calls"
         indexes = [models.Index(fields=["tenant", "created_at"], name="ai_calls_tenant_created")]
 
     def __str__(self) -> str:

@@ -1,10 +1,18 @@
-"""Settings shared by every environment. Values come from the environment (see .env.example)."""
+"""Settings shared by every environment. Values come from the environment (see .env.example).
+
+Every setting the code reads is defined here once, typed, with its default; code reads `settings.X`,
+never `getattr(settings, "X", default)`. The readers (outreach/settings/env.py) refuse a malformed value
+at start-up with a message naming the variable.
+"""
 from __future__ import annotations
+
+import datetime as dt
 
 from celery.schedules import crontab  # noqa: F401 - available for beat entries below
 from kombu import Queue
 
-from outreach.queues import QUEUE_NAMES
+from outreach.queues import QUEUE_NAMES, TaskName
+from outreach.queues import Queue as QueueName
 from outreach.settings.env import BASE_DIR, database_config, env, http_url, redis_url
 
 SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-secret-key-change-me")
@@ -95,7 +103,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_TASK_DEFAULT_QUEUE = "campaign_execution"
+CELERY_TASK_DEFAULT_QUEUE = str(QueueName.CAMPAIGN_EXECUTION)
 # Queue names are part of the deployment contract (workers subscribe by name).
 CELERY_QUEUE_NAMES = list(QUEUE_NAMES)
 CELERY_TASK_QUEUES = [Queue(name) for name in CELERY_QUEUE_NAMES]
@@ -106,38 +114,62 @@ CELERY_BEAT_SCHEDULE: dict = {}
 # Messaging (SendGrid): sender verification status, stale-claim recovery, webhook retries.
 CELERY_BEAT_SCHEDULE.update({
     "messaging-sync-sender-identities": {
-        "task": "campaign_execution.sync_sender_identities", "schedule": 600.0, "options": {"expires": 900},
+        "task": str(TaskName.SYNC_SENDER_IDENTITIES), "schedule": 600.0, "options": {"expires": 900},
     },
     "messaging-recover-stale-sends": {
-        "task": "campaign_execution.recover_stale_sends", "schedule": 60.0, "options": {"expires": 90},
+        "task": str(TaskName.RECOVER_STALE_SENDS), "schedule": 60.0, "options": {"expires": 90},
     },
     "messaging-retry-webhook-deliveries": {
-        "task": "webhooks.retry_deliveries", "schedule": 60.0, "options": {"expires": 90},
+        "task": str(TaskName.RETRY_WEBHOOK_DELIVERIES), "schedule": 60.0, "options": {"expires": 90},
     },
 })
 # Campaign engine: the dispatcher turns due scheduled_actions into Celery work (campaigns/dispatcher.py).
 CELERY_BEAT_SCHEDULE["campaigns-dispatch-due"] = {
-    "task": "campaign_execution.dispatch_due", "schedule": 5.0, "options": {"expires": 7.5},
+    "task": str(TaskName.DISPATCH_DUE), "schedule": 5.0, "options": {"expires": 7.5},
 }
 # Work whose Celery message was lost (the broker was down at commit) is published again by these sweeps:
 # import jobs still queued and enrolments still without a plan this long after creation.
 STALE_WORK_REQUEUE_AFTER_SECONDS = env.int("STALE_WORK_REQUEUE_AFTER_SECONDS", default=900)
 CELERY_BEAT_SCHEDULE.update({
     "contacts-requeue-stale-imports": {
-        "task": "lead_analysis.requeue_stale_imports", "schedule": 300.0, "options": {"expires": 450},
+        "task": str(TaskName.REQUEUE_STALE_IMPORTS), "schedule": 300.0, "options": {"expires": 450},
     },
     "campaigns-requeue-stale-generation": {
-        "task": "campaign_creation.requeue_stale_generation", "schedule": 300.0, "options": {"expires": 450},
+        "task": str(TaskName.REQUEUE_STALE_GENERATION), "schedule": 300.0, "options": {"expires": 450},
     },
 })
 # A claimed scheduled action not finished within this lease (a worker died) is dispatched again.
-CAMPAIGN_ACTION_LEASE_SECONDS = env.int("CAMPAIGN_ACTION_LEASE_SECONDS", default=300)
+CAMPAIGN_ACTION_LEASE_SECONDS = env.int("CAMPAIGN_ACTION_LEASE_SECONDS", default=300, minimum=1)
+
+# --- Contacts ---------------------------------------------------------------
+# CSV import (contacts.imports): the largest upload accepted, in bytes, and the most rows in one file.
+CONTACT_IMPORT_MAX_BYTES = env.int("CONTACT_IMPORT_MAX_BYTES", default=20 * 1024 * 1024, minimum=1)
+CONTACT_IMPORT_MAX_ROWS = env.int("CONTACT_IMPORT_MAX_ROWS", default=100_000, minimum=1)
 
 # --- Providers --------------------------------------------------------------
 SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="SG.local-simulator-key")
 SENDGRID_API_HOST = http_url("SENDGRID_API_HOST", "http://127.0.0.1:8025")
-SENDGRID_WEBHOOK_PUBLIC_KEY = env.str("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")
-SENDGRID_WEBHOOK_MAX_AGE_SECONDS = env.int("SENDGRID_WEBHOOK_MAX_AGE_SECONDS", default=600)
+# Base64 DER EC P-256 key of SendGrid's Signed Event Webhook; a malformed one stops start-up.
+SENDGRID_WEBHOOK_PUBLIC_KEY = env.ec_public_key("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")
+# Signed-webhook timestamps older / further in the future than this (clock seconds) are refused as replays.
+SENDGRID_WEBHOOK_MAX_AGE_SECONDS = env.int("SENDGRID_WEBHOOK_MAX_AGE_SECONDS", default=600, minimum=1)
+SENDGRID_WEBHOOK_MAX_FUTURE_SECONDS = env.int("SENDGRID_WEBHOOK_MAX_FUTURE_SECONDS", default=300, minimum=0)
+# Email validations (messaging.sendgrid.client) use their own key when SendGrid issued one; else SENDGRID_API_KEY.
+SENDGRID_VALIDATION_API_KEY = env.str("SENDGRID_VALIDATION_API_KEY", default="")
+# HTTP attempts of one message that ended in 5xx / refused before the message fails (messaging.delivery).
+SENDGRID_SEND_MAX_ATTEMPTS = env.int("SENDGRID_SEND_MAX_ATTEMPTS", default=5, minimum=1)
+# Webhook processing (messaging.webhooks): soft bounces within the window before an address is suppressed;
+# a click this soon after delivery is a link scanner's; events naming only an address reach the tenants that
+# wrote to it within this many days.
+SENDGRID_SOFT_BOUNCE_THRESHOLD = env.int("SENDGRID_SOFT_BOUNCE_THRESHOLD", default=3, minimum=1)
+SENDGRID_SCANNER_CLICK_WINDOW_SECONDS = env.int("SENDGRID_SCANNER_CLICK_WINDOW_SECONDS", default=10, minimum=0)
+SENDGRID_ADDRESS_FALLBACK_DAYS = env.int("SENDGRID_ADDRESS_FALLBACK_DAYS", default=30, minimum=1)
+# Other waiting webhook deliveries one process_deliveries task folds into its transaction.
+WEBHOOK_PROCESS_ABSORB_PENDING = env.int("WEBHOOK_PROCESS_ABSORB_PENDING", default=4, minimum=0)
+# Delivery (messaging.delivery): a held message looks again this much later; a message left `sending` this
+# long (its worker died) is re-queued or marked unknown; far above the request timeout.
+SENDING_HOLD_RECHECK = dt.timedelta(seconds=env.int("SENDING_HOLD_RECHECK_SECONDS", default=15 * 60, minimum=1))
+SENDING_LEASE = dt.timedelta(seconds=env.int("SENDING_LEASE_SECONDS", default=10 * 60, minimum=1))
 SENDGRID_INBOUND_SECRET = env.str("SENDGRID_INBOUND_SECRET", default="dev-inbound-secret")
 SENDGRID_REQUEST_TIMEOUT_SECONDS = env.float("SENDGRID_REQUEST_TIMEOUT_SECONDS", default=10.0)
 # Send rate limits (send_rate_limits, messaging/rate_limits.py): how long a process reuses a tenant's limits
@@ -145,7 +177,10 @@ SENDGRID_REQUEST_TIMEOUT_SECONDS = env.float("SENDGRID_REQUEST_TIMEOUT_SECONDS",
 SEND_RATE_LIMITS_CACHE_SECONDS = env.float("SEND_RATE_LIMITS_CACHE_SECONDS", default=5.0)
 # Delivery tells the engine a batch's outcomes after the batch; the stale-send sweep (recover_stale_sends) feeds
 # again any sent / suppressed / failed message whose contact campaign has not heard this many clock seconds later.
-LOST_SEND_EVENTS_GRACE_SECONDS = env.int("LOST_SEND_EVENTS_GRACE_SECONDS", default=60)
+LOST_SEND_EVENTS_GRACE_SECONDS = env.int("LOST_SEND_EVENTS_GRACE_SECONDS", default=60, minimum=0)
+# How far back (clock time, scaled by CLOCK_SPEED) the lost-event sweep looks for settled messages.
+LOST_SEND_EVENTS_LOOKBACK = dt.timedelta(
+    seconds=env.int("LOST_SEND_EVENTS_LOOKBACK_SECONDS", default=6 * 3600, minimum=1))
 
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = http_url("OPENAI_BASE_URL", "https://api.openai.com/v1")
@@ -161,6 +196,13 @@ AI_TENANT_CONCURRENCY = env.int("AI_TENANT_CONCURRENCY", default=4)
 AI_TENANT_RATE_PER_MINUTE = env.float("AI_TENANT_RATE_PER_MINUTE", default=120.0)
 AI_TENANT_BURST = env.int("AI_TENANT_BURST", default=20)
 AI_ACQUIRE_WAIT_SECONDS = env.float("AI_ACQUIRE_WAIT_SECONDS", default=30.0)
+# Per-tenant overrides of the caps: JSON {"<tenant id>": {"concurrency": 8, "rate_per_minute": 600, "burst": 50}}.
+AI_TENANT_CAPS: dict[int, dict] = {int(tenant_id): caps for tenant_id, caps in
+                                   env.dict("AI_TENANT_CAPS", default={}).items()}
+# Prices (USD per million prompt / completion tokens) added to or replacing the built-in table of
+# outreach/ai/client.py, by model-name prefix: JSON {"gpt-4.1": ["2.00", "8.00"]}.
+AI_MODEL_PRICES: dict[str, tuple[str, str]] = {model: tuple(str(p) for p in prices) for model, prices in
+                                               env.dict("AI_MODEL_PRICES", default={}).items()}
 
 PUBLIC_BASE_URL = http_url("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 FLOWER_URL = http_url("FLOWER_URL", "http://127.0.0.1:5555")
@@ -174,7 +216,7 @@ UNSUBSCRIBE_MAILTO_DOMAIN = env.str("UNSUBSCRIBE_MAILTO_DOMAIN", default="")  # 
 OUTREACH_SENDING_STOPPED = env.bool("OUTREACH_SENDING_STOPPED", default=False)
 
 # The virtual clock (outreach.clock): production refuses anything but 1.
-CLOCK_SPEED = env.float("CLOCK_SPEED", default=1.0)
+CLOCK_SPEED = env.float("CLOCK_SPEED", default=1.0, minimum=0.001)
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,23 +1,145 @@
-"""Reading the environment: one place, loud failures.
+"""Reading the environment: one place, typed, loud failures.
 
-Every variable the system reads is listed in `.env.example`. A value that is
-present but malformed stops the process at start-up with a message naming the
-variable, rather than letting a typo surface later as a confusing runtime error.
+Every variable the system reads is listed in `.env.example` and read through `env` below, typed where it
+is defined: `env.str / .bool / .int / .float / .list / .dict / .ec_public_key`, plus `redis_url`,
+`http_url` and `database_config`. A value that is present but malformed stops the process at start-up
+with an ImproperlyConfigured naming the variable and the value, rather than letting a typo surface later
+as a confusing runtime error (`CLOCK_SPEED=abc`) or be read as something else (`DEBUG=maybe`).
+
+An empty value (`NAME=` in a .env file or a compose file) counts as unset for every kind but `str`.
 """
 from __future__ import annotations
 
+import base64
+import builtins
+import json
+import os
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 import environ
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
-env = environ.Env()
 _dotenv = BASE_DIR / ".env"
 if _dotenv.exists():
     environ.Env.read_env(str(_dotenv))
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+REQUIRED: Any = _Required()
+
+
+class Env:
+    """Typed readers of environment variables; `default=REQUIRED` (the default) refuses to start without one."""
+
+    def _raw(self, name: str, default: Any, *, empty_is_unset: bool = True) -> builtins.str | None:
+        value = os.environ.get(name)
+        if value is None or (empty_is_unset and value.strip() == ""):
+            if default is REQUIRED:
+                raise ImproperlyConfigured(f"Set the {name} environment variable")
+            return None
+        return value
+
+    @staticmethod
+    def _bad(name: str, value: builtins.str, expected: builtins.str) -> ImproperlyConfigured:
+        return ImproperlyConfigured(f"{name} is malformed: expected {expected}, got {value!r}")
+
+    def str(self, name: builtins.str, default: Any = REQUIRED) -> builtins.str:
+        value = self._raw(name, default, empty_is_unset=False)
+        return default if value is None else value
+
+    def bool(self, name: builtins.str, default: Any = REQUIRED) -> builtins.bool:
+        value = self._raw(name, default)
+        if value is None:
+            return default
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise self._bad(name, value, "true/false, 1/0, yes/no or on/off")
+
+    def int(self, name: builtins.str, default: Any = REQUIRED, *, minimum: builtins.int | None = None
+            ) -> builtins.int:
+        value = self._raw(name, default)
+        if value is None:
+            return default
+        try:
+            number = builtins.int(value.strip())
+        except ValueError:
+            raise self._bad(name, value, "a whole number") from None
+        if minimum is not None and number < minimum:
+            raise self._bad(name, value, f"a whole number of at least {minimum}")
+        return number
+
+    def float(self, name: builtins.str, default: Any = REQUIRED, *, minimum: builtins.float | None = None
+              ) -> builtins.float:
+        value = self._raw(name, default)
+        if value is None:
+            return default if default is None else builtins.float(default)
+        try:
+            number = builtins.float(value.strip())
+        except ValueError:
+            raise self._bad(name, value, "a number") from None
+        if number != number or number in (builtins.float("inf"), builtins.float("-inf")):
+            raise self._bad(name, value, "a finite number")
+        if minimum is not None and number < minimum:
+            raise self._bad(name, value, f"a number of at least {minimum}")
+        return number
+
+    def list(self, name: builtins.str, default: Any = REQUIRED) -> builtins.list[builtins.str]:
+        """Comma-separated values, each stripped; empty items are dropped."""
+        value = self._raw(name, default)
+        if value is None:
+            return builtins.list(default)
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+    def dict(self, name: builtins.str, default: Any = REQUIRED) -> builtins.dict[builtins.str, Any]:
+        """A JSON object."""
+        value = self._raw(name, default)
+        if value is None:
+            return builtins.dict(default)
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, builtins.dict):
+            raise self._bad(name, value, "a JSON object")
+        return parsed
+
+    def ec_public_key(self, name: builtins.str, default: Any = REQUIRED) -> builtins.str:
+        """A base64 DER EC P-256 public key (SendGrid's Signed Event Webhook key), kept as the text given."""
+        value = self._raw(name, default)
+        if value is None:
+            return default
+        try:
+            ec_p256_public_key(value)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name} is not a base64 DER EC P-256 public key: {exc}") from exc
+        return value
+
+
+def ec_p256_public_key(public_key_b64: builtins.str) -> ec.EllipticCurvePublicKey:
+    """Load a base64 DER public key; ValueError unless it is an EC key on P-256."""
+    key = serialization.load_der_public_key(base64.b64decode(public_key_b64.strip()))
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("not an EC P-256 public key")
+    return key
+
+
+env = Env()
 
 _DATABASE_SCHEMES = {"postgres", "postgresql", "pgsql", "postgis"}
 
@@ -53,7 +175,7 @@ def database_config(url: str) -> dict:
 
 
 def redis_url(name: str, default: str) -> str:
-    value = env.str(name, default=default)
+    value = env.str(name, default=default).strip()
     if urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
         raise ImproperlyConfigured(f"{name} is malformed: expected redis://host:port/db, got {value!r}")
     return value
@@ -70,8 +192,6 @@ def http_url(name: str, default: str) -> str:
 def database_url(db: dict) -> str:
     """postgres://user:password@host:port/name from a Django DATABASES entry (the inverse of database_config),
     for child processes that must use the same database."""
-    from urllib.parse import quote
-
     user = quote(db.get("USER") or "", safe="")
     password = quote(db.get("PASSWORD") or "", safe="")
     auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")

@@ -8,7 +8,6 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
-from messaging.webhooks.signature import load_public_key
 from outreach.settings.base import *  # noqa: F401,F403
 from outreach.settings.base import (
     CLOCK_SPEED,
@@ -37,10 +36,7 @@ if not SENDGRID_WEBHOOK_PUBLIC_KEY:
     raise ImproperlyConfigured(
         "SENDGRID_WEBHOOK_PUBLIC_KEY must be set (SendGrid: Mail Settings > Signed Event Webhook)"
     )
-try:
-    load_public_key(SENDGRID_WEBHOOK_PUBLIC_KEY)
-except ValueError as exc:
-    raise ImproperlyConfigured(f"SENDGRID_WEBHOOK_PUBLIC_KEY is not a base64 DER EC P-256 public key: {exc}") from exc
+# A malformed key never gets here: env.ec_public_key (outreach/settings/env.py) refused it in base.
 if CLOCK_SPEED != 1.0:
     raise ImproperlyConfigured("CLOCK_SPEED must be 1 in production: the virtual clock is for the demo")
 

@@ -14,6 +14,7 @@ def _per_worker_redis_url(url: str) -> str:
     Tests inspect and purge broker queues; two workers sharing one database would
     see each other's messages.
     """
+    # Set by pytest-xdist in its workers, not by an operator: read as is, not through `env`.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     parts = urlsplit(url)
     base = int(parts.path.strip("/") or 0)

@@ -71,6 +71,8 @@ class ApiKey(models.Model):
 
     class Meta:
         db_table = "api_keys"
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.tenant}, {self.role})"
@@ -92,6 +94,8 @@ class GlobalSendingSwitch(models.Model):
 
     class Meta:
         db_table = "global_sending_switch"
+        verbose_name = "global sending switch"
+        verbose_name_plural = "global sending switches"
         constraints = [models.CheckConstraint(condition=models.Q(id=1), name="global_switch_single_row")]
 
     def __str__(self) -> str:
@@ -115,6 +119,7 @@ class AuditEntry(models.Model):
     class Meta:
         db_table = "audit_entries"
         ordering = ["-created_at"]
+        verbose_name = "audit entry"
         verbose_name_plural = "audit entries"
 
     def __str__(self) -> str:

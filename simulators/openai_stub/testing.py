@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from outreach.ai.client import KEY_PREFIX, _redis_client
+from outreach.ai.client import KEY_PREFIX, redis_client
 from simulators.openai_stub.server import start_stub
 
 
 def _clean() -> None:
-    r = _redis_client()
+    r = redis_client()
     keys = list(r.scan_iter(f"{KEY_PREFIX}:*"))
     if keys:
         r.delete(*keys)

@@ -10,9 +10,9 @@ from outreach.ai.client import (
     KEY_PREFIX,
     AIBusy,
     AIError,
-    _redis_client,
     complete_json,
     estimate_cost_usd,
+    redis_client,
     tenant_slot_release,
     tenant_slot_try_acquire,
 )
@@ -60,7 +60,7 @@ def test_429_with_retry_after_is_retried_honouring_the_header(stub, tenant):
     assert result.retry_delays == (0.0, 0.03)  # exactly what the server asked for, not our backoff
     statuses = list(AICall.objects.filter(tenant=tenant).order_by("id").values_list("status", flat=True))
     assert statuses == ["rate_limited", "rate_limited", "ok"]
-    assert _redis_client().zcard(f"{KEY_PREFIX}:sem:{tenant.pk}") == 0  # every attempt gave its slot back
+    assert redis_client().zcard(f"{KEY_PREFIX}:sem:{tenant.pk}") == 0  # every attempt gave its slot back
 
 
 def test_500_is_retried_with_backoff_then_succeeds(stub, tenant):
