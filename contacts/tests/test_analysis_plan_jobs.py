@@ -10,7 +10,7 @@ import base64
 import json
 
 import pytest
-from outreach.ai.testing import clean_ai_redis_fixture  # noqa: F401 - pytest fixture
+from simulators.openai_stub.testing import clean_ai_redis_fixture  # noqa: F401 - pytest fixture
 
 from campaigns.interface import PLAN_JOB_CHUNK, PLAN_JOB_STAGGER_SECONDS
 from campaigns.models import ContactCampaign
