@@ -211,3 +211,26 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- delivery helper (H2) ---
+import datetime as _dt  # noqa: E402 - kept inside this block until the merge
+
+# Settings messaging read with a fallback at the call site and that no settings file defined; same defaults.
+# Delivery (messaging/delivery/): a held message looks again this much later; HTTP attempts ending in 5xx /
+# refused before a message fails; a message left `sending` this long (far above the request timeout) is
+# re-queued or marked unknown; the lost-event sweep looks back this far in real time.
+SENDING_HOLD_RECHECK = _dt.timedelta(minutes=15)
+SENDGRID_SEND_MAX_ATTEMPTS = 5
+SENDING_LEASE = _dt.timedelta(minutes=10)
+LOST_SEND_EVENTS_LOOKBACK = _dt.timedelta(hours=6)
+# Webhooks (messaging/webhooks/): signed timestamps accepted this far ahead; soft bounces within 7 days
+# before the address is suppressed (for SUPPRESSION_SOFT_BOUNCE_HOURS);
+# a click this soon after delivery is a link scanner's; an address-only event is tied to the one tenant
+# that mailed the address within this many days; waiting deliveries a process task folds into its transaction.
+SENDGRID_WEBHOOK_MAX_FUTURE_SECONDS = 300
+SENDGRID_SOFT_BOUNCE_THRESHOLD = 3
+SENDGRID_SCANNER_CLICK_WINDOW_SECONDS = 10
+SENDGRID_ADDRESS_FALLBACK_DAYS = 30
+WEBHOOK_PROCESS_ABSORB_PENDING = 4
+# SendGrid's email validation API may use its own key; empty: SENDGRID_API_KEY.
+SENDGRID_VALIDATION_API_KEY = ""
