@@ -14,3 +14,15 @@ __all__ = ["EmailSenderIdentity", "InboundMessage", "MessageEvent", "OutboundMes
 # compliance or inbound directly. contacts asks why an address is blocked through the extension point it
 # declares (contacts.interface.address_block_reasons, provided by messaging/providers.py at start-up);
 # campaigns' presentation reads replies as the InboundMessage model above.
+
+# delivery, webhooks, senders ------------------------------------------------------------------------------
+# (docs/internal-interfaces/messaging-delivery.md). Delivery itself is reached by task name
+# (TaskName.DELIVER_MESSAGES, published by campaigns' dispatcher) and through the outbox table contract,
+# not by import; webhooks by HTTP. What is named here is what code outside messaging calls (the demo's seeding).
+from messaging.sendgrid.identities import sender_identity_create, sender_identity_sync  # noqa: E402
+
+# sender_identity_create(*, tenant, from_email, from_name, reply_to, nickname="") -> EmailSenderIdentity:
+#   registers the sender with SendGrid (which mails a verification link); ApplicationError on a refusal;
+#   created pending without a provider id when SendGrid cannot be reached (the sync registers it later).
+# sender_identity_sync(*, identity) -> EmailSenderIdentity: its verification status read from SendGrid.
+__all__ += ["sender_identity_create", "sender_identity_sync"]

@@ -42,8 +42,11 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import redis
 from django.conf import settings
+from redis.exceptions import NoScriptError, RedisError
 
+from messaging.models import SendRateLimit
 from outreach import clock
 
 logger = logging.getLogger(__name__)
@@ -52,7 +55,6 @@ KEY_PREFIX = "outreach:rl"
 WINDOWS: tuple[tuple[str, int], ...] = (("per_minute", 60), ("per_hour", 3600), ("per_day", 86400))
 UNAVAILABLE_RETRY = dt.timedelta(minutes=1)  # Redis down: limited messages wait this long (fail closed)
 KEY_GRACE_SECONDS = 60  # counters outlive their window by this much (real seconds)
-DEFAULT_CACHE_SECONDS = 5.0
 
 # SendGrid's automated IP warmup: hourly sends per IP by the IP's age in days (day 1 first), as published
 # (providers.md) for days 1-26. Days 27-41 are not published: extrapolated x1.4 a day (SendGrid's own
@@ -155,8 +157,6 @@ _RELEASE = _Script(_RELEASE_LUA)
 
 @functools.lru_cache(maxsize=4)
 def _redis(url: str):
-    import redis
-
     # Short timeouts: a stuck Redis must not stall a delivery batch (it fails closed instead).
     return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
 
@@ -175,8 +175,6 @@ def _pipeline(client, script: _Script, calls: Sequence[tuple[list[str], list]]) 
 def _run_pipelined(client, script: _Script, calls: Sequence[tuple[list[str], list]]) -> list:
     """Every call in one pipeline (one round trip). Calls answered NOSCRIPT did not run: load the
     script and run those (only those: the others ran, and must not run twice)."""
-    from redis.exceptions import NoScriptError
-
     results = _pipeline(client, script, calls)
     retry = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
     if retry:
@@ -229,9 +227,7 @@ def recipient_domain(address: str) -> str:
 def send_rate_limits_for_tenants(*, tenant_ids: Iterable[int]) -> dict[int, TenantLimits]:
     """The configured limits of these tenants: one query for those not cached. The cache lasts
     SEND_RATE_LIMITS_CACHE_SECONDS (an admin edit is enforced within that long)."""
-    from messaging.models import SendRateLimit
-
-    ttl = float(getattr(settings, "SEND_RATE_LIMITS_CACHE_SECONDS", DEFAULT_CACHE_SECONDS))
+    ttl = float(settings.SEND_RATE_LIMITS_CACHE_SECONDS)
     now = time.monotonic()
     found: dict[int, TenantLimits] = {}
     missing: list[int] = []
@@ -350,6 +346,83 @@ def _counters(*, tenant_id: int, scope: str, key: str, caps: Caps, now_ts: float
     return out
 
 
+class _CounterPlan:
+    """Which counters each candidate touches, grouped into one script call per tenant."""
+
+    def __init__(self, *, limits: dict[int, TenantLimits], now: dt.datetime) -> None:
+        self.limits = limits
+        self.now = now
+        self.now_ts = now.timestamp()
+        self.calls: dict[int, _TenantCall] = {}
+        self.unlimited: set[int] = set()  # message ids no limit applies to
+        self._memo: dict[tuple[int, str, str], list[_Counter]] = {}
+
+    def _counters_for(self, tenant_id: int, scope: str, key: str, caps: Caps) -> list[_Counter]:
+        memo_key = (tenant_id, scope, key)
+        found = self._memo.get(memo_key)
+        if found is None:
+            found = self._memo[memo_key] = _counters(tenant_id=tenant_id, scope=scope, key=key, caps=caps,
+                                                     now_ts=self.now_ts)
+        return found
+
+    def _candidate_counters(self, candidate: RateLimitCandidate) -> list[_Counter]:
+        tenant_limits = self.limits.get(candidate.tenant_id, _NO_LIMITS)
+        counters: list[_Counter] = []
+        if tenant_limits:
+            sender = candidate.sender_email.strip().lower()
+            domain = recipient_domain(candidate.to_address)
+            for scope, key in (("tenant", ""), ("sender", sender), ("recipient_domain", domain)):
+                caps = tenant_limits.caps(scope, key)
+                if caps:
+                    counters += self._counters_for(candidate.tenant_id, scope, key, caps)
+        if candidate.warmup_started_on is not None:
+            cap = warmup_hourly_cap(started_on=candidate.warmup_started_on, today=self.now.date())
+            if cap is not None:
+                counters += self._counters_for(candidate.tenant_id, "warmup", candidate.sender_email.strip().lower(),
+                                               ((3600, cap),))
+        return counters
+
+    def add(self, candidate: RateLimitCandidate) -> None:
+        counters = self._candidate_counters(candidate)
+        if not counters:
+            self.unlimited.add(candidate.message_id)
+            return
+        call = self.calls.get(candidate.tenant_id)
+        if call is None:
+            call = self.calls[candidate.tenant_id] = _TenantCall(candidate.tenant_id)
+        call.add(candidate.message_id, counters)
+
+
+def _record_results(decision: RateLimitDecision, ordered: list[_TenantCall], results: list,
+                    admitted: set[int]) -> None:
+    """Admitted messages are charged their counters; the others deferred to when their window has room."""
+    for call, flat in zip(ordered, results, strict=True):
+        for position, (message_id, indexes) in enumerate(call.messages):
+            block, ahead = int(flat[2 * position]), int(flat[2 * position + 1])
+            if block == 0:
+                admitted.add(message_id)
+                decision.charged[message_id] = (call.tenant_id, tuple(call.counters[i - 1].key for i in indexes))
+            else:
+                counter = call.counters[block - 1]
+                not_before = counter.window_end + dt.timedelta(seconds=counter.window_seconds * ahead)
+                decision.deferred[message_id] = Deferral(not_before, counter.reason)
+
+
+def _reserve_in_redis(decision: RateLimitDecision, ordered: list[_TenantCall], *, now: dt.datetime,
+                      admitted: set[int]) -> None:
+    try:
+        results = _run_pipelined(_redis_client(), _RESERVE, [call.script_call() for call in ordered])
+        decision.redis_calls = 1
+    except RedisError:
+        logger.exception("rate limiter unavailable: %d limited messages deferred",
+                         sum(len(c.messages) for c in ordered))
+        for call in ordered:
+            for message_id, _ in call.messages:
+                decision.deferred[message_id] = Deferral(now + UNAVAILABLE_RETRY, "rate_limited:unavailable")
+        return
+    _record_results(decision, ordered, results, admitted)
+
+
 def send_rate_limits_reserve(*, candidates: Sequence[RateLimitCandidate],
                              now: dt.datetime | None = None) -> RateLimitDecision:
     """Decide for a batch which messages may go now (their room is reserved) and when the others may.
@@ -363,69 +436,12 @@ def send_rate_limits_reserve(*, candidates: Sequence[RateLimitCandidate],
     if not candidates:
         return decision
     now = now or clock.now()
-    now_ts = now.timestamp()
-    limits = send_rate_limits_for_tenants(tenant_ids={c.tenant_id for c in candidates})
-    calls: dict[int, _TenantCall] = {}
-    memo: dict[tuple[int, str, str], list[_Counter]] = {}
-
-    def counters_for(tenant_id: int, scope: str, key: str, caps: Caps) -> list[_Counter]:
-        memo_key = (tenant_id, scope, key)
-        found = memo.get(memo_key)
-        if found is None:
-            found = memo[memo_key] = _counters(tenant_id=tenant_id, scope=scope, key=key, caps=caps, now_ts=now_ts)
-        return found
-
-    allowed_without_redis: set[int] = set()
+    plan = _CounterPlan(limits=send_rate_limits_for_tenants(tenant_ids={c.tenant_id for c in candidates}), now=now)
     for candidate in candidates:
-        tenant_limits = limits.get(candidate.tenant_id, _NO_LIMITS)
-        counters: list[_Counter] = []
-        if tenant_limits:
-            sender = candidate.sender_email.strip().lower()
-            domain = recipient_domain(candidate.to_address)
-            for scope, key in (("tenant", ""), ("sender", sender), ("recipient_domain", domain)):
-                caps = tenant_limits.caps(scope, key)
-                if caps:
-                    counters += counters_for(candidate.tenant_id, scope, key, caps)
-        if candidate.warmup_started_on is not None:
-            cap = warmup_hourly_cap(started_on=candidate.warmup_started_on, today=now.date())
-            if cap is not None:
-                counters += counters_for(candidate.tenant_id, "warmup", candidate.sender_email.strip().lower(),
-                                         ((3600, cap),))
-        if not counters:
-            allowed_without_redis.add(candidate.message_id)
-            continue
-        call = calls.get(candidate.tenant_id)
-        if call is None:
-            call = calls[candidate.tenant_id] = _TenantCall(candidate.tenant_id)
-        call.add(candidate.message_id, counters)
-
-    admitted: set[int] = set(allowed_without_redis)
-    if calls:
-        from redis.exceptions import RedisError
-
-        ordered = list(calls.values())
-        try:
-            results = _run_pipelined(_redis_client(), _RESERVE, [call.script_call() for call in ordered])
-            decision.redis_calls = 1
-        except RedisError:
-            logger.exception("rate limiter unavailable: %d limited messages deferred",
-                             sum(len(c.messages) for c in ordered))
-            for call in ordered:
-                for message_id, _ in call.messages:
-                    decision.deferred[message_id] = Deferral(now + UNAVAILABLE_RETRY, "rate_limited:unavailable")
-            results = None
-        if results is not None:
-            for call, flat in zip(ordered, results, strict=True):
-                for position, (message_id, indexes) in enumerate(call.messages):
-                    block, ahead = int(flat[2 * position]), int(flat[2 * position + 1])
-                    if block == 0:
-                        admitted.add(message_id)
-                        decision.charged[message_id] = (call.tenant_id,
-                                                        tuple(call.counters[i - 1].key for i in indexes))
-                    else:
-                        counter = call.counters[block - 1]
-                        not_before = counter.window_end + dt.timedelta(seconds=counter.window_seconds * ahead)
-                        decision.deferred[message_id] = Deferral(not_before, counter.reason)
+        plan.add(candidate)
+    admitted: set[int] = set(plan.unlimited)
+    if plan.calls:
+        _reserve_in_redis(decision, list(plan.calls.values()), now=now, admitted=admitted)
     decision.allowed = [c.message_id for c in candidates if c.message_id in admitted]
     return decision
 
@@ -444,8 +460,6 @@ def send_rate_limits_release(*, decision: RateLimitDecision, message_ids: Iterab
             amounts[key] = amounts.get(key, 0) + 1
     if not by_tenant:
         return
-    from redis.exceptions import RedisError
-
     calls = [(list(amounts), list(amounts.values())) for amounts in by_tenant.values()]
     try:
         _run_pipelined(_redis_client(), _RELEASE, calls)

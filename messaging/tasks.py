@@ -2,40 +2,54 @@
 
 All of these are idempotent (conditional claims, deduplicating inserts, row locks), so
 ``acks_late`` is safe: a task redelivered after a worker died repeats no side effect.
+
+Time limits: the soft limit raises inside the task, the hard one kills the worker process; what either
+leaves behind is what the sweeps already recover (rows left `sending` past SENDING_LEASE, deliveries left
+pending or failed), so a limit never loses work.
 """
 from __future__ import annotations
 
 import logging
 
 from celery import shared_task
+from django.conf import settings
+
+from messaging.delivery import outbound_messages_deliver, outbound_messages_recover_stale
+from messaging.sendgrid.errors import SendGridError
+from messaging.sendgrid.identities import sender_identities_sync
+from messaging.webhooks.processing import webhook_deliveries_due_for_retry, webhook_deliveries_process
+from outreach.queues import TaskName
 
 logger = logging.getLogger(__name__)
 
+# Retried deliveries processed per call by the retry sweep.
+RETRY_CHUNK = 20
 
-@shared_task(name="campaign_execution.deliver_messages", ignore_result=True, acks_late=True)
+
+# A batch of up to 500 sends whose requests each take up to SENDGRID_REQUEST_TIMEOUT_SECONDS; hard limit at
+# SENDING_LEASE (10 min): by then lease recovery treats the claim as dead anyway.
+@shared_task(name=TaskName.DELIVER_MESSAGES, ignore_result=True, acks_late=True, soft_time_limit=540,
+             time_limit=600)
 def deliver_messages(outbound_message_ids: list[int]) -> None:
-    from messaging.delivery import outbound_messages_deliver
-
     report = outbound_messages_deliver(outbound_message_ids=outbound_message_ids)
     logger.info("delivered: sent=%d held=%d suppressed=%d failed=%d retrying=%d rate_limited=%d unknown=%d "
                 "not_claimed=%d", len(report.sent), len(report.held), len(report.suppressed), len(report.failed),
                 len(report.retrying), len(report.rate_limited), len(report.unknown), len(report.not_claimed))
 
 
-@shared_task(name="campaign_execution.recover_stale_sends", ignore_result=True, acks_late=True)
+# Beat, every minute (expires at 90 s): bounded passes (1,000 stale claims, 20 pages of lost events per outcome).
+@shared_task(name=TaskName.RECOVER_STALE_SENDS, ignore_result=True, acks_late=True, soft_time_limit=120,
+             time_limit=180)
 def recover_stale_sends() -> None:
     """Beat, every minute: claims a dead worker left in `sending`, and outcomes (`sent`, `suppressed`,
     `send_failed`) the engine never heard because the worker died or the engine call failed after the batch."""
-    from messaging.delivery import outbound_messages_recover_stale
-
     outbound_messages_recover_stale()
 
 
-@shared_task(name="campaign_execution.sync_sender_identities", ignore_result=True, acks_late=True)
+# Beat, every 10 minutes: a few SendGrid API calls.
+@shared_task(name=TaskName.SYNC_SENDER_IDENTITIES, ignore_result=True, acks_late=True, soft_time_limit=120,
+             time_limit=180)
 def sync_sender_identities() -> None:
-    from messaging.sendgrid.errors import SendGridError
-    from messaging.sendgrid.identities import sender_identities_sync
-
     try:
         changed = sender_identities_sync()
     except SendGridError as exc:
@@ -45,23 +59,21 @@ def sync_sender_identities() -> None:
     logger.info("sender identities synced, %d changed status", changed)
 
 
-@shared_task(name="webhooks.process_deliveries", ignore_result=True, acks_late=True)
+# One transaction over a few POSTs of ~1,000 events each: seconds; a stuck one is left for the retry sweep.
+@shared_task(name=TaskName.PROCESS_WEBHOOK_DELIVERIES, ignore_result=True, acks_late=True, soft_time_limit=240,
+             time_limit=300)
 def process_deliveries(webhook_delivery_ids: list[int]) -> None:
-    from django.conf import settings
-
-    from messaging.webhooks.processing import ABSORB_PENDING, webhook_deliveries_process
-
-    absorb = getattr(settings, "WEBHOOK_PROCESS_ABSORB_PENDING", ABSORB_PENDING)
-    report = webhook_deliveries_process(delivery_ids=webhook_delivery_ids, absorb_pending=absorb)
+    report = webhook_deliveries_process(delivery_ids=webhook_delivery_ids,
+                                        absorb_pending=settings.WEBHOOK_PROCESS_ABSORB_PENDING)
     if report.failed:
         logger.warning("webhook deliveries failed (left for the retry sweep): %s", report.failed)
 
 
-@shared_task(name="webhooks.retry_deliveries", ignore_result=True, acks_late=True)
+# Beat, every minute: up to 400 deliveries, 20 a transaction.
+@shared_task(name=TaskName.RETRY_WEBHOOK_DELIVERIES, ignore_result=True, acks_late=True, soft_time_limit=540,
+             time_limit=600)
 def retry_deliveries() -> None:
     """Beat: pending deliveries whose task was lost, and failed ones due for another try."""
-    from messaging.webhooks.processing import webhook_deliveries_due_for_retry, webhook_deliveries_process
-
     ids = webhook_deliveries_due_for_retry()
-    for start in range(0, len(ids), 20):
-        webhook_deliveries_process(delivery_ids=ids[start:start + 20])
+    for start in range(0, len(ids), RETRY_CHUNK):
+        webhook_deliveries_process(delivery_ids=ids[start:start + RETRY_CHUNK])

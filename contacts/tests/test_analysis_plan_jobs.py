@@ -10,7 +10,6 @@ import base64
 import json
 
 import pytest
-from simulators.openai_stub.testing import clean_ai_redis_fixture  # noqa: F401 - pytest fixture
 
 from campaigns.interface import PLAN_JOB_CHUNK, PLAN_JOB_STAGGER_SECONDS
 from campaigns.models import ContactCampaign
@@ -19,6 +18,7 @@ from contacts.ai_tasks import analyse_leads
 from contacts.models import Contact
 from contacts.tests.factories import LeadFactory
 from outreach.ai.client import redis_client
+from simulators.openai_stub.testing import clean_ai_redis_fixture  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,5 @@
 """SendGrid: the client wrapper (``client``), error kinds (``errors``) and sender identities
-(``identities``). The identity services are importable from here or from ``messaging.services``.
+(``identities``). The identity services are importable from here too (the admin uses that).
 """
 from __future__ import annotations
 

@@ -190,7 +190,7 @@ def verified_sender_resend(*, sender_id: str, timeout: float | None = None) -> N
 
 def email_validate(*, email: str, source: str = "", timeout: float | None = None) -> dict:
     """POST /v3/validations/email: the ``result`` object (verdict, score, checks, suggestion)."""
-    api_key = getattr(settings, "SENDGRID_VALIDATION_API_KEY", "") or settings.SENDGRID_API_KEY
+    api_key = settings.SENDGRID_VALIDATION_API_KEY or settings.SENDGRID_API_KEY
     client = sendgrid_client(api_key=api_key)
     payload = {"email": email, **({"source": source} if source else {})}
     response = _call(client.client.validations.email.post, request_body=payload, timeout=_timeout(timeout))

@@ -14,6 +14,7 @@ from messaging.sendgrid import client as sg
 from messaging.sendgrid.errors import SendGridError, SendGridErrorKind
 from outreach import clock
 from outreach.errors import ApplicationError
+from outreach.tenancy.services import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -151,8 +152,6 @@ def sender_identity_set_paused(*, identity: EmailSenderIdentity, paused: bool, a
                                reason: str = "") -> EmailSenderIdentity:
     """Pause or resume sending from an identity, with an audit entry. Held messages are re-armed by
     their own timers (delivery re-checks at send time), so resuming needs no sweep here."""
-    from outreach.tenancy.services import audit_record
-
     with transaction.atomic():
         locked = EmailSenderIdentity.objects.select_for_update().select_related("tenant").get(pk=identity.pk)
         if locked.is_paused != paused:

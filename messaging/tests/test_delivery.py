@@ -8,12 +8,12 @@ import pytest
 from campaigns.models import Campaign, ContactCampaign, ScheduledAction
 from messaging import compliance
 from messaging.delivery import (
-    _claim,
     message_render,
     outbound_messages_deliver,
     outbound_messages_recover_stale,
     sanitise_html,
 )
+from messaging.delivery.claiming import claim as _claim
 from messaging.models import EmailSenderIdentity, OutboundMessage
 from messaging.sendgrid import client as sg
 from messaging.tests.factories import enrolled_message

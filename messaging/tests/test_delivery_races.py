@@ -19,7 +19,9 @@ from django.test.utils import CaptureQueriesContext
 from campaigns.models import Campaign, CampaignTransition, ContactCampaign, ScheduledAction
 from campaigns.services import contact_campaign_replace_plan
 from messaging import compliance, delivery
+from messaging.delivery import engine_feed, policy, recovery
 from messaging.models import CommunicationSuppression, ContactUnsubscribe, EmailSenderIdentity, OutboundMessage
+from messaging.sendgrid import client as sg
 from messaging.tests.factories import TEST_PLAN
 from messaging.tests.factories import enrolled_message as _enrolled_message
 from outreach import clock
@@ -52,7 +54,7 @@ def _mailed(sim) -> list[str]:
 
 def _meanwhile(monkeypatch, during_first_request) -> list[str]:
     """While the batch's first request is on the wire, run `during_first_request` (another process's work)."""
-    real_send = delivery.sg.mail_send
+    real_send = sg.mail_send
     calls: list[str] = []
 
     def send(*, body, timeout=None):
@@ -61,7 +63,7 @@ def _meanwhile(monkeypatch, during_first_request) -> list[str]:
             during_first_request()
         return real_send(body=body, timeout=timeout)
 
-    monkeypatch.setattr(delivery.sg, "mail_send", send)
+    monkeypatch.setattr(sg, "mail_send", send)
     return calls
 
 
@@ -248,7 +250,7 @@ def test_sent_event_is_not_lost_when_the_worker_dies_after_the_send(sim, monkeyp
     def killed(items):
         raise SystemExit("worker killed (OOM / SIGKILL) after marking sent, before feeding the engine")
 
-    monkeypatch.setattr(delivery, "_feed_engine", killed)
+    monkeypatch.setattr(engine_feed, "feed_engine", killed)
     with pytest.raises(SystemExit):
         delivery.outbound_messages_deliver(outbound_message_ids=[message.id])
     monkeypatch.undo()
@@ -273,15 +275,15 @@ def test_sent_event_is_not_lost_when_the_worker_dies_after_the_send(sim, monkeyp
 
 
 def test_engine_failure_after_the_batch_is_not_lost_but_fed_again_by_the_sweep(sim, monkeypatch, caplog):
-    import campaigns.services
+    import campaigns.interface
 
     message = enrolled_message()
 
     def engine_down(**kwargs):
         raise RuntimeError("engine unavailable")
 
-    monkeypatch.setattr(campaigns.services, "contact_campaigns_handle_events", engine_down)
-    monkeypatch.setattr(campaigns.services, "contact_campaign_handle_event", engine_down)
+    monkeypatch.setattr(campaigns.interface, "contact_campaigns_handle_events", engine_down)
+    monkeypatch.setattr(campaigns.interface, "contact_campaign_handle_event", engine_down)
     with caplog.at_level(logging.ERROR, logger="messaging.delivery"):
         assert delivery.outbound_messages_deliver(outbound_message_ids=[message.id]).sent == [message.id]
     assert not any("lost" in record.getMessage() for record in caplog.records)
@@ -305,7 +307,7 @@ def test_sent_fed_twice_is_recorded_as_a_duplicate_and_arms_nothing_more(sim, mo
     # batch's own call then brings the same `sent` again.
     message = enrolled_message()
     held_back: list[tuple] = []
-    monkeypatch.setattr(delivery, "_feed_engine", held_back.extend)
+    monkeypatch.setattr(engine_feed, "feed_engine", held_back.extend)
     delivery.outbound_messages_deliver(outbound_message_ids=[message.id])
     monkeypatch.undo()
     message.refresh_from_db()
@@ -314,7 +316,7 @@ def test_sent_fed_twice_is_recorded_as_a_duplicate_and_arms_nothing_more(sim, mo
     cc_id = message.contact_campaign_id
     assert _timers(cc_id) == 2
 
-    delivery._feed_engine(held_back)  # the batch's late call
+    engine_feed.feed_engine(held_back)  # the batch's late call
 
     cc = ContactCampaign.objects.get(id=cc_id)
     assert cc.node_sent_at == message.sent_at and cc.current_node_id == "email_intro" and _timers(cc_id) == 2
@@ -329,7 +331,7 @@ def test_lost_suppressed_and_send_failed_are_fed_again_too(sim, monkeypatch):
     ContactUnsubscribe.objects.create(tenant_id=suppressed.tenant_id, channel="email",
                                       channel_value="gone@acme.example", source="manual")
     OutboundMessage.objects.filter(id=refused.id).update(subject="")  # SendGrid answers 400
-    monkeypatch.setattr(delivery, "_feed_engine", lambda items: None)  # the engine never hears
+    monkeypatch.setattr(engine_feed, "feed_engine", lambda items: None)  # the engine never hears
     report = delivery.outbound_messages_deliver(outbound_message_ids=[suppressed.id, refused.id])
     assert report.suppressed == [suppressed.id] and report.failed == [refused.id]
     monkeypatch.undo()
@@ -347,7 +349,7 @@ def test_lost_suppressed_and_send_failed_are_fed_again_too(sim, monkeypatch):
 def test_sweep_skips_messages_whose_node_visit_is_over_or_older_than_the_lookback(sim, monkeypatch):
     moved_on = enrolled_message()
     too_old = enrolled_message(campaign=moved_on.contact_campaign.campaign)
-    monkeypatch.setattr(delivery, "_feed_engine", lambda items: None)
+    monkeypatch.setattr(engine_feed, "feed_engine", lambda items: None)
     delivery.outbound_messages_deliver(outbound_message_ids=[moved_on.id, too_old.id])
     monkeypatch.undo()
     # moved_on's contact campaign has entered another node visit since (its row is no longer this node's).
@@ -361,7 +363,7 @@ def test_sweep_skips_messages_whose_node_visit_is_over_or_older_than_the_lookbac
 
 def test_sweep_pages_through_more_lost_events_than_one_page(sim, monkeypatch):
     messages = [enrolled_message(email=f"lead{i}@acme.example") for i in range(5)]
-    monkeypatch.setattr(delivery, "_feed_engine", lambda items: None)
+    monkeypatch.setattr(engine_feed, "feed_engine", lambda items: None)
     delivery.outbound_messages_deliver(outbound_message_ids=[m.id for m in messages])
     monkeypatch.undo()
     monkeypatch.setattr(clock, "now", lambda: dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2))
@@ -377,7 +379,7 @@ def test_a_start_refused_for_a_reason_already_undone_is_held_for_now_not_sent(si
     # E.g. a tenant pause lifted between the refusing statement and the re-read: the message goes back to
     # the queue for the dispatcher's next tick, never out on a check the guarded statement did not make.
     message = enrolled_message()
-    monkeypatch.setattr(delivery, "_start_request", lambda *args, **kwargs: False)
+    monkeypatch.setattr(policy, "start_request", lambda *args, **kwargs: False)
     before = clock.now()
 
     report = delivery.outbound_messages_deliver(outbound_message_ids=[message.id])
@@ -395,14 +397,14 @@ def test_the_beat_task_feeds_unheard_outcomes_even_when_stale_claim_recovery_fai
     from messaging.tasks import recover_stale_sends
 
     message = enrolled_message()
-    monkeypatch.setattr(delivery, "_feed_engine", lambda items: None)
+    monkeypatch.setattr(engine_feed, "feed_engine", lambda items: None)
     delivery.outbound_messages_deliver(outbound_message_ids=[message.id])
     monkeypatch.undo()
 
     def broken(**kwargs):
         raise RuntimeError("stale claim recovery failed")
 
-    monkeypatch.setattr(delivery, "_recover_stale_claims", broken)
+    monkeypatch.setattr(recovery, "_recover_stale_claims", broken)
     monkeypatch.setattr(clock, "now", lambda: dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2))
     with pytest.raises(RuntimeError):
         recover_stale_sends()

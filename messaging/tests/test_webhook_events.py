@@ -274,6 +274,18 @@ def test_repeated_soft_bounces_suppress_the_address_for_a_while(client, sim, sen
     assert ContactCampaign.objects.get(id=sent.contact_campaign_id).status == "active"  # soft does not stop
 
 
+def test_a_soft_bounce_suppression_lasts_suppression_soft_bounce_hours(client, sim, sent, settings):
+    settings.SUPPRESSION_SOFT_BOUNCE_HOURS = 5
+    now = int(time.time())
+    post(client, sim.private_key, [sendgrid_event(sent, "bounce", type="blocked", reason="421 try later",
+                                                  timestamp=now - 600 * k) for k in (0, 1, 2)])
+    process_all()
+
+    row = CommunicationSuppression.objects.get(value=sent.to_address)
+    assert row.reason == "soft_bounce"
+    assert dt.timedelta(hours=4, minutes=59) < row.expires_at - row.created_at < dt.timedelta(hours=5, minutes=1)
+
+
 def test_async_bounce_without_message_id_is_linked_to_the_address_latest_message(client, sim, sent):
     event = sendgrid_event(None, "bounce", email=sent.to_address.upper(), type="bounce", reason="550 gone")
     post(client, sim.private_key, [event])
@@ -408,14 +420,14 @@ def test_unknown_send_is_settled_as_sent_by_a_later_event_exactly_once(client, s
 
 def test_failed_processing_leaves_the_delivery_failed_and_a_retry_stores_everything(client, sim, sent,
                                                                                     monkeypatch):
-    import campaigns.services
+    import campaigns.interface
 
-    real = campaigns.services.contact_campaigns_handle_events
+    real = campaigns.interface.contact_campaigns_handle_events
 
     def broken(**kwargs):
         raise RuntimeError("engine down")
 
-    monkeypatch.setattr(campaigns.services, "contact_campaigns_handle_events", broken)
+    monkeypatch.setattr(campaigns.interface, "contact_campaigns_handle_events", broken)
     post(client, sim.private_key, [sendgrid_event(sent, "delivered"),
                                    sendgrid_event(sent, "open", useragent=HUMAN_UA)])
     process_all()
@@ -424,7 +436,7 @@ def test_failed_processing_leaves_the_delivery_failed_and_a_retry_stores_everyth
     assert delivery.status == "failed" and "engine down" in delivery.error and delivery.attempts == 1
     assert MessageEvent.objects.count() == 0  # nothing half-stored
 
-    monkeypatch.setattr(campaigns.services, "contact_campaigns_handle_events", real)
+    monkeypatch.setattr(campaigns.interface, "contact_campaigns_handle_events", real)
     WebhookDelivery.objects.update(received_at=delivery.received_at - dt.timedelta(minutes=5))
     assert webhook_deliveries_due_for_retry() == [delivery.id]
     webhook_deliveries_process(delivery_ids=webhook_deliveries_due_for_retry())

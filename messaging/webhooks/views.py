@@ -15,14 +15,15 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from messaging.inbound import inbound_form_problem
 from messaging.models import WebhookDelivery
-from messaging.webhooks import processing
+from messaging.webhooks.events import event_batch_problem
 from messaging.webhooks.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signed_webhook
+from messaging.webhooks.store import webhook_delivery_store
 from outreach import clock
 
 logger = logging.getLogger(__name__)
 
-MAX_FUTURE_SECONDS = 300
 EVENTS_MAX_BYTES = 16 * 1024 * 1024  # SendGrid posts ~768 KB batches; far above, but bounded
 INBOUND_MAX_BYTES = 40 * 1024 * 1024  # SendGrid caps inbound mail at 30 MB; multipart adds overhead
 
@@ -58,7 +59,7 @@ def sendgrid_events(request: HttpRequest) -> HttpResponse:
         body=body,
         now_epoch=clock.now().timestamp(),
         max_age_seconds=settings.SENDGRID_WEBHOOK_MAX_AGE_SECONDS,
-        max_future_seconds=getattr(settings, "SENDGRID_WEBHOOK_MAX_FUTURE_SECONDS", MAX_FUTURE_SECONDS),
+        max_future_seconds=settings.SENDGRID_WEBHOOK_MAX_FUTURE_SECONDS,
     )
     if not check.ok:
         logger.warning("sendgrid event webhook rejected: %s", check.reason)
@@ -67,10 +68,10 @@ def sendgrid_events(request: HttpRequest) -> HttpResponse:
         events = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         return _error(400, f"malformed JSON: {exc}")
-    problem = processing.event_batch_problem(events)
+    problem = event_batch_problem(events)
     if problem:
         return _error(400, problem)
-    delivery_id = processing.webhook_delivery_store(
+    delivery_id = webhook_delivery_store(
         kind=WebhookDelivery.Kind.SENDGRID_EVENTS,
         body=body,
         headers={
@@ -99,12 +100,10 @@ def sendgrid_inbound(request: HttpRequest, secret: str) -> HttpResponse:
     if body is None:
         return _error(413, "message too large")
     content_type = request.META.get("CONTENT_TYPE", "")
-    from messaging.inbound import inbound_form_problem
-
     problem = inbound_form_problem(body=body, content_type=content_type)
     if problem:
         return _error(400, problem)
-    delivery_id = processing.webhook_delivery_store(
+    delivery_id = webhook_delivery_store(
         kind=WebhookDelivery.Kind.SENDGRID_INBOUND,
         body=body,
         headers={"content_type": content_type, "user_agent": request.headers.get("User-Agent", "")},

@@ -1,0 +1,105 @@
+"""Raw storage and deduplication: the POSTed body once, each event once.
+
+Duplicates are normal (providers.md): the same POST can arrive twice (`payload_hash` unique), and the same
+event can arrive many times, sometimes with a new ``sg_event_id``. Two unique keys of message_events catch
+both: ``(provider, provider_event_id)`` and the content ``dedupe_key`` (message, recipient, event,
+timestamp, url/reason). The bulk statements bind server-side with binary parameters (``%b``) through
+`outreach.db.fast_cursor`: every element of a 1,000-item array parameter, and every byte of a 400 KB body,
+would otherwise be quoted into the SQL text in Python.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+import orjson
+
+from messaging.webhooks.events import NormalisedEvent
+from outreach import clock
+from outreach.db import fast_cursor
+from outreach.publishing import publish_after_commit
+from outreach.queues import TaskName
+
+INSERT_CHUNK = 5000
+
+
+def webhook_delivery_store(
+    *, kind: str, body: bytes, headers: dict, signature_valid: bool | None, event_count: int
+) -> int | None:
+    """Store a raw POST once (payload_hash unique). Returns its id, or None for a byte-identical repeat.
+
+    Processing is enqueued after commit, so a worker never sees a row that was rolled back; if the broker
+    is down the row is stored all the same and the retry sweep (webhooks.retry_deliveries) picks it up.
+    """
+    payload_hash = hashlib.sha256(body).hexdigest()
+    with fast_cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO webhook_deliveries (kind, body, headers, payload_hash, signature_valid, status, "
+            "event_count, error, attempts, received_at) VALUES (%s, %b, %s::jsonb, %s, %s, 'pending', %s, '', 0, "
+            "%s) ON CONFLICT (payload_hash) DO NOTHING RETURNING id",
+            [kind, body, orjson.dumps(headers).decode(), payload_hash, signature_valid, event_count, clock.now()],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    delivery_id = int(row[0])
+    publish_after_commit(TaskName.PROCESS_WEBHOOK_DELIVERIES, args=[[delivery_id]])
+    return delivery_id
+
+
+def events_unique(events: list[NormalisedEvent]) -> list[NormalisedEvent]:
+    """The batch without its own repeats (same content key or same provider event id), first one kept."""
+    seen_keys: set[str] = set()
+    seen_ids: set[str] = set()
+    unique: list[NormalisedEvent] = []
+    for event in events:
+        if event.dedupe_key in seen_keys or (event.provider_event_id and event.provider_event_id in seen_ids):
+            continue
+        seen_keys.add(event.dedupe_key)
+        if event.provider_event_id:
+            seen_ids.add(event.provider_event_id)
+        unique.append(event)
+    return unique
+
+
+_INSERT_EVENTS_SQL = """
+INSERT INTO message_events (tenant_id, outbound_message_id, webhook_delivery_id, provider, event_type,
+    provider_event_id, dedupe_key, email, url, is_machine, bounce_type, reason, occurred_at, raw, created_at)
+SELECT t, m, w, 'sendgrid', et, pe, dk, em, u, im, bt, rs, oa, r::jsonb, %b
+FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[],
+            %b::text[], %b::bool[], %b::text[], %b::text[], %b::timestamptz[], %b::text[])
+     AS x(t, m, w, et, pe, dk, em, u, im, bt, rs, oa, r)
+ON CONFLICT DO NOTHING
+RETURNING dedupe_key
+"""
+
+
+def _insert_params(now: dt.datetime, chunk: list[NormalisedEvent]) -> list[Any]:
+    return [
+        now,
+        [e.tenant_id for e in chunk],
+        [e.message["id"] if e.message else None for e in chunk],
+        [e.delivery_id for e in chunk],
+        [e.event_type for e in chunk],
+        [e.provider_event_id for e in chunk],
+        [e.dedupe_key for e in chunk],
+        [e.email for e in chunk],
+        [e.url for e in chunk],
+        [e.is_machine for e in chunk],
+        [e.bounce_type for e in chunk],
+        [e.reason for e in chunk],
+        [e.occurred_at for e in chunk],
+        [e.raw_json for e in chunk],
+    ]
+
+
+def events_insert(events: list[NormalisedEvent]) -> set[str]:
+    """Deduplicating bulk insert; returns the dedupe keys of the rows that were new."""
+    new_keys: set[str] = set()
+    now = clock.now()
+    with fast_cursor() as cursor:
+        for start in range(0, len(events), INSERT_CHUNK):
+            cursor.execute(_INSERT_EVENTS_SQL, _insert_params(now, events[start:start + INSERT_CHUNK]))
+            new_keys.update(row[0] for row in cursor.fetchall())
+    return new_keys
