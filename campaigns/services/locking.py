@@ -21,7 +21,7 @@ from outreach.errors import ApplicationError
 # that row locks are held for milliseconds.
 HANDLE_CHUNK = 1000
 
-LIVE_STATUSES = (ContactCampaign.Status.PENDING, ContactCampaign.Status.ACTIVE, ContactCampaign.Status.PAUSED)
+LIVE_STATUSES = ContactCampaign.LIVE_STATUSES
 
 
 @dataclass
