@@ -30,7 +30,8 @@ import json
 import re
 from typing import Any
 
-from campaigns.dsl import PLAN_VERSION, is_iana_timezone
+from campaigns.dsl import PLAN_VERSION
+from outreach.timezones import is_iana_timezone
 
 QUIET_HOURS = {"start": "20:00", "end": "08:00"}
 SEND_DAYS = ["mon", "tue", "wed", "thu", "fri"]
