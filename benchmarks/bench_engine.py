@@ -146,7 +146,7 @@ def _load_actions(tenant_id: int, campaign_id: int, ccs: list[int]) -> None:
 
 def _bench_dispatcher() -> None:
     from campaigns.dispatcher import claim_due_batch
-    from campaigns.selectors import send_holds
+    from campaigns.holds import send_holds
     from outreach import clock
 
     _purge_broker()

@@ -20,7 +20,6 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
 from campaigns.models import Campaign, CampaignPlanVersion, CampaignTransition, ContactCampaign, ScheduledAction
-from contacts.models import Channel
 from outreach.admin import (
     BigTableAdmin,
     OwnerDeletesHistoryMixin,
@@ -30,6 +29,7 @@ from outreach.admin import (
     TenantConsistentForm,
     static_choices_filter,
 )
+from outreach.channels import Channel
 
 ADMIN_REASON = "admin console"
 EXCERPT_CHARS = 240
@@ -180,43 +180,57 @@ def plan_steps(plan: Any, *, current_node_id: str = "", visited: frozenset[str] 
     return steps
 
 
+def _transition_details(data: dict[str, Any], item: dict[str, Any]) -> list[str]:
+    details = []
+    if data["to_status"] and data["to_status"] != data["from_status"]:
+        details.append(f"status {data['from_status'] or 'new'} → {data['to_status']}")
+    if data["reason"]:
+        details.append(f"reason: {data['reason']}")
+    details.append(f"visit {data['node_visit']}")
+    return details
+
+
+def _message_details(data: dict[str, Any], item: dict[str, Any]) -> list[str]:
+    reason = f" ({data['status_reason']})" if data["status_reason"] else ""
+    return [f"to {data['to_address']}", f"outbox: {data['status']}{reason}",
+            f"delivery: {data['delivery_status'] or '-'}"]
+
+
+def _event_details(data: dict[str, Any], item: dict[str, Any]) -> list[str]:
+    details = []
+    if data["is_machine"]:
+        details.append("machine")
+    elif item["event"] in ("open", "click"):
+        details.append("human")
+    if data["bounce_type"]:
+        details.append(f"bounce: {data['bounce_type']}")
+    details.extend(data[key][:120] for key in ("url", "reason") if data[key])
+    return details
+
+
+def _reply_details(data: dict[str, Any], item: dict[str, Any]) -> list[str]:
+    details = [f"classified: {data['classification'] or 'not yet'}"]
+    if data["is_auto_reply"]:
+        details.append("auto-reply")
+    if data["stop_request"]:
+        details.append("asks to stop")
+    details.append(_excerpt(data["text"] or "")[:160])
+    return details
+
+
+_DETAILS = {"transition": _transition_details, "message": _message_details, "event": _event_details,
+            "reply": _reply_details}
+
+
 def _timeline_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The timeline selector's items with one "details" line each, for the table."""
     rows = []
     for item in items:
         data, kind = item["data"], item["kind"]
-        details: list[str] = []
-        url = ""
-        if kind == "transition":
-            if data["to_status"] and data["to_status"] != data["from_status"]:
-                details.append(f"status {data['from_status'] or 'new'} → {data['to_status']}")
-            if data["reason"]:
-                details.append(f"reason: {data['reason']}")
-            details.append(f"visit {data['node_visit']}")
-        elif kind == "message":
-            details.append(f"to {data['to_address']}")
-            details.append(f"outbox: {data['status']}" + (f" ({data['status_reason']})" if data["status_reason"]
-                                                            else ""))
-            details.append(f"delivery: {data['delivery_status'] or '-'}")
-            url = reverse("admin:messaging_outboundmessage_change", args=[data["message_id"]])
-        elif kind == "event":
-            if data["is_machine"]:
-                details.append("machine")
-            elif item["event"] in ("open", "click"):
-                details.append("human")
-            if data["bounce_type"]:
-                details.append(f"bounce: {data['bounce_type']}")
-            if data["url"]:
-                details.append(data["url"][:120])
-            if data["reason"]:
-                details.append(data["reason"][:120])
-        elif kind == "reply":
-            details.append(f"classified: {data['classification'] or 'not yet'}")
-            if data["is_auto_reply"]:
-                details.append("auto-reply")
-            if data["stop_request"]:
-                details.append("asks to stop")
-            details.append(_excerpt(data["text"] or "")[:160])
+        describe = _DETAILS.get(kind)
+        details = describe(data, item) if describe is not None else []
+        url = reverse("admin:messaging_outboundmessage_change", args=[data["message_id"]]) if kind == "message" \
+            else ""
         rows.append({**item, "details": "; ".join(d for d in details if d), "url": url,
                      "is_machine": kind == "event" and data["is_machine"]})
     return rows

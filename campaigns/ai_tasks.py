@@ -5,6 +5,7 @@ import datetime as dt
 import logging
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import OperationalError
 
@@ -14,20 +15,25 @@ from campaigns.generation import (
     contact_campaigns_requeue_stale_generation,
 )
 from campaigns.models import ContactCampaign
+from outreach.publishing import publish
+from outreach.queues import TaskName
 
 logger = logging.getLogger(__name__)
 
-GENERATE_PLANS_TASK = "campaign_creation.generate_plans"
 # After this many deferrals (the tenant's AI cap stayed full), the built-in planner writes the plan:
 # a contact waiting for minutes is fine, one waiting forever is not.
 MAX_DEFERRALS = 5
 MAX_DEFER_COUNTDOWN_SECONDS = 60
+GENERATE_SOFT_LIMIT_SECONDS = 1800
 
 
 # acks_late: idempotent. contact_campaign_generate_plan does nothing for a contact campaign that is no
 # longer pending or already has a plan, and a Redis lock keeps two workers off the same one.
-@shared_task(name=GENERATE_PLANS_TASK, ignore_result=True, acks_late=True,
-             autoretry_for=(OperationalError,), retry_backoff=5, max_retries=5)
+# Limits: a batch is up to 500 plans (enrolment publishes 500 ids a message, the lead analysis 20), each one
+# or two model calls; at the soft limit the rest of the batch is handed back as a new message.
+@shared_task(name=TaskName.GENERATE_PLANS, ignore_result=True, acks_late=True,
+             autoretry_for=(OperationalError,), retry_backoff=5, max_retries=5,
+             soft_time_limit=GENERATE_SOFT_LIMIT_SECONDS, time_limit=GENERATE_SOFT_LIMIT_SECONDS + 120)
 def generate_plans(contact_campaign_ids: list[int], deferrals: int = 0) -> None:
     ids = [int(i) for i in contact_campaign_ids]
     by_id = {cc.pk: cc for cc in ContactCampaign.objects.filter(pk__in=ids)}
@@ -41,13 +47,16 @@ def generate_plans(contact_campaign_ids: list[int], deferrals: int = 0) -> None:
         except PlanGenerationDeferred as exc:
             # The tenant's AI capacity is in use: hand the rest of the batch back with a short countdown
             # (seconds, bounded) instead of holding this worker or dropping to the fallback at once.
-            from outreach.celery import app
-
             rest = ids[index:]
             countdown = max(1, min(MAX_DEFER_COUNTDOWN_SECONDS, int(exc.retry_after + 0.999)))
             logger.info("deferring %d plan(s) by %ss: %s", len(rest), countdown, exc)
-            app.send_task(GENERATE_PLANS_TASK, args=[rest], kwargs={"deferrals": deferrals + 1},
-                          countdown=countdown)
+            publish(TaskName.GENERATE_PLANS, args=[rest], kwargs={"deferrals": deferrals + 1}, countdown=countdown)
+            return
+        except SoftTimeLimitExceeded:
+            # Out of time: the plans stored so far stay; the rest (this one included) goes out again.
+            rest = ids[index:]
+            logger.warning("plan batch out of time; handing %d plan(s) back", len(rest))
+            publish(TaskName.GENERATE_PLANS, args=[rest], kwargs={"deferrals": deferrals})
             return
         except OperationalError:
             raise  # the database is away: let autoretry run the whole (idempotent) batch again
@@ -56,7 +65,7 @@ def generate_plans(contact_campaign_ids: list[int], deferrals: int = 0) -> None:
             logger.exception("contact campaign %s: plan generation failed", cc_id)
 
 
-@shared_task(name="campaign_creation.requeue_stale_generation", ignore_result=True)
+@shared_task(name=TaskName.REQUEUE_STALE_GENERATION, ignore_result=True, soft_time_limit=60, time_limit=90)
 def requeue_stale_generation() -> None:
     """Beat: enrolments still waiting for a plan long after enrolment get their job published again."""
     requeued = contact_campaigns_requeue_stale_generation(

@@ -105,6 +105,41 @@ def _greeting_problem(text: str, first_name: str, last_name: str) -> str | None:
     return f"the greeting names {name!r}, but the contact is {who!r}; greet the contact by their real first name"
 
 
+def _field_problems(path: str, value: str, allowed: list[str]) -> list[dict[str, str]]:
+    """Placeholders left in one copy field, and links outside the allowed domains (the first of each)."""
+    problems = []
+    for pattern, what in _PLACEHOLDERS:
+        found = pattern.search(value)
+        if found:
+            problems.append({"path": path, "message": f"contains {what}: {found.group(0)[:40]!r}; write the real text"})
+            break
+    for host in _link_hosts(value):
+        if not _host_allowed(host, allowed):
+            allowed_text = ", ".join(allowed) if allowed else "none (no links allowed)"
+            problems.append({"path": path, "message": f"links to {host!r}; allowed link domains: {allowed_text}"})
+            break
+    return problems
+
+
+def _text_problems(path: str, text: str, *, is_first_email: bool, first_name: str, last_name: str
+                   ) -> list[dict[str, str]]:
+    """Length, greeting and (in the first email) the contact's name of a message's text."""
+    problems = []
+    if len(text) > MAX_TEXT_CHARS:
+        problems.append({"path": path, "message": f"text is {len(text)} characters; keep it under {MAX_TEXT_CHARS}"})
+    elif len(text.strip()) < MIN_TEXT_CHARS:
+        problems.append({"path": path, "message": "text is too short to be an email"})
+    greeting = _greeting_problem(text, first_name, last_name)
+    if greeting:
+        problems.append({"path": path, "message": greeting})
+    if is_first_email and first_name and _norm_name(first_name.split(" ")[0]) not in {
+        _norm_name(t) for t in re.split(r"[\s,!:;.?]+", text)
+    }:
+        problems.append({"path": path,
+                         "message": f"the first email does not address the contact by name ({first_name!r})"})
+    return problems
+
+
 def copy_problems(
     *,
     plan: Mapping[str, Any],
@@ -115,44 +150,21 @@ def copy_problems(
     """Every copy problem of a (schema-valid) plan, as {"path", "message"} dicts; [] when clean."""
     allowed = [d for d in allowed_link_domains if d]
     problems: list[dict[str, str]] = []
-    nodes = plan.get("nodes") or []
     start_id = plan.get("startNodeId")
-    for index, node in enumerate(nodes):
+    for index, node in enumerate(plan.get("nodes") or []):
         if not isinstance(node, Mapping) or node.get("type") != "send":
             continue
         message = node.get("message") or {}
         base = f"nodes[{index}].message"
-        fields = [(key, message.get(key)) for key in ("subject", "text", "html") if isinstance(message.get(key), str)]
-        for key, value in fields:
-            for pattern, what in _PLACEHOLDERS:
-                found = pattern.search(value)
-                if found:
-                    problems.append({"path": f"{base}.{key}",
-                                     "message": f"contains {what}: {found.group(0)[:40]!r}; write the real text"})
-                    break
-            for host in _link_hosts(value):
-                if not _host_allowed(host, allowed):
-                    allowed_text = ", ".join(allowed) if allowed else "none (no links allowed)"
-                    problems.append({"path": f"{base}.{key}",
-                                     "message": f"links to {host!r}; allowed link domains: {allowed_text}"})
-                    break
+        for key in ("subject", "text", "html"):
+            if isinstance(message.get(key), str):
+                problems += _field_problems(f"{base}.{key}", message[key], allowed)
         subject = message.get("subject")
         if isinstance(subject, str) and len(subject) > MAX_SUBJECT_CHARS:
             problems.append({"path": f"{base}.subject",
                              "message": f"subject is {len(subject)} characters; keep it under {MAX_SUBJECT_CHARS}"})
         text = message.get("text")
         if isinstance(text, str):
-            if len(text) > MAX_TEXT_CHARS:
-                problems.append({"path": f"{base}.text",
-                                 "message": f"text is {len(text)} characters; keep it under {MAX_TEXT_CHARS}"})
-            elif len(text.strip()) < MIN_TEXT_CHARS:
-                problems.append({"path": f"{base}.text", "message": "text is too short to be an email"})
-            greeting = _greeting_problem(text, first_name, last_name)
-            if greeting:
-                problems.append({"path": f"{base}.text", "message": greeting})
-            if node.get("id") == start_id and first_name and _norm_name(first_name.split(" ")[0]) not in {
-                _norm_name(t) for t in re.split(r"[\s,!:;.?]+", text)
-            }:
-                problems.append({"path": f"{base}.text",
-                                 "message": f"the first email does not address the contact by name ({first_name!r})"})
+            problems += _text_problems(f"{base}.text", text, is_first_email=node.get("id") == start_id,
+                                       first_name=first_name, last_name=last_name)
     return problems

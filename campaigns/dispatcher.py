@@ -23,11 +23,13 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
+from campaigns.holds import HELD_SEND_SQL, SendHolds, send_holds
 from campaigns.models import ContactCampaign
 from campaigns.scheduling import next_send_time
-from campaigns.selectors import HELD_SEND_SQL, SendHolds, send_holds
-from campaigns.services import DELIVER_TASK, PUBLISH_CHUNK, RUN_ACTIONS_TASK, publish_ids
+from campaigns.services.outbox import OUTBOX_QUEUED, OUTBOX_TABLE
 from outreach import clock
+from outreach.publishing import PUBLISH_CHUNK, publish_ids
+from outreach.queues import TaskName
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ class DispatchStats:
 
 
 def lease_seconds() -> float:
-    return float(getattr(settings, "CAMPAIGN_ACTION_LEASE_SECONDS", 300))
+    return float(settings.CAMPAIGN_ACTION_LEASE_SECONDS)
 
 
 def _split(rows: list[tuple[Any, ...]]) -> tuple[list[int], list[int], int]:
@@ -92,8 +94,8 @@ def _split(rows: list[tuple[Any, ...]]) -> tuple[list[int], list[int], int]:
 
 
 def _publish(deliver: list[int], run: list[int], chunk: int) -> int:
-    return (publish_ids(task_name=DELIVER_TASK, ids=deliver, chunk=chunk)
-            + publish_ids(task_name=RUN_ACTIONS_TASK, ids=run, chunk=chunk))
+    return (publish_ids(task_name=TaskName.DELIVER_MESSAGES, ids=deliver, chunk=chunk)
+            + publish_ids(task_name=TaskName.RUN_ACTIONS, ids=run, chunk=chunk))
 
 
 def claim_due_batch(*, now: dt.datetime, holds: SendHolds, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -166,12 +168,12 @@ def recover_leases(*, now: dt.datetime, holds: SendHolds, batch_size: int = DEFA
     cutoff = now - dt.timedelta(seconds=lease_seconds())
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             SELECT sa.id, sa.kind, sa.tenant_id, sa.campaign_id, sa.outbound_message_id, sa.attempts, om.status,
                    cc.status
             FROM scheduled_actions sa
             JOIN contact_campaigns cc ON cc.id = sa.contact_campaign_id
-            LEFT JOIN outbound_messages om ON om.id = sa.outbound_message_id
+            LEFT JOIN {OUTBOX_TABLE} om ON om.id = sa.outbound_message_id
             WHERE sa.status = 'claimed' AND sa.claimed_at < %s
             ORDER BY sa.claimed_at
             LIMIT %s
@@ -187,7 +189,7 @@ def recover_leases(*, now: dt.datetime, holds: SendHolds, batch_size: int = DEFA
         run: list[int] = []
         for action_id, kind, tenant_id, campaign_id, outbound_id, attempts, om_status, cc_status in rows:
             if kind == "send":
-                if om_status != "queued":
+                if om_status != OUTBOX_QUEUED:
                     new_status["done"].append(action_id)  # delivery took it (or it was canceled)
                 elif cc_status == "paused" or holds.holds(tenant_id=tenant_id, campaign_id=campaign_id):
                     new_status["held"].append(action_id)

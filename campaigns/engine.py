@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
 from campaigns.dsl import (
     ENGINE_EVENTS,
     POLICY_EVENTS,
-    REPLY_EVENTS,
     SYNTHETIC_EVENTS,
     Plan,
     SendNode,
@@ -26,180 +25,95 @@ from campaigns.dsl import (
     transition_matches_event,
 )
 from campaigns.durations import parse_duration
+from campaigns.engine_types import (
+    ACTIVE,
+    CANCELED,
+    COMPLETED,
+    FAILED,
+    FINAL_STATUSES,
+    FLAG_CLICK,
+    FLAG_OPEN,
+    FLAG_REPLY,
+    HELD,
+    HUMAN_REPLY_EVENTS,
+    MAX_RETURN_DATE_AHEAD,
+    MESSAGE_EVENTS,
+    MOVED,
+    PAUSED,
+    PENDING,
+    RECORDED,
+    REPLAN,
+    RUNNING_STATUSES,
+    SENT_EVIDENCE_EVENTS,
+    STALE,
+    START,
+    STOPPED,
+    STOPPED_OUTCOME,
+    SYNTHETIC_FLAG,
+    UPDATED,
+    WAIT_ELAPSED,
+    Action,
+    CancelTimers,
+    Decision,
+    EngineEvent,
+    EngineState,
+    PlanReplaceRefused,
+    RescheduleSend,
+    ScheduleTimeout,
+    ScheduleWait,
+    SendConfirmed,
+    SendMessage,
+    Stop,
+    TransitionRecord,
+)
 
-# Contact campaign statuses (the values of ContactCampaign.Status; the core does not import models).
-PENDING = "pending"
-ACTIVE = "active"
-PAUSED = "paused"
-COMPLETED = "completed"
-STOPPED = "stopped"
-CANCELED = "canceled"
-FAILED = "failed"
-FINAL_STATUSES = frozenset({COMPLETED, STOPPED, CANCELED, FAILED})
-RUNNING_STATUSES = frozenset({ACTIVE, PAUSED})
-
-WAIT_ELAPSED = "wait_elapsed"
-START = "start"  # the event name recorded for entering the start node
-REPLAN = "plan_replaced"  # recorded when a new plan version takes over
-
-# A human reply: any reply but the out-of-office auto-reply.
-HUMAN_REPLY_EVENTS = REPLY_EVENTS - {"reply_ooo"}
-# Events about one message; when they name a node the campaign has left, they move nothing.
-MESSAGE_EVENTS = frozenset({"sent", "delivered", "open", "click"})
-# Proof that this node's message went out, so its timeouts can be armed even if `sent` is missing or late.
-SENT_EVIDENCE_EVENTS = frozenset({"sent", "delivered", "open", "click"})
-
-# An out-of-office return date further ahead than this is not believed (a typo, a template gone wrong, a hostile
-# caller): the auto-reply then counts as one without a return date. The events API and the reply classifier
-# apply the same bound.
-MAX_RETURN_DATE_AHEAD = dt.timedelta(days=180)
-
-# Engagement bits of the current node visit (ContactCampaign.engagement_flags).
-FLAG_OPEN = 1
-FLAG_CLICK = 2
-FLAG_REPLY = 4
-SYNTHETIC_FLAG = {"no_open": FLAG_OPEN, "no_click": FLAG_CLICK, "no_reply": FLAG_REPLY}
-
-# Outcomes (HandleResult.outcome): what the event did.
-MOVED = "moved"  # entered another node (possibly a stop node)
-STOPPED_OUTCOME = "stopped"  # halted by a policy event or an unhandled human reply
-UPDATED = "updated"  # same node, but the state changed (engagement, sent time, not_before)
-RECORDED = "recorded"  # recorded, nothing changed
-STALE = "stale"  # a timer for a node visit already left, or a duplicate timer: a no-op, not recorded
-HELD = "held"  # a timer for a paused contact campaign: keep it for the resume
-
-
-@dataclass(frozen=True)
-class EngineEvent:
-    """Something that happened to a contact campaign (see docs/internal-interfaces.md)."""
-
-    type: str
-    occurred_at: dt.datetime
-    node_id: str | None = None
-    node_visit: int | None = None
-    outbound_message_id: int | None = None
-    is_machine: bool = False
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class EngineState:
-    """The part of a ContactCampaign row the engine reads and writes."""
-
-    status: str = PENDING
-    current_node_id: str = ""
-    node_visit: int = 0
-    node_entered_at: dt.datetime | None = None
-    node_sent_at: dt.datetime | None = None
-    not_before: dt.datetime | None = None
-    engagement_flags: int = 0
-    stop_reason: str = ""
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
-
-
-@dataclass(frozen=True)
-class TransitionRecord:
-    """One row for campaign_transitions (append-only history); from == to when nothing moved."""
-
-    event: str
-    from_node_id: str
-    to_node_id: str
-    node_visit: int
-    from_status: str
-    to_status: str
-    occurred_at: dt.datetime
-    reason: str = ""
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-# --- actions ----------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SendMessage:
-    """Create the outbox row for this node visit and hand it to delivery at `due_at`.
-
-    `refresh`: the node was kept by a plan replacement; a still-queued message takes the new plan's copy.
-    """
-
-    node_id: str
-    visit: int
-    channel: str
-    message: dict[str, Any]
-    due_at: dt.datetime
-    refresh: bool = False
-
-
-@dataclass(frozen=True)
-class ScheduleTimeout:
-    """A synthetic no_open / no_click / no_reply for transition `transition_index` of the node visit."""
-
-    node_id: str
-    visit: int
-    event: str
-    transition_index: int
-    due_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class ScheduleWait:
-    node_id: str
-    visit: int
-    due_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class RescheduleSend:
-    """Move the not-yet-sent message of this node visit to `due_at` (e.g. after an out-of-office reply)."""
-
-    node_id: str
-    visit: int
-    due_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class SendConfirmed:
-    """This node visit's message is out (`sent`, or later proof of it): its send action is finished."""
-
-    node_id: str
-    visit: int
-
-
-@dataclass(frozen=True)
-class CancelTimers:
-    """Cancel the pending timers of a node visit; with `include_send`, also its not-yet-sent message."""
-
-    node_id: str
-    visit: int
-    include_send: bool = True
-
-
-@dataclass(frozen=True)
-class Stop:
-    """The campaign is over: cancel every pending action and every message not yet sent."""
-
-    reason: str
-    status: str
-
-
-Action = SendMessage | ScheduleTimeout | ScheduleWait | RescheduleSend | SendConfirmed | CancelTimers | Stop
-
-
-@dataclass(frozen=True)
-class Decision:
-    new_state: EngineState
-    transitions: list[TransitionRecord]
-    actions: list[Action]
-    outcome: str
-
-    @property
-    def changed(self) -> bool:
-        return self.outcome in (MOVED, STOPPED_OUTCOME, UPDATED)
-
-
-class PlanReplaceRefused(Exception):
-    """The new plan has no node the campaign could stay on (see `replan`)."""
-
+# The vocabulary (campaigns.engine_types) is part of the engine's API: `from campaigns.engine import MOVED`.
+__all__ = [
+    "ACTIVE",
+    "Action",
+    "CANCELED",
+    "COMPLETED",
+    "CancelTimers",
+    "Decision",
+    "EngineEvent",
+    "EngineState",
+    "FAILED",
+    "FINAL_STATUSES",
+    "FLAG_CLICK",
+    "FLAG_OPEN",
+    "FLAG_REPLY",
+    "HELD",
+    "HUMAN_REPLY_EVENTS",
+    "MAX_RETURN_DATE_AHEAD",
+    "MESSAGE_EVENTS",
+    "MOVED",
+    "PAUSED",
+    "PENDING",
+    "PlanReplaceRefused",
+    "RECORDED",
+    "REPLAN",
+    "RUNNING_STATUSES",
+    "RescheduleSend",
+    "SENT_EVIDENCE_EVENTS",
+    "STALE",
+    "START",
+    "STOPPED",
+    "STOPPED_OUTCOME",
+    "SYNTHETIC_FLAG",
+    "ScheduleTimeout",
+    "ScheduleWait",
+    "SendConfirmed",
+    "SendMessage",
+    "Stop",
+    "TransitionRecord",
+    "UPDATED",
+    "WAIT_ELAPSED",
+    "decide",
+    "enter_start",
+    "operator_stop",
+    "replan",
+    "send_due_at",
+]
 
 # --- helpers ----------------------------------------------------------------------------------------------------
 
@@ -453,10 +367,8 @@ def decide(plan: Plan | None, state: EngineState, event: EngineEvent, now: dt.da
 def _real_event(plan: Plan, state: EngineState, event: EngineEvent, now: dt.datetime) -> Decision:
     kind = event.type
     node = plan.node(state.current_node_id)
-    new_state = state
     arm_timeouts = False
-    reschedule: list[Action] = []
-
+    new_state = state
     if isinstance(node, SendNode):
         if kind in SENT_EVIDENCE_EVENTS and state.node_sent_at is None:
             # `sent` (or later proof of it, when `sent` is late or lost) anchors `within` and the timeouts.
@@ -465,35 +377,14 @@ def _real_event(plan: Plan, state: EngineState, event: EngineEvent, now: dt.date
             arm_timeouts = True
         elif kind == "sent":
             return _record(state, event, "duplicate")
+    new_state = _with_engagement(new_state, kind)
+    new_state, reschedule = _out_of_office(plan, node, new_state, event, now)
 
-    flags = new_state.engagement_flags
-    if kind == "open":
-        flags |= FLAG_OPEN
-    elif kind == "click":
-        flags |= FLAG_OPEN | FLAG_CLICK  # a click proves the message was opened, images or not
-    elif kind in HUMAN_REPLY_EVENTS:
-        flags |= FLAG_OPEN | FLAG_REPLY
-    if flags != new_state.engagement_flags:
-        new_state = replace(new_state, engagement_flags=flags)
-
-    if kind == "reply_ooo":
-        back = _parse_return_date((event.detail or {}).get("return_date"), plan, now)
-        if back is not None and (new_state.not_before is None or back > new_state.not_before):
-            new_state = replace(new_state, not_before=back)
-            if isinstance(node, SendNode) and new_state.node_sent_at is None:
-                reschedule.append(RescheduleSend(node_id=node.id, visit=new_state.node_visit,
-                                                 due_at=send_due_at(plan, new_state, now)))
-
-    anchor = _anchor(node, new_state)
-    for transition in node.transitions:
-        if transition.on in SYNTHETIC_EVENTS or not transition_matches_event(transition.on, kind):
-            continue
-        if transition.within and anchor is not None and event.occurred_at > anchor + _duration(transition.within):
-            continue
+    transition = _matching_transition(node, new_state, event)
+    if transition is not None:
         decision = _move(plan, new_state, event, transition.to, now)
         # The record's from_status / from_node are the state before this event.
         return Decision(decision.new_state, decision.transitions, [*reschedule, *decision.actions], MOVED)
-
     if kind in HUMAN_REPLY_EVENTS:
         # A human reply that the plan does not handle ends the campaign: never keep mailing someone who answered.
         return _stop(state, event, now, STOPPED, "replied")
@@ -506,6 +397,45 @@ def _real_event(plan: Plan, state: EngineState, event: EngineEvent, now: dt.date
     if new_state == state:
         return _record(state, event, reason)
     return _record(state, event, reason, new_state, UPDATED, actions)
+
+
+def _with_engagement(state: EngineState, kind: str) -> EngineState:
+    """The node visit's engagement bits after an open, a click or a human reply."""
+    flags = state.engagement_flags
+    if kind == "open":
+        flags |= FLAG_OPEN
+    elif kind == "click":
+        flags |= FLAG_OPEN | FLAG_CLICK  # a click proves the message was opened, images or not
+    elif kind in HUMAN_REPLY_EVENTS:
+        flags |= FLAG_OPEN | FLAG_REPLY
+    return state if flags == state.engagement_flags else replace(state, engagement_flags=flags)
+
+
+def _out_of_office(plan: Plan, node: Any, state: EngineState, event: EngineEvent, now: dt.datetime
+                   ) -> tuple[EngineState, list[Action]]:
+    """An out-of-office reply with a believable return date: nothing is sent before it (a send not yet
+    out is moved)."""
+    if event.type != "reply_ooo":
+        return state, []
+    back = _parse_return_date((event.detail or {}).get("return_date"), plan, now)
+    if back is None or (state.not_before is not None and back <= state.not_before):
+        return state, []
+    state = replace(state, not_before=back)
+    if isinstance(node, SendNode) and state.node_sent_at is None:
+        return state, [RescheduleSend(node_id=node.id, visit=state.node_visit, due_at=send_due_at(plan, state, now))]
+    return state, []
+
+
+def _matching_transition(node: Any, state: EngineState, event: EngineEvent) -> Any:
+    """The node's first transition on this (real) event, within its `within` window when it has one."""
+    anchor = _anchor(node, state)
+    for transition in node.transitions:
+        if transition.on in SYNTHETIC_EVENTS or not transition_matches_event(transition.on, event.type):
+            continue
+        if transition.within and anchor is not None and event.occurred_at > anchor + _duration(transition.within):
+            continue
+        return transition
+    return None
 
 
 def _timer(plan: Plan | None, state: EngineState, event: EngineEvent, now: dt.datetime) -> Decision:

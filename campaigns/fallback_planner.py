@@ -30,7 +30,8 @@ import json
 import re
 from typing import Any
 
-from campaigns.dsl import PLAN_VERSION, is_iana_timezone
+from campaigns.dsl import PLAN_VERSION
+from outreach.timezones import is_iana_timezone
 
 QUIET_HOURS = {"start": "20:00", "end": "08:00"}
 SEND_DAYS = ["mon", "tue", "wed", "thu", "fri"]
@@ -144,6 +145,35 @@ class _Copy:
     breakup_text: str
 
 
+def _english_subject(first: str, company: str, seed: str) -> str:
+    subject_options = [f"Quick idea for {company}", f"An idea for {company}", f"{company} and a quick question"] \
+        if company else ["A quick idea", "Quick question", "An idea for your team"]
+    if first and company:
+        subject_options.append(f"{first}, a quick idea for {company}")
+    return clean(_pick(subject_options, seed, "subject"), limit=120)
+
+
+def _english_pitch(*, where: str, pain: str, offer: str, angle: str) -> list[str]:
+    """The pain, the offer and the lead's angle, each a line when known."""
+    lines = []
+    if pain:
+        lines.append(f"Teams in a similar spot often mention {_lower_first(pain)}.")
+    if offer:
+        lead_in = "We help with exactly that" if pain else "In short"
+        lines.append(f"{lead_in}: {_lower_first(offer)}.")
+    if angle and offer[:30].lower() not in angle.lower():  # a derived angle may only restate the offer
+        lines.append(f"For {where} in particular: {_lower_first(angle)}.")
+    return lines
+
+
+def _english_cta(goal: str) -> str:
+    if goal and goal.split(" ", 1)[0].lower() in _GOAL_VERBS:
+        return f"Would it make sense to {_lower_first(goal)}?"
+    if goal:
+        return f"What I have in mind: {_lower_first(goal)}. Would a short call next week work?"
+    return "Would a short call next week be worth it?"
+
+
 def _english_copy(inputs: PlanInputs, seed: str) -> _Copy:
     brief, contact, lead = inputs.brief, inputs.contact, inputs.lead
     first = clean(contact.first_name, limit=60)
@@ -158,33 +188,15 @@ def _english_copy(inputs: PlanInputs, seed: str) -> _Copy:
 
     greeting = f"Hi {first}," if first else "Hi there,"
     where = company or "your team"
-    subject_options = [f"Quick idea for {company}", f"An idea for {company}", f"{company} and a quick question"] \
-        if company else ["A quick idea", "Quick question", "An idea for your team"]
-    if first and company:
-        subject_options.append(f"{first}, a quick idea for {company}")
-    subject = clean(_pick(subject_options, seed, "subject"), limit=120)
-
+    subject = _english_subject(first, company, seed)
     role = f" as {title}" if title else ""
     opener = _pick(
         [f"I came across {where} and thought of you{role}.",
          f"I was reading about {where} and wanted to reach you{role}."],
         seed, "opener",
     )
-    lines = [greeting, "", opener]
-    if pain:
-        lines.append(f"Teams in a similar spot often mention {_lower_first(pain)}.")
-    if offer:
-        lead_in = "We help with exactly that" if pain else "In short"
-        lines.append(f"{lead_in}: {_lower_first(offer)}.")
-    if angle and offer[:30].lower() not in angle.lower():  # a derived angle may only restate the offer
-        lines.append(f"For {where} in particular: {_lower_first(angle)}.")
-    if goal and goal.split(" ", 1)[0].lower() in _GOAL_VERBS:
-        cta = f"Would it make sense to {_lower_first(goal)}?"
-    elif goal:
-        cta = f"What I have in mind: {_lower_first(goal)}. Would a short call next week work?"
-    else:
-        cta = "Would a short call next week be worth it?"
-    lines += ["", cta]
+    lines = [greeting, "", opener, *_english_pitch(where=where, pain=pain, offer=offer, angle=angle),
+             "", _english_cta(goal)]
     signature = ["", "Best regards,"] + ([sender] if sender else []) + ([sender_company] if sender_company else [])
     intro = "\n".join(lines + signature)
 

@@ -27,7 +27,15 @@ from campaigns.fallback_planner import (
     fallback_plan,
     plan_timezone,
 )
+from campaigns.models import ContactCampaign
+from campaigns.services import contact_campaign_start, contact_campaign_store_plan
+from contacts.interface import lead_analyse
 from outreach import clock
+from outreach.ai import client as ai_client
+from outreach.ai.client import KEY_PREFIX, redis_client
+from outreach.ai.prompting import load_prompt, render_prompt
+from outreach.publishing import publish_ids
+from outreach.queues import TaskName
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +113,6 @@ def _fallback(inputs: PlanInputs, detail: str) -> PlanDraft:
 
 
 def _messages(inputs: PlanInputs) -> list[dict[str, str]]:
-    from outreach.ai.prompting import load_prompt, render_prompt
-
     payload = inputs.as_dict()
     payload["contact"]["timezone"] = plan_timezone(inputs.contact.timezone)
     payload["contact"]["language"] = inputs.contact.language or "unknown"
@@ -127,9 +133,6 @@ def plan_draft(*, inputs: PlanInputs, tenant: Any = None, allow_defer: bool = Fa
     With `allow_defer`, a call refused by the tenant's AI cap or the provider's rate limit raises
     PlanGenerationDeferred (the task re-enqueues) instead of settling for the fallback.
     """
-    from outreach.ai import client as ai_client
-    from outreach.ai.prompting import render_prompt
-
     if not ai_client.ai_enabled():
         return _fallback(inputs, "no OPENAI_API_KEY configured: built-in planner")
     schema = plan_json_schema(strict=True)
@@ -175,8 +178,6 @@ def plan_draft(*, inputs: PlanInputs, tenant: Any = None, allow_defer: bool = Fa
 def _lead_input(lead: Any) -> LeadInput:
     if lead is None:
         return LeadInput()
-    from contacts.analysis import lead_analyse
-
     # Plans may be asked for before the lead_analysis queue got to this lead (an enrolment enqueues its
     # plans at once): analyse it now, stored, so the analysis task later skips it.
     analysis = lead.analysis if isinstance(lead.analysis, dict) and lead.analysis.get("summary") is not None \
@@ -219,10 +220,7 @@ def plan_inputs_for_contact_campaign(*, contact_campaign: Any) -> PlanInputs:
 
 def _generation_lock(contact_campaign_id: int):
     """A Redis lock so two workers (a redelivered task) do not both pay for the same plan."""
-    from outreach.ai.client import KEY_PREFIX
-    from outreach.ai.client import redis_client as _redis_client
-
-    return _redis_client().lock(f"{KEY_PREFIX}:generate:{contact_campaign_id}", timeout=_GENERATION_LOCK_SECONDS,
+    return redis_client().lock(f"{KEY_PREFIX}:generate:{contact_campaign_id}", timeout=_GENERATION_LOCK_SECONDS,
                                 blocking=False)
 
 
@@ -230,9 +228,6 @@ def contact_campaign_generate_plan(*, contact_campaign: Any, allow_defer: bool =
     """Write, store and start the plan of a pending contact campaign. Returns the CampaignPlanVersion, or
     None when there is nothing to do (already planned, no longer pending, or another worker is on it).
     """
-    from campaigns.models import ContactCampaign
-    from campaigns.services import contact_campaign_start, contact_campaign_store_plan
-
     lock = _generation_lock(contact_campaign.pk)
     if not lock.acquire():
         logger.info("contact campaign %s: plan generation already running elsewhere", contact_campaign.pk)
@@ -260,14 +255,11 @@ def contact_campaigns_requeue_stale_generation(*, older_than: dt.timedelta, limi
     """Publish plan generation again for enrolments still waiting for a plan long after they were created
     (their message was lost, e.g. the broker was down at commit). Safe to repeat: generation takes a
     per-contact lock and skips an enrolment that already has a plan."""
-    from campaigns.models import ContactCampaign
-    from campaigns.services import GENERATE_PLANS_TASK, publish_ids
-
     cutoff = clock.now() - older_than
     ids = list(ContactCampaign.objects.filter(status=ContactCampaign.Status.PENDING,
                                               current_plan_version__isnull=True, created_at__lt=cutoff)
                .order_by("created_at").values_list("pk", flat=True)[:limit])
     if ids:
-        publish_ids(task_name=GENERATE_PLANS_TASK, ids=ids)
+        publish_ids(task_name=TaskName.GENERATE_PLANS, ids=ids)
         logger.warning("re-published plan generation for %d enrolment(s) waiting since before %s", len(ids), cutoff)
     return len(ids)

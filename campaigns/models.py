@@ -49,6 +49,8 @@ class ContactCampaign(models.Model):
         FAILED = "failed"
 
     FINAL_STATUSES = (Status.COMPLETED, Status.STOPPED, Status.CANCELED, Status.FAILED)
+    # Not final: the plan may still send (contacts may not be deleted while one of theirs is live).
+    LIVE_STATUSES = (Status.PENDING, Status.ACTIVE, Status.PAUSED)
 
     tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+")
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="contact_campaigns")

@@ -24,7 +24,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from campaigns.dsl import WEEKDAYS, Plan, QuietHours, is_iana_timezone
+from campaigns.dsl import WEEKDAYS, Plan, QuietHours
+from outreach.timezones import is_iana_timezone
 
 # Days of candidates looked at per round; the allowed set recurs weekly, so 8 days find an answer
 # unless DST swallows the whole allowed window of the only allowed day (then the next round does).

@@ -1,17 +1,14 @@
-"""Campaign reads: plans (parsed once per process), engine state, kill switches, history."""
+"""Campaign reads: plans (parsed once per process), engine state, history (the send holds: campaigns.holds)."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
 from django.db.models import QuerySet
 
 from campaigns.dsl import Plan, parse_plan, plan_hash
 from campaigns.engine import EngineState
 from campaigns.models import CampaignTransition, ContactCampaign, ScheduledAction
-from outreach.tenancy.selectors import global_sending_stopped
 
 # Parsed plans by plan_hash. Plans are immutable per version and many contacts share a shape, so the hot path
 # parses each plan once per process instead of once per event (pydantic parsing costs ~0.1 ms a plan).
@@ -55,46 +52,6 @@ def contact_campaign_state(*, contact_campaign: ContactCampaign) -> EngineState:
         engagement_flags=cc.engagement_flags, stop_reason=cc.stop_reason, started_at=cc.started_at,
         finished_at=cc.finished_at,
     )
-
-
-@dataclass(frozen=True)
-class SendHolds:
-    """What holds due sends right now (issue 3 item 8): the global stop, paused tenants, held campaigns."""
-
-    global_stop: bool
-    tenant_ids: frozenset[int]
-    campaign_ids: frozenset[int]  # campaign not active, or its sender identity missing, paused or unverified
-
-    def holds(self, *, tenant_id: int, campaign_id: int | None) -> bool:
-        return self.global_stop or tenant_id in self.tenant_ids or campaign_id in self.campaign_ids
-
-    @property
-    def sql_params(self) -> dict[str, Any]:
-        return {"global_stop": self.global_stop, "held_tenants": sorted(self.tenant_ids),
-                "held_campaigns": sorted(self.campaign_ids)}
-
-
-# SQL predicate (for scheduled_actions aliased `sa`) that is true for a send held by `SendHolds.sql_params`.
-HELD_SEND_SQL = (
-    "(sa.kind = 'send' AND (%(global_stop)s OR sa.tenant_id = ANY(%(held_tenants)s::bigint[]) "
-    "OR sa.campaign_id = ANY(%(held_campaigns)s::bigint[])))"
-)
-
-
-def send_holds() -> SendHolds:
-    """Two small queries (plus the global switch): the sets are tiny next to the due actions they filter."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT id FROM tenants WHERE sending_paused")
-        tenant_ids = frozenset(row[0] for row in cursor.fetchall())
-        cursor.execute(
-            """
-            SELECT c.id FROM campaigns c
-            LEFT JOIN email_sender_identities s ON s.id = c.sender_identity_id
-            WHERE c.status <> 'active' OR s.id IS NULL OR s.is_paused OR s.status <> 'verified'
-            """
-        )
-        campaign_ids = frozenset(row[0] for row in cursor.fetchall())
-    return SendHolds(global_stop=global_sending_stopped(), tenant_ids=tenant_ids, campaign_ids=campaign_ids)
 
 
 def contact_campaign_transitions(*, contact_campaign_id: int, tenant_id: int | None = None

@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import Count, QuerySet
 
 from campaigns.models import Campaign, CampaignTransition, ContactCampaign
-from messaging.models import InboundMessage, MessageEvent, OutboundMessage
+from messaging.interface import InboundMessage, MessageEvent, OutboundMessage
 from outreach.tenancy.models import Tenant
 
 # At the same instant, causes first: an event or reply moves the plan, and the move queues a message.

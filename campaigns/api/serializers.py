@@ -11,9 +11,9 @@ from campaigns.api import services as api_services
 from campaigns.dsl import validate_plan
 from campaigns.engine import MAX_RETURN_DATE_AHEAD
 from campaigns.models import Campaign, ContactCampaign
-from messaging.models import EmailSenderIdentity
+from messaging.interface import EmailSenderIdentity
 from outreach import clock
-from outreach.addresses import normalise_optional_domain as clean_domain
+from outreach.addresses import normalise_domain
 from outreach.errors import ApplicationError
 from outreach.tenancy.api import StorableJSONField, TenantScopedPrimaryKeyRelatedField
 
@@ -64,8 +64,10 @@ class CampaignSerializer(serializers.ModelSerializer):
     def validate_allowed_link_domains(self, value: list[str]) -> list[str]:
         cleaned = []
         for index, domain in enumerate(value):
+            if not (domain or "").strip():
+                continue  # a blank entry is dropped, not refused
             try:
-                cleaned.append(clean_domain(domain))
+                cleaned.append(normalise_domain(domain, field="domain"))
             except ApplicationError as exc:
                 raise serializers.ValidationError({index: exc.message}) from exc
         return list(dict.fromkeys(d for d in cleaned if d))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from campaigns.models import Campaign
-from messaging.models import EmailSenderIdentity
+from messaging.interface import EmailSenderIdentity
 from outreach.errors import ApplicationError
 from outreach.tenancy.models import Tenant
 

@@ -33,7 +33,7 @@ from campaigns.api.serializers import (
 )
 from campaigns.engine import EngineEvent
 from campaigns.models import Campaign, ContactCampaign
-from contacts.models import Contact, Lead
+from contacts.interface import Contact, Lead
 from outreach import clock
 from outreach.errors import ApplicationError
 from outreach.tenancy.api import TenantScopedViewMixin, tenant_scoped_ids, validated_input

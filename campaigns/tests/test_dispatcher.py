@@ -15,8 +15,8 @@ from django.db import connection
 
 from campaigns import dispatcher
 from campaigns.dispatcher import claim_due_batch, dispatch_due, recover_leases
+from campaigns.holds import send_holds
 from campaigns.models import CampaignTransition, ContactCampaign, ScheduledAction
-from campaigns.selectors import send_holds
 from campaigns.services import contact_campaign_handle_event, scheduled_actions_run
 from campaigns.tests.factories import (
     ContactCampaignFactory,

@@ -13,9 +13,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from campaigns.dsl import is_iana_timezone, validate_plan
+from campaigns.dsl import validate_plan
 from campaigns.generation import BriefInput, ContactInput, LeadInput, PlanInputs, plan_draft
-from contacts.analysis import analysis_fallback
+from contacts.interface import analysis_fallback
+from outreach.timezones import is_iana_timezone
 
 BRIEF_FIELDS = {"goal": str, "offer": str, "ai_instructions": str, "allowed_link_domains": list, "name": str,
                 "sender_name": str, "sender_company": str}
