@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
-from outreach.ai.stub_server import chat_json
-from outreach.ai.testing import ai_stub_fixture, clean_ai_redis_fixture  # noqa: F401 - pytest fixtures
 
 from campaigns.dsl import validate_plan
 from campaigns.tests.draft_plan_data import AI_PLAN
+from simulators.openai_stub.server import chat_json
+from simulators.openai_stub.testing import ai_stub_fixture, clean_ai_redis_fixture  # noqa: F401 - pytest fixtures
 
 BRIEF = {"goal": "Book a 20-minute demo", "offer": "Onboarding automation that halves time-to-first-shipment",
          "sender_name": "Sam Lee", "allowed_link_domains": ["shipfast.example"]}

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from campaigns.interface import PLAN_JOB_CHUNK, PLAN_JOB_STAGGER_SECONDS
+from campaigns.contacts_extensions import PLAN_JOB_CHUNK, PLAN_JOB_STAGGER_SECONDS
 from campaigns.models import ContactCampaign
 from campaigns.tests.factories import CampaignFactory, ContactCampaignFactory
 from contacts.ai_tasks import analyse_leads
