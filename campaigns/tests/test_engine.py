@@ -405,39 +405,42 @@ events_strategy = st.lists(
 )
 
 
+def _assert_step_consistent(before, decision, now, window) -> None:
+    """The invariants one engine step keeps, whatever the event."""
+    state = decision.new_state
+    assert state.node_visit >= before.node_visit
+    if before.status in engine.FINAL_STATUSES:
+        # Final statuses are absorbing: nothing moves, nothing is scheduled.
+        assert state == before and decision.actions == []
+    if state.status == "active":
+        assert PLAN.has_node(state.current_node_id)
+        assert PLAN.node(state.current_node_id).type != "stop"
+    if state.status in engine.FINAL_STATUSES and before.status not in engine.FINAL_STATUSES:
+        assert any(isinstance(a, Stop) for a in decision.actions)
+        assert state.finished_at == now
+    for action in decision.actions:
+        if isinstance(action, SendMessage):
+            assert action.due_at >= now and window.allows(action.due_at)
+            assert action.visit == state.node_visit
+        if isinstance(action, (ScheduleTimeout, ScheduleWait)):
+            assert action.due_at >= now
+    if decision.outcome == engine.STALE:
+        assert state == before and decision.transitions == []
+
+
 @settings(max_examples=300, deadline=None)
 @given(events_strategy)
 def test_any_event_sequence_keeps_the_state_consistent(steps):
     window = send_window(PLAN)
-    now = T0
-    decision = enter_start(PLAN, now)
-    state = decision.new_state
+    state = enter_start(PLAN, T0).new_state
     for kind, node, visit, machine, minutes, bounce in steps:
         now = T0 + dt.timedelta(minutes=minutes)
         detail = {"bounce_type": bounce} if bounce else {}
         if kind in ("no_open", "no_click", "no_reply"):
             detail["transition_index"] = visit % 4
-        before = state
         decision = decide(PLAN, state, ev(kind, now, node, visit or None, is_machine=machine, detail=detail), now)
+        _assert_step_consistent(state, decision, now, window)
         state = decision.new_state
-        assert state.node_visit >= before.node_visit
-        if before.status in engine.FINAL_STATUSES:
-            # Final statuses are absorbing: nothing moves, nothing is scheduled.
-            assert state == before and decision.actions == []
-        if state.status == "active":
-            assert PLAN.has_node(state.current_node_id)
-            assert PLAN.node(state.current_node_id).type != "stop"
-        if state.status in engine.FINAL_STATUSES and before.status not in engine.FINAL_STATUSES:
-            assert any(isinstance(a, Stop) for a in decision.actions)
-            assert state.finished_at == now
-        for action in decision.actions:
-            if isinstance(action, SendMessage):
-                assert action.due_at >= now and window.allows(action.due_at)
-                assert action.visit == state.node_visit
-            if isinstance(action, (ScheduleTimeout, ScheduleWait)):
-                assert action.due_at >= now
-        if decision.outcome == engine.STALE:
-            assert state == before and decision.transitions == []
 
 
 @settings(max_examples=200, deadline=None)
