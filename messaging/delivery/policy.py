@@ -5,9 +5,10 @@ again, in SQL, by the very statement that records the request start (`start_requ
 pause that lands while earlier messages of the batch are on the wire still stops the later ones.
 
 The held-send rule ("is this send held?": emergency stop, paused tenant, campaign or contact campaign not
-active) is the part of both checks that campaigns owns; its two spellings sit together below
-(`send_held_reason` and `SEND_HELD_SQL` / `SEND_HELD_CAMPAIGN_SQL`) so they can be pointed at campaigns'
-rule in one place.
+active, sender identity missing, paused or unverified) is campaigns' (campaigns.holds, through
+campaigns.interface): `send_hold_reason` in the Python check, `send_allowed_sql` in the request-start
+statement. What stays here is messaging's own part: opt-outs, suppressions, and a message whose node visit
+is over.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from campaigns.interface import Campaign, ContactCampaign
+from campaigns.interface import Campaign, ContactCampaign, send_allowed_sql, send_hold_reason
 from messaging import compliance
 from messaging.delivery.rendering import Thread
 from messaging.models import EmailSenderIdentity, OutboundMessage
@@ -49,30 +50,9 @@ def batch_block_reasons(messages: list[OutboundMessage]) -> dict[tuple[int, str]
     return blocks
 
 
-# --- the held-send rule, both spellings --------------------------------------------------------------------
-
-def send_held_reason(*, global_stop: bool, tenant_paused: bool, campaign: Campaign | None,
-                     contact_campaign: ContactCampaign | None) -> str | None:
-    """Why a send that is not over must wait (stays queued, re-armed), or None. SQL twin: SEND_HELD_SQL."""
-    if global_stop:
-        return "global_stop"
-    if tenant_paused:
-        return "tenant_paused"
-    if campaign is not None and campaign.status != Campaign.Status.ACTIVE:
-        return f"campaign_{campaign.status}"
-    if contact_campaign is not None and contact_campaign.status != ContactCampaign.Status.ACTIVE:
-        return f"contact_campaign_{contact_campaign.status}"
-    return None
-
-
-# settings.OUTREACH_SENDING_STOPPED is not in the database: start_request checks it in Python.
-SEND_HELD_SQL = """
-      AND NOT EXISTS (SELECT 1 FROM global_sending_switch WHERE id = 1 AND sending_stopped)
-      AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = %(tenant_id)s AND sending_paused)
-"""
-# Only for a message of a contact campaign; it also requires the contact campaign to be at the message's node
-# visit (the Python check cancels instead: see send_policy).
-SEND_HELD_CAMPAIGN_SQL = """
+# Only for a message of a contact campaign: the contact campaign must still be at the message's node visit
+# and its campaign active (the Python check cancels instead: see send_policy).
+_CONTACT_CAMPAIGN_STILL_AT_NODE_SQL = """
       AND EXISTS (SELECT 1 FROM contact_campaigns WHERE id = %(contact_campaign_id)s AND status = 'active'
                   AND current_node_id = %(node_id)s AND node_visit = %(node_visit)s)
       AND EXISTS (SELECT 1 FROM campaigns WHERE id = %(campaign_id)s AND status = 'active')
@@ -96,17 +76,6 @@ def _over_reason(message: OutboundMessage) -> str | None:
     return None
 
 
-def _sender_hold_reason(message: OutboundMessage) -> str | None:
-    sender = sender_for(message)
-    if sender is None:
-        return "no_sender_identity"
-    if sender.is_paused:
-        return "sender_paused"
-    if sender.status != EmailSenderIdentity.Status.VERIFIED:
-        return f"sender_{sender.status}"
-    return None
-
-
 def send_policy(*, message: OutboundMessage, global_stop: bool, block_reason: str | None) -> Verdict:
     """What policy says about sending this message now: None (send), or (action, reason) with
     action in cancel / suppress / hold. Policy beats plans (architecture rule 5)."""
@@ -116,12 +85,11 @@ def send_policy(*, message: OutboundMessage, global_stop: bool, block_reason: st
     if block_reason:
         return "suppress", block_reason
     cc = message.contact_campaign
-    held = send_held_reason(global_stop=global_stop, tenant_paused=message.tenant.sending_paused,
-                            campaign=cc.campaign if cc is not None else None, contact_campaign=cc)
-    if held:
-        return "hold", held
-    sender_held = _sender_hold_reason(message)
-    return ("hold", sender_held) if sender_held else None
+    held = send_hold_reason(global_stop=global_stop, tenant_sending_paused=message.tenant.sending_paused,
+                            campaign_status=cc.campaign.status if cc is not None else None,
+                            contact_campaign_status=cc.status if cc is not None else None,
+                            sender=sender_for(message))
+    return ("hold", held) if held else None
 
 
 def hold_recheck() -> dt.timedelta:
@@ -143,9 +111,7 @@ _START_REQUEST_SQL = """
         subject = %(subject)s, sender_identity_id = %(sender_id)s, send_started_at = %(now)s,
         attempts = attempts + 1, updated_at = %(now)s
     WHERE id = %(id)s AND claimed_at = %(claimed_at)s AND status = 'sending'
-""" + SEND_HELD_SQL + """
-      AND EXISTS (SELECT 1 FROM email_sender_identities
-                  WHERE id = %(sender_id)s AND NOT is_paused AND status = 'verified')
+      AND """ + send_allowed_sql() + """
       AND NOT EXISTS (SELECT 1 FROM contact_unsubscribes
                       WHERE tenant_id = %(tenant_id)s AND channel = 'email' AND channel_value = %(address)s)
       AND NOT EXISTS (SELECT 1 FROM communication_suppressions
@@ -174,7 +140,7 @@ def start_request(message: OutboundMessage, *, claimed_at: dt.datetime, sender: 
     }
     cc = message.contact_campaign
     if cc is not None:
-        sql += SEND_HELD_CAMPAIGN_SQL
+        sql += _CONTACT_CAMPAIGN_STILL_AT_NODE_SQL
         params.update(contact_campaign_id=cc.id, campaign_id=cc.campaign_id, node_id=message.node_id,
                       node_visit=message.node_visit)
     with connection.cursor() as cursor:
