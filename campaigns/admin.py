@@ -27,6 +27,7 @@ from outreach.admin import (
     Switch,
     SwitchesAdminMixin,
     TenantConsistentForm,
+    operator_console_counts,
     static_choices_filter,
 )
 from outreach.channels import Channel
@@ -344,3 +345,9 @@ class CampaignTransitionAdmin(ReadOnlyAdmin, BigTableAdmin):
     list_filter = (static_choices_filter("to_status", ContactCampaign.Status.choices, "to status"), "tenant")
     list_select_related = ("tenant",)
     raw_id_fields = ("contact_campaign",)
+
+
+@operator_console_counts.connect
+def _paused_campaigns_count() -> dict[str, int]:
+    """The admin index's "Paused campaigns" figure (templates/admin/index.html)."""
+    return {"paused_campaigns": Campaign.objects.filter(status=Campaign.Status.PAUSED).count()}

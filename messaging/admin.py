@@ -33,6 +33,7 @@ from outreach.admin import (
     ReadOnlyAdmin,
     Switch,
     SwitchesAdminMixin,
+    operator_console_counts,
     static_choices_filter,
 )
 from outreach.channels import CHANNEL_EMAIL_DOMAIN, Channel
@@ -252,3 +253,9 @@ class SendRateLimitAdmin(admin.ModelAdmin):
     search_fields = ("key", "tenant__name")
     list_select_related = ("tenant",)
     readonly_fields = ("created_at",)
+
+
+@operator_console_counts.connect
+def _paused_senders_count() -> dict[str, int]:
+    """The admin index's "Paused sender identities" figure (templates/admin/index.html)."""
+    return {"paused_senders": EmailSenderIdentity.objects.filter(is_paused=True).count()}
