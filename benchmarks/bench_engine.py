@@ -1,6 +1,6 @@
 """Campaign engine figures (issue 3): events handled per second, dispatcher actions claimed + enqueued per second.
 
-Run: `.venv/bin/python -m benchmarks.run_all bench_engine` (database outreach_bench, Redis DB 14).
+Run: `.venv/bin/python -m benchmarks.run_all bench_engine` (its database: benchmarks/run_all.py).
 (a) events through contact_campaign_handle_event (one per call) and contact_campaigns_handle_events (batches),
     on contact campaigns running the spec's example plan;
 (b) the dispatcher claiming and publishing (batched Celery messages to Redis) the 100,000 due rows of a

@@ -1,7 +1,8 @@
 """`make bench`: run every benchmarks/bench_*.py module's `main()` and print its figures.
 
-Benchmarks print numbers; they never pass or fail on speed. Each uses its own
-database (outreach_bench) so it can load millions of rows without touching dev data.
+Benchmarks print numbers; they never pass or fail on speed. They run against their own database and Redis
+database (BENCH_DATABASE_URL and BENCH_REDIS_URL below, the one place these are stated) so they can load
+millions of rows without touching dev data.
 """
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import sys
 import time
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.base")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/outreach_bench")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
+BENCH_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/outreach_bench"
+BENCH_REDIS_URL = "redis://127.0.0.1:6379/14"
+os.environ.setdefault("DATABASE_URL", BENCH_DATABASE_URL)
+os.environ.setdefault("REDIS_URL", BENCH_REDIS_URL)
 
 
 def main() -> None:
