@@ -9,8 +9,7 @@ Two tables hold the policy (see docs/compliance.md and docs/internal-interfaces/
 Modules, one idea each: `opt_outs`, `suppressions`, `send_checks` (send_block_reasons), `links` (unsubscribe
 tokens, URL, List-Unsubscribe mailto and headers), `do_not_contact` (the CSV import and export), `selectors`
 (reads), `audit` (audited deletes), `validation`. Address normalisation and the channel names are the base
-layer's (outreach.addresses, outreach.channels); they are re-exported here because callers have always
-found them here.
+layer's (outreach.addresses, outreach.channels): import them from there.
 
 Every public function is keyword-only and tenant-scoped. `tenant` arguments accept a Tenant or its id so
 that callers holding only ids (webhook processing) need no extra query.
@@ -51,45 +50,21 @@ from messaging.compliance.suppressions import (
     suppression_add,
     suppression_remove,
 )
-from outreach.addresses import (
-    InvalidAddress,
-    normalise_address,
-    normalise_domain,
-    normalise_email,
-    normalise_phone,
-)
-from outreach.channels import (
-    ADDRESS_CHANNELS,
-    CHANNEL_EMAIL,
-    CHANNEL_EMAIL_DOMAIN,
-    CHANNEL_SMS,
-    SUPPRESSION_CHANNELS,
-)
 
 __all__ = [
-    "ADDRESS_CHANNELS",
     "BLOCK_INVALID_ADDRESS",
     "BLOCK_UNSUBSCRIBED",
-    "CHANNEL_EMAIL",
-    "CHANNEL_EMAIL_DOMAIN",
-    "CHANNEL_SMS",
     "EXPORT_HEADER",
     "MAX_IMPORT_BYTES",
     "PERMANENT_REASONS",
-    "SUPPRESSION_CHANNELS",
     "UNSUBSCRIBE_TOKEN_SALT",
     "UPSERT_BATCH_SIZE",
     "ImportReport",
     "ImportRowError",
-    "InvalidAddress",
     "UnsubscribeTarget",
     "do_not_contact_export_rows",
     "domain_suppression_add",
     "list_unsubscribe_headers",
-    "normalise_address",
-    "normalise_domain",
-    "normalise_email",
-    "normalise_phone",
     "send_block_reason",
     "send_block_reasons",
     "suppression_add",

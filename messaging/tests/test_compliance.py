@@ -11,7 +11,6 @@ from django.test.utils import CaptureQueriesContext
 from contacts.tests.factories import ContactFactory
 from messaging import compliance
 from messaging.compliance import (
-    normalise_address,
     send_block_reason,
     send_block_reasons,
     suppression_add,
@@ -21,6 +20,7 @@ from messaging.compliance import (
 from messaging.models import CommunicationSuppression, ContactUnsubscribe, SuppressionReason, UnsubscribeSource
 from messaging.tests.factories import CommunicationSuppressionFactory, ContactUnsubscribeFactory
 from outreach import clock
+from outreach.addresses import normalise_address
 from outreach.errors import ApplicationError, NotFoundError
 from outreach.tenancy.models import AuditEntry
 from outreach.tenancy.tests.factories import UserFactory
