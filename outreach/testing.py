@@ -1,8 +1,12 @@
-"""Helpers for tests that start real processes (workers, dispatcher, servers)."""
+"""Test helpers: child processes that share the test database and Redis, and the test broker's queues."""
 from __future__ import annotations
 
+import base64
+import json
 import os
+from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import connection
 
@@ -25,3 +29,22 @@ def child_process_env(**overrides: str) -> dict[str, str]:
     })
     env.update(overrides)
     return env
+
+
+def _broker() -> redis.Redis:
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+
+def broker_messages(queue: str) -> list[dict[str, Any]]:
+    """Every Celery message waiting in `queue` on the test broker, oldest first: task, args, kwargs, eta."""
+    out = []
+    for raw in reversed(_broker().lrange(queue, 0, -1)):  # kombu LPUSHes, workers BRPOP: oldest last
+        message = json.loads(raw)
+        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+        out.append({"task": message["headers"]["task"], "args": args, "kwargs": kwargs,
+                    "eta": message["headers"].get("eta")})
+    return out
+
+
+def broker_purge(*queues: str) -> None:
+    _broker().delete(*queues)

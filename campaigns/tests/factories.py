@@ -8,6 +8,7 @@ from contacts.tests.factories import ContactFactory
 from messaging.tests.factories import EmailSenderIdentityFactory
 from outreach import clock
 from outreach.tenancy.tests.factories import TenantFactory
+from outreach.testing import broker_messages, broker_purge
 
 
 class CampaignFactory(factory.django.DjangoModelFactory):
@@ -104,27 +105,13 @@ def freeze_clock(monkeypatch, start) -> FrozenClock:
     return frozen
 
 
-def _broker():
-    import redis
-    from django.conf import settings
-
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
-
-
 def queued_tasks(queue: str = "campaign_execution") -> list[tuple[str, list]]:
     """(task name, args) of every message waiting in a Celery queue on the test broker, oldest first."""
-    import base64
-
-    out = []
-    for raw in reversed(_broker().lrange(queue, 0, -1)):  # kombu LPUSHes, workers BRPOP
-        message = json.loads(raw)
-        body = json.loads(base64.b64decode(message["body"]))
-        out.append((message["headers"]["task"], body[0]))
-    return out
+    return [(m["task"], m["args"]) for m in broker_messages(queue)]
 
 
 def purge_queues(*queues: str) -> None:
-    _broker().delete(*(queues or ("campaign_execution", "campaign_creation")))
+    broker_purge(*(queues or ("campaign_execution", "campaign_creation")))
 
 
 def started_contact_campaign(plan: dict | None = None, **kwargs) -> ContactCampaign:

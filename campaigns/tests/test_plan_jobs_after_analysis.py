@@ -6,9 +6,6 @@ campaigns'. Needs campaigns' provider of contacts.interface.leads_analysed.
 """
 from __future__ import annotations
 
-import base64
-import json
-
 import pytest
 
 from campaigns.contacts_extensions import PLAN_JOB_CHUNK, PLAN_JOB_STAGGER_SECONDS
@@ -17,7 +14,7 @@ from campaigns.tests.factories import CampaignFactory, ContactCampaignFactory
 from contacts.ai_tasks import analyse_leads
 from contacts.models import Contact
 from contacts.tests.factories import LeadFactory
-from outreach.ai.client import redis_client
+from outreach.testing import broker_messages, broker_purge
 from simulators.openai_stub.testing import clean_ai_redis_fixture  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.django_db
@@ -27,19 +24,13 @@ QUEUE = "campaign_creation"
 
 @pytest.fixture
 def broker():
-    r = redis_client()
-    r.delete(QUEUE)
-    yield r
-    r.delete(QUEUE)
+    broker_purge(QUEUE)
+    yield
+    broker_purge(QUEUE)
 
 
-def _queued(r) -> list[dict]:
-    out = []
-    for raw in reversed(r.lrange(QUEUE, 0, -1)):  # kombu LPUSHes: oldest last
-        message = json.loads(raw)
-        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-        out.append({"task": message["headers"]["task"], "ids": args[0], "eta": message["headers"]["eta"]})
-    return out
+def _queued() -> list[dict]:
+    return [{"task": m["task"], "ids": m["args"][0], "eta": m["eta"]} for m in broker_messages(QUEUE)]
 
 
 def test_plan_jobs_for_pending_contact_campaigns_are_queued_in_staggered_chunks(
@@ -57,7 +48,7 @@ def test_plan_jobs_for_pending_contact_campaigns_are_queued_in_staggered_chunks(
     with django_capture_on_commit_callbacks(execute=True):  # sent after commit, as in production
         analyse_leads([lead.pk])
 
-    queued = _queued(broker)
+    queued = _queued()
     expected_ids = [cc.pk for cc in ccs[1:]]
     assert [q["task"] for q in queued] == ["campaign_creation.generate_plans"] * 3
     assert [len(q["ids"]) for q in queued] == [PLAN_JOB_CHUNK, PLAN_JOB_CHUNK, 4]

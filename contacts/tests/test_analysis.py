@@ -1,17 +1,14 @@
 """Lead analysis: AI over the stub (real HTTP), the deterministic fallback, and the staggered plan jobs."""
 from __future__ import annotations
 
-import base64
-import json
-
 import pytest
 
 from campaigns.tests.factories import ContactCampaignFactory
 from contacts.analysis import analysis_fallback, leads_analyse
 from contacts.models import Lead
 from contacts.tests.factories import ContactFactory, LeadFactory
-from outreach.ai.client import redis_client
 from outreach.ai.models import AICall
+from outreach.testing import broker_messages, broker_purge
 from simulators.openai_stub.server import chat_json, server_error
 from simulators.openai_stub.testing import ai_stub_fixture, clean_ai_redis_fixture  # noqa: F401 - pytest fixtures
 
@@ -22,19 +19,13 @@ QUEUE = "campaign_creation"
 
 @pytest.fixture
 def broker():
-    r = redis_client()
-    r.delete(QUEUE)
-    yield r
-    r.delete(QUEUE)
+    broker_purge(QUEUE)
+    yield
+    broker_purge(QUEUE)
 
 
-def _queued(r) -> list[dict]:
-    out = []
-    for raw in reversed(r.lrange(QUEUE, 0, -1)):  # kombu LPUSHes: oldest last
-        message = json.loads(raw)
-        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-        out.append({"task": message["headers"]["task"], "ids": args[0], "eta": message["headers"]["eta"]})
-    return out
+def _queued() -> list[dict]:
+    return [{"task": m["task"], "ids": m["args"][0], "eta": m["eta"]} for m in broker_messages(QUEUE)]
 
 
 @pytest.fixture
@@ -109,4 +100,4 @@ def test_an_analysed_lead_is_not_analysed_again_but_its_plans_are_still_queued(
     assert stub.requests == []
     lead.refresh_from_db()
     assert lead.analysis == {"summary": "done before", "pains": []}
-    assert [q["ids"] for q in _queued(broker)] == [[cc.pk]]
+    assert [q["ids"] for q in _queued()] == [[cc.pk]]
