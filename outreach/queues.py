@@ -1,9 +1,10 @@
 """The Celery queues and task names: the deployment contract, stated once.
 
-Workers subscribe to queues by these names (Makefile, scripts/run_local.sh, docker-compose.yml,
-demo processes); settings build the queues and routes from `Queue`; every task is registered under a
-`TaskName` and routed by its "<queue>." prefix. A test checks that every registered task is named here
-and that the names route to a declared queue.
+Settings build CELERY_TASK_QUEUES and the routes from `Queue`, and workers consume every declared queue
+(`make run`, docker-compose and the demo start them without a queue list); every task is registered under
+a `TaskName` and routed by its "<queue>." prefix. tests/test_celery_tasks.py checks that every registered
+task is named here and routes to a declared queue, and tests/test_docs_match_the_code.py that the README
+names these queues.
 """
 from __future__ import annotations
 
