@@ -8,8 +8,11 @@ A send is held (kept, not dropped: it goes out once the hold lifts) while any of
 - its campaign is not `active`;
 - its campaign's sender identity is missing, paused, or not `verified`.
 
-A paused contact campaign also holds its own sends; that is the engine's state, checked where the state is
-at hand. Opt-outs and suppressions are not holds: they cancel or suppress a message (messaging decides).
+- its contact campaign is not `active` (paused by an operator, or done with the plan): the engine's own
+  state, so the forms over scheduled actions leave it to the engine's node/visit check, while the forms for
+  one message (`send_hold_reason`, `contact_campaign_send_allowed_sql`) include it.
+
+Opt-outs and suppressions are not holds: they cancel or suppress a message (messaging decides).
 
 Four forms of the one rule, for the places that ask:
 
@@ -19,8 +22,10 @@ Four forms of the one rule, for the places that ask:
 - `CONTACT_CAMPAIGN_HELD_SQL`: the same rule as a column expression over a contact campaign's tenant `t`,
   campaign `c` and sender `s` (the engine's send hand-off);
 - `send_hold_reason(...)`: the rule for one message in Python, with the reason string delivery records;
-- `send_allowed_sql(...)`: the rule as a WHERE fragment keyed by literal ids, for the statement that marks
-  a send's request start (delivery's last re-check, no gap between check and mark).
+- `send_allowed_sql(...)` and `contact_campaign_send_allowed_sql(...)`: the rule as WHERE fragments keyed by
+  literal ids, for the statement that marks a send's request start (delivery's last re-check, no gap
+  between check and mark); the second also requires the contact campaign to still be at the send's node
+  visit.
 
 `settings.OUTREACH_SENDING_STOPPED` is not in the database: the SQL forms leave the setting to the caller
 (`global_sending_stopped()` reads both).
@@ -126,4 +131,17 @@ def send_allowed_sql(*, tenant_param: str = "tenant_id", sender_param: str = "se
         f"AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = %({tenant_param})s AND sending_paused) "
         f"AND EXISTS (SELECT 1 FROM email_sender_identities WHERE id = %({sender_param})s "
         f"AND NOT is_paused AND status = '{VERIFIED_SENDER}')"
+    )
+
+
+def contact_campaign_send_allowed_sql(*, contact_campaign_param: str = "contact_campaign_id",
+                                      campaign_param: str = "campaign_id", node_param: str = "node_id",
+                                      visit_param: str = "node_visit") -> str:
+    """WHERE fragment for a message of a contact campaign: the contact campaign is active and still at the
+    message's node visit, and its campaign is active. Keyed by literal ids, like `send_allowed_sql`."""
+    return (
+        f"EXISTS (SELECT 1 FROM contact_campaigns WHERE id = %({contact_campaign_param})s "
+        f"AND status = '{ACTIVE_CAMPAIGN}' AND current_node_id = %({node_param})s "
+        f"AND node_visit = %({visit_param})s) "
+        f"AND EXISTS (SELECT 1 FROM campaigns WHERE id = %({campaign_param})s AND status = '{ACTIVE_CAMPAIGN}')"
     )

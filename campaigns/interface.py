@@ -8,6 +8,7 @@ from campaigns.engine import EngineEvent
 from campaigns.holds import (
     HELD_SEND_SQL,
     SendHolds,
+    contact_campaign_send_allowed_sql,
     send_allowed_sql,
     send_hold_reason,
     send_holds,
@@ -31,7 +32,8 @@ from campaigns.services.outbox import OUTBOX_CANCELED, OUTBOX_COLUMNS, OUTBOX_QU
 #   of a message back in `queued`, or cancel it when its node visit is gone; never sends late.
 # Campaign, ContactCampaign: the models, for reads and foreign keys (write only through the functions above).
 # send_hold_reason(...) -> str | None / send_allowed_sql(...) -> str: the held-send rule (campaigns.holds) for
-#   one message in Python, and as the WHERE fragment of a send's last re-check.
+#   one message in Python, and as the WHERE fragment of a send's last re-check;
+#   contact_campaign_send_allowed_sql(...) adds the contact campaign's part (active, still at the node visit).
 # send_holds() -> SendHolds, HELD_SEND_SQL: the same rule as a snapshot for scheduled_actions rows.
 # OUTBOX_*, outbox_dedupe_key: the outbox table contract (what campaigns writes into outbound_messages).
 
@@ -49,6 +51,7 @@ __all__ = [
     "contact_campaigns_stop_for_address",
     "outbox_dedupe_key",
     "send_action_reschedule",
+    "contact_campaign_send_allowed_sql",
     "send_allowed_sql",
     "send_hold_reason",
     "send_holds",

@@ -1,4 +1,4 @@
-"""What other apps may use of contacts (docs/internal-interfaces.md#contacts).
+"""What other apps may use of contacts (docs/internal-interfaces/contacts-and-base.md).
 
 Everything not named here is private to contacts. Higher apps fill the extension points below in their
 AppConfig.ready(); contacts calls them without importing those apps.

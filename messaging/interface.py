@@ -1,4 +1,4 @@
-"""What other apps may use of messaging (docs/internal-interfaces.md#messaging).
+"""What other apps may use of messaging (docs/internal-interfaces/messaging-delivery.md and messaging-compliance.md).
 
 Messaging is the highest product app but analytics; the presentation modules of lower apps (their api/
 and admin) read it through the names here. Everything not named here is private to messaging.

@@ -18,7 +18,13 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from campaigns.interface import Campaign, ContactCampaign, send_allowed_sql, send_hold_reason
+from campaigns.interface import (
+    Campaign,
+    ContactCampaign,
+    contact_campaign_send_allowed_sql,
+    send_allowed_sql,
+    send_hold_reason,
+)
 from messaging import compliance
 from messaging.delivery.rendering import Thread
 from messaging.models import EmailSenderIdentity, OutboundMessage
@@ -48,15 +54,6 @@ def batch_block_reasons(messages: list[OutboundMessage]) -> dict[tuple[int, str]
                                                              values=addresses).items():
             blocks[(tenant_id, address)] = reason
     return blocks
-
-
-# Only for a message of a contact campaign: the contact campaign must still be at the message's node visit
-# and its campaign active (the Python check cancels instead: see send_policy).
-_CONTACT_CAMPAIGN_STILL_AT_NODE_SQL = """
-      AND EXISTS (SELECT 1 FROM contact_campaigns WHERE id = %(contact_campaign_id)s AND status = 'active'
-                  AND current_node_id = %(node_id)s AND node_visit = %(node_visit)s)
-      AND EXISTS (SELECT 1 FROM campaigns WHERE id = %(campaign_id)s AND status = 'active')
-"""
 
 
 # --- the batch-start check -----------------------------------------------------------------------------
@@ -140,7 +137,7 @@ def start_request(message: OutboundMessage, *, claimed_at: dt.datetime, sender: 
     }
     cc = message.contact_campaign
     if cc is not None:
-        sql += _CONTACT_CAMPAIGN_STILL_AT_NODE_SQL
+        sql += " AND " + contact_campaign_send_allowed_sql()
         params.update(contact_campaign_id=cc.id, campaign_id=cc.campaign_id, node_id=message.node_id,
                       node_visit=message.node_visit)
     with connection.cursor() as cursor:
