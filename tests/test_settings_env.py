@@ -107,6 +107,15 @@ def _django_setup(**variables: str) -> subprocess.CompletedProcess:
     ("AI_TENANT_CAPS", "{not json"),
     ("SENDGRID_WEBHOOK_PUBLIC_KEY", "bm90IGEga2V5"),
     ("OPENAI_BASE_URL", "api.openai.com"),
+    ("AI_TENANT_CAPS", '{"x": {}}'),
+    ("AI_TENANT_CAPS", '{"3": {"concurrency": 0}}'),
+    ("AI_MODEL_PRICES", '{"gpt": 5}'),
+    ("LOG_LEVEL", "verbose"),
+    ("DB_CONN_MAX_AGE", "-5"),
+    ("SENDGRID_REQUEST_TIMEOUT_SECONDS", "-3"),
+    ("SUPPRESSION_SOFT_BOUNCE_HOURS", "-5"),
+    ("AI_MAX_ATTEMPTS", "0"),
+    ("PHONE_DEFAULT_COUNTRY_CODE", "abc"),
 ])
 def test_a_malformed_value_stops_start_up_with_a_message_naming_the_variable(variable, value):
     result = _django_setup(**{variable: value})
@@ -115,3 +124,14 @@ def test_a_malformed_value_stops_start_up_with_a_message_naming_the_variable(var
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("django.core.exceptions.ImproperlyConfigured:"), last_line
     assert variable in last_line
+
+
+def test_structured_values_are_read_into_their_types(given):
+    given('{"7": {"concurrency": 8, "burst": 50}}')
+    assert env.tenant_caps(NAME) == {7: {"concurrency": 8, "burst": 50}}
+    given('{"gpt-4.1": ["2.00", 8]}')
+    assert env.model_prices(NAME) == {"gpt-4.1": ("2.00", "8")}
+    given("warning")
+    assert env.choice(NAME, choices=("DEBUG", "WARNING")) == "WARNING"
+    given("+49")
+    assert env.matching(NAME, pattern=r"\+?[1-9][0-9]{0,2}", expected="a calling code") == "+49"

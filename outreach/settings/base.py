@@ -73,7 +73,7 @@ DATABASES = {
         env.str("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/outreach")
     )
 }
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60, minimum=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -171,10 +171,10 @@ WEBHOOK_PROCESS_ABSORB_PENDING = env.int("WEBHOOK_PROCESS_ABSORB_PENDING", defau
 SENDING_HOLD_RECHECK = dt.timedelta(seconds=env.int("SENDING_HOLD_RECHECK_SECONDS", default=15 * 60, minimum=1))
 SENDING_LEASE = dt.timedelta(seconds=env.int("SENDING_LEASE_SECONDS", default=10 * 60, minimum=1))
 SENDGRID_INBOUND_SECRET = env.str("SENDGRID_INBOUND_SECRET", default="dev-inbound-secret")
-SENDGRID_REQUEST_TIMEOUT_SECONDS = env.float("SENDGRID_REQUEST_TIMEOUT_SECONDS", default=10.0)
+SENDGRID_REQUEST_TIMEOUT_SECONDS = env.float("SENDGRID_REQUEST_TIMEOUT_SECONDS", default=10.0, minimum=0.1)
 # Send rate limits (send_rate_limits, messaging/rate_limits.py): how long a process reuses a tenant's limits
 # before reading them again, so an admin edit is enforced within this many seconds.
-SEND_RATE_LIMITS_CACHE_SECONDS = env.float("SEND_RATE_LIMITS_CACHE_SECONDS", default=5.0)
+SEND_RATE_LIMITS_CACHE_SECONDS = env.float("SEND_RATE_LIMITS_CACHE_SECONDS", default=5.0, minimum=0)
 # Delivery tells the engine a batch's outcomes after the batch; the stale-send sweep (recover_stale_sends) feeds
 # again any sent / suppressed / failed message whose contact campaign has not heard this many clock seconds later.
 LOST_SEND_EVENTS_GRACE_SECONDS = env.int("LOST_SEND_EVENTS_GRACE_SECONDS", default=60, minimum=0)
@@ -185,31 +185,30 @@ LOST_SEND_EVENTS_LOOKBACK = dt.timedelta(
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = http_url("OPENAI_BASE_URL", "https://api.openai.com/v1")
 OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-mini")
-OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=60.0)
+OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=60.0, minimum=0.1)
 # AI client (outreach/ai/client.py): our own bounded retries, and per-tenant caps so one tenant's
 # bulk import cannot take all AI capacity from the others.
-AI_MAX_ATTEMPTS = env.int("AI_MAX_ATTEMPTS", default=4)
-AI_BACKOFF_BASE_SECONDS = env.float("AI_BACKOFF_BASE_SECONDS", default=0.5)
-AI_BACKOFF_MAX_SECONDS = env.float("AI_BACKOFF_MAX_SECONDS", default=20.0)
-AI_RETRY_AFTER_MAX_SECONDS = env.float("AI_RETRY_AFTER_MAX_SECONDS", default=30.0)
-AI_TENANT_CONCURRENCY = env.int("AI_TENANT_CONCURRENCY", default=4)
-AI_TENANT_RATE_PER_MINUTE = env.float("AI_TENANT_RATE_PER_MINUTE", default=120.0)
-AI_TENANT_BURST = env.int("AI_TENANT_BURST", default=20)
-AI_ACQUIRE_WAIT_SECONDS = env.float("AI_ACQUIRE_WAIT_SECONDS", default=30.0)
+AI_MAX_ATTEMPTS = env.int("AI_MAX_ATTEMPTS", default=4, minimum=1)
+AI_BACKOFF_BASE_SECONDS = env.float("AI_BACKOFF_BASE_SECONDS", default=0.5, minimum=0)
+AI_BACKOFF_MAX_SECONDS = env.float("AI_BACKOFF_MAX_SECONDS", default=20.0, minimum=0)
+AI_RETRY_AFTER_MAX_SECONDS = env.float("AI_RETRY_AFTER_MAX_SECONDS", default=30.0, minimum=0)
+AI_TENANT_CONCURRENCY = env.int("AI_TENANT_CONCURRENCY", default=4, minimum=1)
+AI_TENANT_RATE_PER_MINUTE = env.float("AI_TENANT_RATE_PER_MINUTE", default=120.0, minimum=0.001)
+AI_TENANT_BURST = env.int("AI_TENANT_BURST", default=20, minimum=1)
+AI_ACQUIRE_WAIT_SECONDS = env.float("AI_ACQUIRE_WAIT_SECONDS", default=30.0, minimum=0)
 # Per-tenant overrides of the caps: JSON {"<tenant id>": {"concurrency": 8, "rate_per_minute": 600, "burst": 50}}.
-AI_TENANT_CAPS: dict[int, dict] = {int(tenant_id): caps for tenant_id, caps in
-                                   env.dict("AI_TENANT_CAPS", default={}).items()}
+AI_TENANT_CAPS: dict[int, dict] = env.tenant_caps("AI_TENANT_CAPS")
 # Prices (USD per million prompt / completion tokens) added to or replacing the built-in table of
 # outreach/ai/client.py, by model-name prefix: JSON {"gpt-4.1": ["2.00", "8.00"]}.
-AI_MODEL_PRICES: dict[str, tuple[str, str]] = {model: tuple(str(p) for p in prices) for model, prices in
-                                               env.dict("AI_MODEL_PRICES", default={}).items()}
+AI_MODEL_PRICES: dict[str, tuple[str, str]] = env.model_prices("AI_MODEL_PRICES")
 
 PUBLIC_BASE_URL = http_url("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 FLOWER_URL = http_url("FLOWER_URL", "http://127.0.0.1:5555")
 
 # Compliance: soft-bounce suppressions expire; phone numbers without a country code get this one.
-SUPPRESSION_SOFT_BOUNCE_HOURS = env.float("SUPPRESSION_SOFT_BOUNCE_HOURS", default=72)
-PHONE_DEFAULT_COUNTRY_CODE = env.str("PHONE_DEFAULT_COUNTRY_CODE", default="1")
+SUPPRESSION_SOFT_BOUNCE_HOURS = env.float("SUPPRESSION_SOFT_BOUNCE_HOURS", default=72, minimum=1)
+PHONE_DEFAULT_COUNTRY_CODE = env.matching("PHONE_DEFAULT_COUNTRY_CODE", default="1", pattern=r"\+?[1-9][0-9]{0,2}",
+                                          expected="a calling code such as 1, 44 or +49")
 UNSUBSCRIBE_MAILTO_DOMAIN = env.str("UNSUBSCRIBE_MAILTO_DOMAIN", default="")  # default: PUBLIC_BASE_URL's host
 
 # Global emergency stop from the environment (an operator can also flip the DB switch).
@@ -252,5 +251,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": env.choice("LOG_LEVEL", default="INFO",
+                                                        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))},
 }

@@ -1,7 +1,8 @@
 """Reading the environment: one place, typed, loud failures.
 
 Every variable the system reads is listed in `.env.example` and read through `env` below, typed where it
-is defined: `env.str / .bool / .int / .float / .list / .dict / .ec_public_key`, plus `redis_url`,
+is defined: `env.str / .bool / .int / .float / .list / .dict / .choice / .matching / .tenant_caps / .model_prices /
+.ec_public_key`, plus `redis_url`,
 `http_url` and `database_config`. A value that is present but malformed stops the process at start-up
 with an ImproperlyConfigured naming the variable and the value, rather than letting a typo surface later
 as a confusing runtime error (`CLOCK_SPEED=abc`) or be read as something else (`DEBUG=maybe`).
@@ -14,6 +15,8 @@ import base64
 import builtins
 import json
 import os
+import re
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -29,8 +32,20 @@ _dotenv = BASE_DIR / ".env"
 if _dotenv.exists():
     environ.Env.read_env(str(_dotenv))
 
+_CAP_KEYS = frozenset({"concurrency", "rate_per_minute", "burst"})
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _decimal(value: Any) -> bool:
+    try:
+        return Decimal(str(value)) >= 0
+    except InvalidOperation:
+        return False
 
 
 class _Required:
@@ -118,6 +133,51 @@ class Env:
         if not isinstance(parsed, builtins.dict):
             raise self._bad(name, value, "a JSON object")
         return parsed
+
+    def choice(self, name: builtins.str, default: Any = REQUIRED, *, choices: tuple[builtins.str, ...]
+               ) -> builtins.str:
+        """One of `choices`, compared case-insensitively and returned as spelled in `choices`."""
+        value = self._raw(name, default)
+        if value is None:
+            return default
+        by_upper = {c.upper(): c for c in choices}
+        if value.strip().upper() not in by_upper:
+            raise self._bad(name, value, "one of " + ", ".join(choices))
+        return by_upper[value.strip().upper()]
+
+    def matching(self, name: builtins.str, default: Any = REQUIRED, *, pattern: builtins.str,
+                 expected: builtins.str) -> builtins.str:
+        """A string that matches the regular expression `pattern` as a whole (`expected` says it in words)."""
+        value = self._raw(name, default)
+        if value is None:
+            return default
+        if not re.fullmatch(pattern, value.strip()):
+            raise self._bad(name, value, expected)
+        return value.strip()
+
+    def tenant_caps(self, name: builtins.str) -> builtins.dict[builtins.int, builtins.dict[builtins.str, Any]]:
+        """JSON {"<tenant id>": {"concurrency": 8, "rate_per_minute": 600, "burst": 50}}, each part optional."""
+        raw = self.dict(name, default={})
+        caps: builtins.dict[builtins.int, builtins.dict[builtins.str, Any]] = {}
+        for tenant_id, values in raw.items():
+            if not (tenant_id.isdigit() and isinstance(values, builtins.dict)
+                    and set(values) <= _CAP_KEYS and all(_positive_number(v) for v in values.values())):
+                raise self._bad(name, json.dumps({tenant_id: values}),
+                                'a JSON object of tenant ids to {"concurrency", "rate_per_minute", "burst"} '
+                                "positive numbers")
+            caps[builtins.int(tenant_id)] = values
+        return caps
+
+    def model_prices(self, name: builtins.str) -> builtins.dict[builtins.str, tuple[builtins.str, builtins.str]]:
+        """JSON {"<model prefix>": ["<USD per M prompt tokens>", "<USD per M completion tokens>"]}."""
+        raw = self.dict(name, default={})
+        prices: builtins.dict[builtins.str, tuple[builtins.str, builtins.str]] = {}
+        for model, pair in raw.items():
+            if not (isinstance(pair, builtins.list) and len(pair) == 2 and all(_decimal(p) for p in pair)):
+                raise self._bad(name, json.dumps({model: pair}),
+                                'a JSON object of model prefixes to ["<prompt price>", "<completion price>"]')
+            prices[model] = (builtins.str(pair[0]), builtins.str(pair[1]))
+        return prices
 
     def ec_public_key(self, name: builtins.str, default: Any = REQUIRED) -> builtins.str:
         """A base64 DER EC P-256 public key (SendGrid's Signed Event Webhook key), kept as the text given."""
