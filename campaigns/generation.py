@@ -33,9 +33,11 @@ from contacts.interface import lead_analyse
 from outreach import clock
 from outreach.ai import client as ai_client
 from outreach.ai.client import KEY_PREFIX, redis_client
-from outreach.ai.prompting import load_prompt, render_prompt
+from outreach.ai.prompting import PromptBook
 from outreach.publishing import publish_ids
 from outreach.queues import TaskName
+
+PROMPTS = PromptBook.beside(__file__)
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +119,8 @@ def _messages(inputs: PlanInputs) -> list[dict[str, str]]:
     payload["contact"]["timezone"] = plan_timezone(inputs.contact.timezone)
     payload["contact"]["language"] = inputs.contact.language or "unknown"
     return [
-        {"role": "system", "content": load_prompt("plan_system")},
-        {"role": "user", "content": render_prompt(
+        {"role": "system", "content": PROMPTS.load("plan_system")},
+        {"role": "user", "content": PROMPTS.render(
             "plan_user",
             timezone=plan_timezone(inputs.contact.timezone),
             first_name=inputs.contact.first_name.strip() or "(unknown: greet without a name)",
@@ -155,7 +157,7 @@ def plan_draft(*, inputs: PlanInputs, tenant: Any = None, allow_defer: bool = Fa
     logger.info("AI plan invalid (%d problems), asking for one repair: %s", len(problems), _summarise(problems))
     repair = messages + [
         {"role": "assistant", "content": first.content},
-        {"role": "user", "content": render_prompt(
+        {"role": "user", "content": PROMPTS.render(
             "plan_repair",
             problems_json=json.dumps(problems[:_MAX_PROBLEMS_SHOWN], ensure_ascii=False, indent=1),
             first_name=inputs.contact.first_name.strip() or "without a name",

@@ -23,7 +23,9 @@ from contacts.extension_points import lead_offers, leads_analysed
 from contacts.models import Contact, Lead
 from outreach import clock
 from outreach.ai import client as ai_client
-from outreach.ai.prompting import load_prompt, render_prompt
+from outreach.ai.prompting import PromptBook
+
+PROMPTS = PromptBook.beside(__file__)
 
 logger = logging.getLogger(__name__)
 
@@ -211,8 +213,8 @@ def _analysis_ai(*, lead: Lead) -> dict:
         tenant=lead.tenant_id,
         purpose="lead_analysis",
         messages=[
-            {"role": "system", "content": load_prompt("lead_analysis_system")},
-            {"role": "user", "content": render_prompt(
+            {"role": "system", "content": PROMPTS.load("lead_analysis_system")},
+            {"role": "user", "content": PROMPTS.render(
                 "lead_analysis_user", offers="; ".join(offers) or "(not given)",
                 lead_json=json.dumps(payload, ensure_ascii=False, indent=1))},
         ],

@@ -25,7 +25,9 @@ from messaging.inbound.reply_text import normalise_headers, strip_quoted
 from messaging.inbound.return_dates import extract_return_date, plausible_return_date
 from outreach import clock
 from outreach.ai import client as ai_client
-from outreach.ai.prompting import load_prompt, render_prompt
+from outreach.ai.prompting import PromptBook
+
+PROMPTS = PromptBook.beside(__file__)
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +88,8 @@ def _classify_reply_ai(*, tenant: Any, subject: str, text: str, today: dt.date) 
         tenant=tenant,
         purpose="reply_classification",
         messages=[
-            {"role": "system", "content": load_prompt("reply_classification_system")},
-            {"role": "user", "content": render_prompt(
+            {"role": "system", "content": PROMPTS.load("reply_classification_system")},
+            {"role": "user", "content": PROMPTS.render(
                 "reply_classification_user", received_on=today.isoformat(), subject=subject[:300], text=body)},
         ],
         schema=REPLY_JSON_SCHEMA,
