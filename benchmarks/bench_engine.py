@@ -13,6 +13,8 @@ import json
 import time
 from pathlib import Path
 
+from outreach.queues import Queue
+
 CONTACTS = 3000
 SINGLE_EVENTS = 600
 BATCH_SIZE = 1000
@@ -30,7 +32,7 @@ def _purge_broker() -> None:
     import redis
     from django.conf import settings
 
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("campaign_execution", "campaign_creation")
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(Queue.CAMPAIGN_EXECUTION, Queue.CAMPAIGN_CREATION)
 
 
 def _cleanup(tenant_id: int) -> None:

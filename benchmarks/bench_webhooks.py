@@ -17,6 +17,8 @@ import os
 import time
 import uuid
 
+from outreach.queues import Queue
+
 BATCH = 1000
 BATCHES = int(os.environ.get("BENCH_WEBHOOK_BATCHES", "40"))
 EVENTS_PER_MESSAGE = 5  # processed, delivered, machine open, human open, click
@@ -147,7 +149,7 @@ def _drop_published_tasks(count: int) -> None:
     from django.conf import settings
 
     try:
-        redis.Redis.from_url(settings.CELERY_BROKER_URL).lpop("webhooks", count)
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).lpop(Queue.WEBHOOKS, count)
     except Exception:  # noqa: BLE001 - best effort cleanup
         pass
 

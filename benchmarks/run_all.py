@@ -13,10 +13,13 @@ import sys
 import time
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.base")
-BENCH_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/outreach_bench"
-BENCH_REDIS_URL = "redis://127.0.0.1:6379/14"
-os.environ.setdefault("DATABASE_URL", BENCH_DATABASE_URL)
-os.environ.setdefault("REDIS_URL", BENCH_REDIS_URL)
+# Set outright, never taken from DATABASE_URL / REDIS_URL: the benchmarks delete rows and empty broker queues,
+# which must never happen to a developer's data. BENCH_DATABASE_URL / BENCH_REDIS_URL choose others.
+BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/outreach_bench")
+BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+os.environ["DATABASE_URL"] = BENCH_DATABASE_URL
+os.environ["REDIS_URL"] = BENCH_REDIS_URL
+os.environ.pop("CELERY_BROKER_URL", None)  # the broker follows REDIS_URL
 
 
 def main() -> None:

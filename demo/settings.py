@@ -1,7 +1,8 @@
 """Settings for the processes `make demo` and the end-to-end test start: the base settings on a fast clock.
 
 Everything the system times (a claim's lease, a webhook signature's age, a hold's recheck) is read from
-outreach.clock, so on a clock running 7,200 times fast a 10-minute lease lasts 1/12 of a real second. The margins
+outreach.clock, so on the demo's fast clock (DEMO_CLOCK_SPEED, demo/scenario.py) a 10-minute lease lasts a
+fraction of a real second. The margins
 that protect against real-world slowness (a busy worker, a slow HTTP round trip) must keep their real
 length, so they are scaled here by the clock speed. Business time (waits, quiet hours, suppression
 expiry) is not touched: it is meant to run fast.
@@ -16,9 +17,9 @@ from outreach.settings.base import *  # noqa: F401,F403
 from outreach.settings.base import CLOCK_SPEED, MIDDLEWARE, env
 
 # Margins in real seconds, turned into virtual seconds below.
-_REAL_ACTION_LEASE = env.float("DEMO_ACTION_LEASE_REAL_SECONDS", default=120.0)
-_REAL_SENDING_LEASE = env.float("DEMO_SENDING_LEASE_REAL_SECONDS", default=120.0)
-_REAL_SIGNATURE_AGE = env.float("DEMO_SIGNATURE_AGE_REAL_SECONDS", default=60.0)
+_REAL_ACTION_LEASE = env.float("DEMO_ACTION_LEASE_REAL_SECONDS", default=120.0, minimum=1)
+_REAL_SENDING_LEASE = env.float("DEMO_SENDING_LEASE_REAL_SECONDS", default=120.0, minimum=1)
+_REAL_SIGNATURE_AGE = env.float("DEMO_SIGNATURE_AGE_REAL_SECONDS", default=60.0, minimum=1)
 _SPEED = max(1.0, float(CLOCK_SPEED))
 
 # campaigns.dispatcher: a claimed scheduled action is dispatched again after this (virtual) lease.
