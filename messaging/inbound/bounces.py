@@ -33,7 +33,7 @@ _BOUNCE_SUBJECT = re.compile(
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _SMTP_CODE = re.compile(r"\b([45])\d\d[ -]")
 _DEAD_MAILBOX = re.compile(
-    r"\b(?:mailbox|address|account|e-?mail address|inbox) (?:is |has been )?no longer (?:in use|active|valid)"
+    r"\b(?:mailbox|address|account|e-?mail address|inbox) (?:is |has been )?no longer (?:in use|active|valid|monitored)"
     r"|\bno longer in use\b|\bhas left (?:the company|our company|the organi[sz]ation)\b"
     r"|\bis no longer with (?:the|our)\b|\bnicht mehr (?:genutzt|in gebrauch|aktiv|besetzt)\b"
     r"|\bnicht mehr im unternehmen\b|\bhat (?:das|unser) unternehmen verlassen\b"
