@@ -4,8 +4,9 @@ A reply is matched first by the signed token of its reply address (reply+<tenant
 messaging.inbound.reply_addresses), then through ``In-Reply-To`` / ``References`` (which hold the
 ``Message-ID`` we set on every outbound mail). Failing that, the tenant is told from the reply's
 recipients (a sender identity's reply-to or from address, or our List-Unsubscribe mailto), and the reply
-goes to that tenant's latest mail to the replying address. When no tenant, or more than one, can be told, the reply is stored without a tenant for
-an operator and the engine hears nothing (a stop request is still honoured: messaging.inbound.stop_requests).
+goes to that tenant's latest mail to the replying address. When no tenant, or more than one, can be told,
+the reply is stored without a tenant for an operator and the engine hears nothing (a stop request is still
+honoured: messaging.inbound.stop_requests).
 """
 from __future__ import annotations
 
