@@ -1,4 +1,5 @@
-"""`make bench`: run every benchmarks/bench_*.py module's `main()` and print its figures.
+"""`make bench`: run every benchmarks/bench_*.py module's `main()` and print its figures (engine, rate limits,
+webhooks, replies: bench_replies is the reply-classification time per KB, issue 11).
 
 Benchmarks print numbers; they never pass or fail on speed. They run against their own database and Redis
 database (BENCH_DATABASE_URL and BENCH_REDIS_URL below, the one place these are stated) so they can load

@@ -15,13 +15,13 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
+from messaging import admin_replies  # noqa: F401 - registers the replies inbox (InboundMessage)
 from messaging.admin_compliance import ComplianceAdminMixin
 from messaging.compliance import suppression_add, suppression_remove
 from messaging.models import (
     CommunicationSuppression,
     ContactUnsubscribe,
     EmailSenderIdentity,
-    InboundMessage,
     MessageEvent,
     OutboundMessage,
     SendRateLimit,
@@ -163,16 +163,6 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin, BigTableAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: WebhookDelivery | None = None) -> list[str]:
         return [name for name in super().get_readonly_fields(request, obj) if name != "body"]
-
-
-@admin.register(InboundMessage)
-class InboundMessageAdmin(ReadOnlyAdmin, BigTableAdmin):
-    list_display = ("received_at", "from_email", "subject", "classification", "is_auto_reply", "stop_request",
-                    "outbound_message_id", "tenant")
-    list_filter = ("classification", "is_auto_reply", "stop_request", "tenant")
-    search_fields = ("from_email__exact", "message_id_header__exact")
-    list_select_related = ("tenant",)
-    raw_id_fields = ("outbound_message", "webhook_delivery")
 
 
 def _suppression_lift(row: CommunicationSuppression, *, actor: Any, reason: str) -> None:

@@ -222,6 +222,23 @@ class InboundMessage(models.Model):
         NEUTRAL = "neutral"
         OOO = "ooo"
 
+    class Kind(models.TextChoices):
+        REPLY = "reply"
+        AUTO_REPLY = "auto_reply"
+        BOUNCE = "bounce"
+
+    class Verdict(models.TextChoices):
+        PASS = "pass", "Authenticated (SPF or DKIM passed)"
+        UNAUTHENTICATED = "unauthenticated", "SPF and DKIM both failed"
+        SPAM = "spam", "Marked as spam by Inbound Parse"
+
+    class ReviewStatus(models.TextChoices):
+        NONE = "", "Nothing to review"
+        HELD = "held", "Held for review (did not move a plan)"
+        RELEASED = "released", "Released by an operator"
+        DISCARDED = "discarded", "Discarded by an operator"
+        CORRECTED = "corrected", "Class corrected by an operator"
+
     tenant = models.ForeignKey("tenancy.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     outbound_message = models.ForeignKey(OutboundMessage, null=True, blank=True, on_delete=models.SET_NULL,
                                          related_name="replies")
@@ -244,10 +261,23 @@ class InboundMessage(models.Model):
     return_date = models.DateField(null=True, blank=True)
     received_at = ClockDateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Issue 11: what the mail is, the words that were classified, and whether it is trusted.
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REPLY)
+    language = models.CharField(max_length=8, blank=True, help_text="ISO 639-1 of the new text")
+    new_text = models.TextField(blank=True, help_text="The person's new words: quote, signature and our mail removed")
+    bounce_type = models.CharField(max_length=8, blank=True, help_text="hard / soft, for a bounce notice")
+    spf = models.CharField(max_length=100, blank=True)
+    dkim = models.CharField(max_length=500, blank=True)
+    spam_score = models.FloatField(null=True, blank=True)
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, default=Verdict.PASS)
+    review_status = models.CharField(max_length=16, choices=ReviewStatus.choices, blank=True, default="")
 
     class Meta:
         db_table = "inbound_messages"
-        indexes = [models.Index(fields=["tenant", "received_at"], name="im_tenant_received")]
+        indexes = [
+            models.Index(fields=["tenant", "received_at"], name="im_tenant_received"),
+            models.Index(fields=["tenant", "-received_at", "-id"], name="im_tenant_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.from_email}: {self.subject[:60]}"

@@ -27,7 +27,8 @@ class SenderIdentityCreateSerializer(serializers.Serializer):
     from_email = serializers.EmailField(max_length=254)
     from_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     reply_to = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="",
-                                      help_text="Defaults to from_email")
+                                      help_text="Leave empty: with INBOUND_REPLY_DOMAIN set the system issues the "
+                                                "tenant's reply address (any other is a 400); else from_email")
     nickname = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 

@@ -5,7 +5,7 @@ the model (JSON-schema output); without one, or when the model call fails, a rul
 answers, so inbound processing never depends on the AI being up. Some signals are decided by rules
 even when a key is set, because they are certain and free:
 
-- auto-reply headers (RFC 3834 `Auto-Submitted`, `X-Autoreply`, `Precedence: auto_reply`, ...) mean `ooo`;
+- auto-replies (RFC 3834 `Auto-Submitted`, `X-Autoreply`, Exchange/Apple headers, fixed wording) skip the model;
 - an explicit opt-out phrase ("unsubscribe", "remove me", "nicht mehr kontaktieren") is a stop request
   whatever the model says: honouring a stop we should not have is cheap, missing one is a compliance
   failure.
@@ -41,6 +41,8 @@ def classify_reply(
     text: str,
     headers: Mapping[str, str] | Iterable[tuple[str, str]] | str | None,
     received_at: dt.datetime | None = None,
+    html_text: str = "",
+    sender: str = "",
 ) -> ReplyClassification:
     """Classify one inbound reply. `tenant` may be None (operator tools); it is used for AI accounting.
 
@@ -49,16 +51,20 @@ def classify_reply(
     """
     norm_headers = normalise_headers(headers)
     reference = _reference_date(norm_headers, received_at)
-    rules = classify_reply_rules(subject=subject or "", text=text or "", headers=norm_headers, today=reference)
+    rules = classify_reply_rules(subject=subject or "", text=text or "", headers=norm_headers, today=reference,
+                                 html_text=html_text, sender=(sender or "").lower())
 
-    if not ai_client.ai_enabled() or "auto_reply_header" in rules.reasons:
+    if not ai_client.ai_enabled() or rules.kind == "auto_reply":
+        # An auto-reply is told by headers and fixed wording: certain, and free.
         return rules
     try:
         ai = _classify_reply_ai(tenant=tenant, subject=subject or "", text=text or "", today=reference)
     except ai_client.AIError as exc:
         logger.warning("AI reply classification failed, using rules: %s", exc)
         return rules
-    if rules.stop_request and not ai.stop_request and ai.label != "ooo":
+    ai = dataclasses.replace(ai, language=rules.language)
+    if rules.stop_request and not ai.stop_request:
+        # Stop wins: the rules' stop request is kept whatever the model says.
         ai = dataclasses.replace(ai, stop_request=True, reasons=ai.reasons + ("rules_stop_request",))
     if ai.stop_request and ai.label not in ("negative",):
         # A person asking to stop is declining, whatever else the message says.
@@ -115,12 +121,15 @@ def _classify_reply_ai(*, tenant: Any, subject: str, text: str, today: dt.date) 
     if label == "ooo" and return_date is None:
         # The model missed, mangled or misread the date: the rules' extraction is deterministic, use it.
         return_date = extract_return_date(text, today=today)
+    if label != "ooo":
+        return_date = None
     return ReplyClassification(
         label=label,
         confidence=confidence,
-        stop_request=bool(data.get("stop_request")) and label != "ooo",
+        stop_request=bool(data.get("stop_request")),
         return_date=return_date,
         source="ai",
+        kind="auto_reply" if label == "ooo" else "reply",
     )
 
 

@@ -16,6 +16,10 @@ class ReplyClassification:
     return_date: dt.date | None = None
     source: str = "rules"  # "rules" or "ai"
     reasons: tuple[str, ...] = ()  # which rules fired (for logs and the admin), not part of the contract
+    # "reply" (a person wrote it) or "auto_reply" (label "ooo" for an absence, "" for e.g. a ticket
+    # acknowledgement). Bounces never get here: messaging.inbound.bounces tells them first.
+    kind: str = "reply"
+    language: str = ""  # ISO 639-1 of the new text ("" unknown)
 
     def as_dict(self) -> dict[str, Any]:
         return {

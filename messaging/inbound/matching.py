@@ -1,10 +1,12 @@
 """Matching a reply to what it answers: its tenant and, when it can be told, the outbound message.
 
-A reply is matched through ``In-Reply-To`` / ``References`` (which hold the ``Message-ID`` we set on every
-outbound mail). Failing that, the tenant is told from the reply's recipients (a sender identity's reply-to
-or from address, or our List-Unsubscribe mailto), and the reply goes to that tenant's latest mail to the
-replying address. When no tenant, or more than one, can be told, the reply is stored without a tenant for
-an operator and the engine hears nothing (a stop request is still honoured: messaging.inbound.stop_requests).
+A reply is matched first by the signed token of its reply address (reply+<tenant>-<HMAC>@INBOUND_REPLY_DOMAIN,
+messaging.inbound.reply_addresses), then through ``In-Reply-To`` / ``References`` (which hold the
+``Message-ID`` we set on every outbound mail). Failing that, the tenant is told from the reply's
+recipients (a sender identity's reply-to or from address, or our List-Unsubscribe mailto), and the reply
+goes to that tenant's latest mail to the replying address. When no tenant, or more than one, can be told,
+the reply is stored without a tenant for an operator and the engine hears nothing (a stop request is still
+honoured: messaging.inbound.stop_requests).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from django.db.models.functions import Lower
 
 from messaging.compliance.links import unsubscribe_mailto_tenant_id
 from messaging.inbound.parsing import MESSAGE_ID_RE, ParsedInbound
+from messaging.inbound.reply_addresses import is_inbound_domain_address, reply_address_tenant_id
 from messaging.models import EmailSenderIdentity, OutboundMessage
 from outreach.tenancy.models import Tenant
 
@@ -35,7 +38,8 @@ def inbound_recipient_tenant_ids(*, parsed: ParsedInbound) -> frozenset[int]:
     """Tenants the reply was addressed to: To, Cc and the envelope recipients matched against sender
     identities' reply-to and from addresses, and our List-Unsubscribe mailto addresses (whose tag names
     the tenant; the tag's HMAC cannot be checked against an alias, so it is a routing hint only)."""
-    recipients = {address.strip().lower() for address in [*parsed.to, *parsed.cc] if address and address.strip()}
+    recipients = {address.strip().lower() for address in [*parsed.to, *parsed.cc]
+                  if address and address.strip() and not is_inbound_domain_address(address)}
     if not recipients:
         return frozenset()
     tenant_ids = set(
@@ -61,17 +65,43 @@ def latest_sent_by_tenant(*, address: str, tenant_ids: frozenset[int] | None) ->
     return {m.tenant_id: m for m in messages.order_by("tenant_id", "-created_at").distinct("tenant_id")}
 
 
-def inbound_match(*, parsed: ParsedInbound) -> InboundMatch:
-    """In-Reply-To first, then References from the newest (our Message-IDs are unguessable: they name
-    the message, hence its tenant). Else the tenant(s) the recipients name: with one, that tenant's
-    latest sent mail to the sender (none: the reply still belongs to the tenant); with several, the one
-    of them that mailed the sender, if only one did. Never another tenant's mail."""
+def reply_token_tenant_id(*, parsed: ParsedInbound) -> int | None:
+    """The tenant the recipients' signed reply address names (None: no valid token, or tokens of several)."""
+    named = {reply_address_tenant_id(address) for address in [*parsed.to, *parsed.cc]} - {None}
+    if len(named) != 1:
+        return None
+    [tenant_id] = named
+    return tenant_id if Tenant.objects.filter(id=tenant_id).exists() else None
+
+
+def _threaded_outbound(*, parsed: ParsedInbound, tenant_id: int | None) -> OutboundMessage | None:
+    """In-Reply-To first, then References from the newest; only the token's tenant's mail when it names one."""
     candidates = MESSAGE_ID_RE.findall(parsed.in_reply_to) + list(reversed(MESSAGE_ID_RE.findall(parsed.references)))
-    if candidates:
-        found = {m.message_id_header: m for m in OutboundMessage.objects.filter(message_id_header__in=candidates)}
-        for token in candidates:
-            if token in found:
-                return InboundMatch(outbound=found[token], tenant_id=found[token].tenant_id)
+    if not candidates:
+        return None
+    messages = OutboundMessage.objects.filter(message_id_header__in=candidates)
+    if tenant_id is not None:
+        messages = messages.filter(tenant_id=tenant_id)
+    found = {m.message_id_header: m for m in messages}
+    return next((found[token] for token in candidates if token in found), None)
+
+
+def inbound_match(*, parsed: ParsedInbound) -> InboundMatch:
+    """The signed reply address's token first (it names the tenant and cannot be forged), then our
+    threading headers (our Message-IDs are unguessable: they name the message, hence its tenant; with a
+    token, only that tenant's messages). With a token and no thread, that tenant's latest mail to the
+    sender. Else the tenant(s) the recipients name: with one, that tenant's latest sent mail to the
+    sender (none: the reply still belongs to the tenant); with several, the one of them that mailed the
+    sender, if only one did. Never another tenant's mail."""
+    token_tenant_id = reply_token_tenant_id(parsed=parsed)
+    outbound = _threaded_outbound(parsed=parsed, tenant_id=token_tenant_id)
+    if outbound is not None:
+        return InboundMatch(outbound=outbound, tenant_id=outbound.tenant_id)
+    if token_tenant_id is not None:
+        named = frozenset({token_tenant_id})
+        latest = latest_sent_by_tenant(address=parsed.from_email, tenant_ids=named)
+        return InboundMatch(outbound=latest.get(token_tenant_id), tenant_id=token_tenant_id,
+                            recipient_tenant_ids=named)
     tenant_ids = inbound_recipient_tenant_ids(parsed=parsed)
     if not tenant_ids:
         return InboundMatch()

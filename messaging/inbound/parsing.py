@@ -39,6 +39,11 @@ class ParsedInbound:
     headers_text: str
     headers: dict[str, str] = field(default_factory=dict)
     cc: list[str] = field(default_factory=list)
+    message: Message | None = None  # raw mode: the MIME message (a DSN's parts are read from it)
+    spf: str = ""  # Inbound Parse's `SPF` field ("pass", "fail", "softfail", "none", ...)
+    dkim: str = ""  # Inbound Parse's `dkim` field ("{@example.com : pass}", "none", ...)
+    spam_score: float | None = None  # Inbound Parse's `spam_score` (SpamAssassin), when spam checking is on
+    spam_report: str = ""
 
 
 @dataclass
@@ -51,6 +56,7 @@ class _MailContent:
     html: str
     subject: str
     content_hash: str
+    message: Message | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,9 +143,8 @@ def _charsets(parts: FormParts) -> dict[str, str]:
 # The two modes
 # --------------------------------------------------------------------------------------------
 
-def _raw_mode_content(parts: FormParts, charsets: dict[str, str]) -> _MailContent:
-    """Raw mode: the whole MIME message in the field `email`."""
-    raw_mail = _part_bytes(parts["email"][0])
+def raw_mail_content(raw_mail: bytes) -> _MailContent:
+    """A whole RFC 822 message (raw mode; also the corpus' raw cases) read with the email package."""
     message = BytesParser(policy=email.policy.default).parsebytes(raw_mail)
     headers = _header_map(message)
     headers_text = raw_mail.split(b"\r\n\r\n", 1)[0] if b"\r\n\r\n" in raw_mail else raw_mail.split(b"\n\n", 1)[0]
@@ -148,9 +153,18 @@ def _raw_mode_content(parts: FormParts, charsets: dict[str, str]) -> _MailConten
         headers_block=headers_text.decode("utf-8", "replace"),
         text=_body_of(message, "plain"),
         html=_body_of(message, "html"),
-        subject=headers.get("subject", "") or _field_text(parts, "subject", charsets),
+        subject=headers.get("subject", ""),
         content_hash=hashlib.sha256(raw_mail).hexdigest(),
+        message=message,
     )
+
+
+def _raw_mode_content(parts: FormParts, charsets: dict[str, str]) -> _MailContent:
+    """Raw mode: the whole MIME message in the field `email`."""
+    content = raw_mail_content(_part_bytes(parts["email"][0]))
+    if not content.subject:
+        content.subject = _field_text(parts, "subject", charsets)
+    return content
 
 
 def _parsed_mode_content(parts: FormParts, charsets: dict[str, str]) -> _MailContent:
@@ -200,6 +214,14 @@ def _message_id(headers: dict[str, str], content_hash: str) -> str:
     return message_id
 
 
+def _spam_score(parts: FormParts, charsets: dict[str, str]) -> float | None:
+    raw = _field_text(parts, "spam_score", charsets).strip()
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        return None
+
+
 def inbound_parse(*, body: bytes, content_type: str) -> ParsedInbound:
     parts = _form_parts(body=body, content_type=content_type)
     charsets = _charsets(parts)
@@ -224,4 +246,9 @@ def inbound_parse(*, body: bytes, content_type: str) -> ParsedInbound:
         headers_text=content.headers_block,
         headers=headers,
         cc=cc,
+        message=content.message,
+        spf=_field_text(parts, "SPF", charsets).strip()[:100],
+        dkim=_field_text(parts, "dkim", charsets).strip()[:500],
+        spam_score=_spam_score(parts, charsets),
+        spam_report=_field_text(parts, "spam_report", charsets)[:4000],
     )

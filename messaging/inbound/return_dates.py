@@ -10,18 +10,18 @@ from messaging.inbound.reply_text import strip_quoted
 _MONTHS: dict[str, int] = {}
 for _num, _names in enumerate(
     (
-        "january jan januar jänner janvier enero ene",
-        "february feb februar février fevrier febrero",
-        "march mar märz maerz marz mars marzo",
-        "april apr avril abril abr",
-        "may mai mayo",
-        "june jun juni juin junio",
-        "july jul juli juillet julio",
-        "august aug août aout agosto ago",
-        "september sep sept septembre septiembre set",
-        "october oct oktober okt octobre octubre",
-        "november nov novembre noviembre",
-        "december dec dezember dez décembre decembre diciembre dic",
+        "january jan januar jänner janvier enero ene gennaio januari janeiro",
+        "february feb februar février fevrier febrero febbraio februari fevereiro",
+        "march mar märz maerz marz mars marzo maart março marco",
+        "april apr avril abril abr aprile",
+        "may mai mayo maggio mei maio",
+        "june jun juni juin junio giugno junho",
+        "july jul juli juillet julio luglio julho",
+        "august aug août aout agosto ago augustus",
+        "september sep sept septembre septiembre set settembre setembro",
+        "october oct oktober okt octobre octubre ottobre outubro",
+        "november nov novembre noviembre novembro",
+        "december dec dezember dez décembre decembre diciembre dic dicembre dezembro",
     ),
     start=1,
 ):
@@ -31,13 +31,13 @@ for _num, _names in enumerate(
 _WEEKDAYS: dict[str, int] = {}
 for _num, _names in enumerate(
     (
-        "monday montag lundi lunes",
-        "tuesday dienstag mardi martes",
-        "wednesday mittwoch mercredi miércoles miercoles",
-        "thursday donnerstag jeudi jueves",
-        "friday freitag vendredi viernes",
-        "saturday samstag samedi sábado sabado",
-        "sunday sonntag dimanche domingo",
+        "monday montag lundi lunes lunedì lunedi maandag segunda",
+        "tuesday dienstag mardi martes martedì martedi dinsdag terça",
+        "wednesday mittwoch mercredi miércoles miercoles mercoledì mercoledi woensdag quarta",
+        "thursday donnerstag jeudi jueves giovedì giovedi donderdag quinta",
+        "friday freitag vendredi viernes venerdì venerdi vrijdag sexta",
+        "saturday samstag samedi sábado sabado zaterdag",
+        "sunday sonntag dimanche domingo domenica zondag",
     )
 ):
     for _name in _names.split():
@@ -66,11 +66,42 @@ _RETURN_CUE = re.compile(
     r"|\bin the office (?:again )?(?:on|from) |\bavailable again (?:on|from) "
     r"|\bzurück (?:am |ab )?|\bwieder (?:im büro |erreichbar |da |zurück )?(?:am |ab )?|\bab dem |\bab (?=\d)"
     r"|\bde retour (?:le |à partir du )?|\bretour (?:prévu )?le |\bà partir du "
-    r"|\bregreso (?:el )?|\bvuelvo (?:el )?|\bregresaré (?:el )?|\bestaré de vuelta (?:el )?|\ba partir del )"
+    r"|\bregreso (?:el )?|\bvuelvo (?:el )?|\bregresaré (?:el )?|\bestaré de vuelta (?:el )?|\ba partir del "
+    r"|\brientrerò (?:in ufficio )?(?:il )?|\brientro (?:previsto )?(?:il )?|\bdi nuovo in ufficio (?:il |dal )?"
+    r"|\bweer aanwezig (?:op |vanaf )?|\bterug (?:op |vanaf )?|\bretorno (?:ao escritório )?(?:em |no dia |a )?"
+    r"|\bvolto (?:em |no dia )?|\bestarei de volta (?:em |no dia )?)"
     r"|(?P<until>\buntil |\btill |\bthrough |\bthru |\bbis (?:zum |einschließlich |einschl\.? )?|\bbis "
-    r"|\bjusqu'au |\bhasta el |\bhasta )",
+    r"|\bjusqu'au |\bjusqu'à |\bhasta el |\bhasta |\bfino al |\bfino a |\bsino al |\btot en met |\bt/m |\btot "
+    r"|\baté (?:o dia |dia )?)",
     re.IGNORECASE,
 )
+
+
+_MAX_CHARS = 8 * 1024  # an out-of-office says when it ends in its first lines
+_EUROPEAN_SIGNAL = re.compile(
+    r"\b(?:bin|ich|je|suis|estoy|sono|ik|estou|de retour|zurück|hasta)\b|\.co\.uk\b|\+44\b|\.(?:de|fr|es|it|nl|pt)\b",
+    re.IGNORECASE)
+# "July 10-31", "10-31 July", "vom 3. bis 14. August", "du 10 au 21 août", "del 10 al 31 de julio",
+# "de 1 a 15 de setembro", "dal 3 al 14 agosto": back the day after the end (dateparser misreads ranges).
+_RANGE = re.compile(
+    rf"(?P<m1>{_MONTH_RX})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\s*(?:-|–|to|through|until)\s*(?P<d1>\d{{1,2}})\b(?:,?\s+(?P<y1>\d{{4}}))?"
+    r"|\b\d{1,2}\.?\s*(?:-|–|bis|au|al|a|tot|t/m|to)\s*(?P<d2>\d{1,2})(?:st|nd|rd|th|\.|er|º)?\s+(?:de\s+)?"
+    rf"(?P<m2>{_MONTH_RX})\b\.?(?:,?\s+(?:de\s+)?(?P<y2>\d{{4}}))?",
+    re.IGNORECASE,
+)
+
+
+def _range_end(flat: str, today: dt.date) -> dt.date | None:
+    match = _RANGE.search(flat)
+    if match is None:
+        return None
+    month_name = match.group("m1") or match.group("m2")
+    day = int(match.group("d1") or match.group("d2"))
+    year = match.group("y1") or match.group("y2")
+    end = _resolve_year(_MONTHS[month_name.lower()], day, int(year) if year else None, today)
+    if end is None or end >= dt.date.max:
+        return None
+    return plausible_return_date(end + dt.timedelta(days=1), today=today)
 
 
 def _resolve_year(month: int, day: int, year: int | None, today: dt.date) -> dt.date | None:
@@ -125,14 +156,18 @@ def _parse_date_match(match: re.Match[str], today: dt.date, prefer_day_first: bo
 # reply then has no return date. The campaign engine and the events API apply the same bound
 # (campaigns.engine.MAX_RETURN_DATE_AHEAD).
 MAX_RETURN_DAYS_AHEAD = 180
+# What the parser believes: a date without a year is its next occurrence, up to a year ahead ("jusqu'au
+# 5 janvier" read in March is next January, not dropped). Whether a pause that long is honoured is the
+# engine's policy (MAX_RETURN_DATE_AHEAD there), not the parser's.
+MAX_PARSED_DAYS_AHEAD = 366
 
 
 def plausible_return_date(value: dt.date | None, *, today: dt.date) -> dt.date | None:
-    """`value` when it is a return date worth acting on (from `today` to 180 days after it), else None."""
+    """`value` when it is a believable return date (from `today` to a year after it), else None."""
     if value is None:
         return None
     try:
-        latest = today + dt.timedelta(days=MAX_RETURN_DAYS_AHEAD)
+        latest = today + dt.timedelta(days=MAX_PARSED_DAYS_AHEAD)
     except OverflowError:
         latest = dt.date.max
     return value if today <= value <= latest else None
@@ -145,37 +180,55 @@ def _parse_date_safely(match: re.Match[str], today: dt.date, prefer_day_first: b
         return None
 
 
-def extract_return_date(text: str, *, today: dt.date) -> dt.date | None:
-    """The first day the sender is back, from an out-of-office text, or None.
+_DATEPARSER_LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "pt")
 
-    Looks for a return cue ("back on", "returning", "zurück am", "until", "bis", "de retour le",
-    "hasta el") followed within a few words by a date; "until X" means back on X + 1 day. Without a cue,
-    the latest date in the text that is not in the past is taken (OOO notes usually name the span
-    "from A to B", and B is the one that matters). A date in the past or more than 180 days after `today`
-    is not a return date (`plausible_return_date`).
-    """
-    body = strip_quoted(text)
-    flat = re.sub(r"\s+", " ", unicodedata.normalize("NFC", body))
-    # English writes 12/14 month-first; German, French and Spanish write day-first.
-    prefer_day_first = bool(re.search(r"\b(?:bin|ich|je|suis|estoy|de retour|zurück|hasta)\b", flat, re.I))
+
+def _dateparser_date(window: str, *, today: dt.date, language: str, day_first: bool) -> dt.date | None:
+    """dateparser on a short fragment we cut out ourselves (never the whole body: it is slow on long text),
+    for what our own table does not spell ("back tomorrow", "zurück übermorgen", "de retour demain")."""
+    import dateparser  # noqa: PLC0415 - 0.3 s import, ~0.85 s first parse: paid only when a cue has no date
+
+    fragment = " ".join(window.split()[:3]).strip(" ,.;:!")
+    if not fragment:
+        return None
+    base = dt.datetime.combine(today, dt.time(12, 0))
+    languages = [language[:2]] if language[:2] in _DATEPARSER_LANGUAGES else list(_DATEPARSER_LANGUAGES)
+    try:
+        found = dateparser.parse(fragment, languages=languages, settings={
+            "RELATIVE_BASE": base, "PREFER_DATES_FROM": "future", "DATE_ORDER": "DMY" if day_first else "MDY",
+            "STRICT_PARSING": False, "REQUIRE_PARTS": ["day"],
+        })
+    except (ValueError, OverflowError, TypeError):
+        return None
+    return found.date() if found is not None and found.date() != today else None
+
+
+def _cue_window_date(window: str, *, today: dt.date, prefer_day_first: bool) -> dt.date | None:
+    # Allow a weekday before the date ("back on Monday, 14 December"): the real date wins over the weekday.
+    matches = list(_DATE.finditer(window))
+    dated = [m for m in matches if not m.group("wd")]
+    chosen = dated[0] if dated else (matches[0] if matches and matches[0].start() < 3 else None)
+    # The date must start close to the cue (skip "until I get back on 3/4 of the tasks" style noise).
+    if chosen is None or chosen.start() > 25:
+        return None
+    return _parse_date_safely(chosen, today, prefer_day_first)
+
+
+def _cued_date(flat: str, *, today: dt.date, prefer_day_first: bool, language: str) -> dt.date | None:
     for cue in _RETURN_CUE.finditer(flat):
         window = flat[cue.end(): cue.end() + 40]
-        # Allow a weekday before the date ("back on Monday, 14 December"): try the first real date first.
-        matches = [m for m in _DATE.finditer(window)]
-        dated = [m for m in matches if not m.group("wd")]
-        chosen = dated[0] if dated else (matches[0] if matches and matches[0].start() < 3 else None)
-        if chosen is None:
-            continue
-        # The date must start close to the cue (skip "until I get back on 3/4 of the tasks" style noise).
-        if chosen.start() > 25:
-            continue
-        parsed = _parse_date_safely(chosen, today, prefer_day_first)
+        parsed = _cue_window_date(window, today=today, prefer_day_first=prefer_day_first)
+        if parsed is None and not _DATE.search(window[:25]):
+            parsed = _dateparser_date(window, today=today, language=language, day_first=prefer_day_first)
         if parsed is not None and cue.group("until"):
             parsed = parsed + dt.timedelta(days=1) if parsed < dt.date.max else None
         parsed = plausible_return_date(parsed, today=today)
-        if parsed is None:
-            continue
-        return parsed
+        if parsed is not None:
+            return parsed
+    return None
+
+
+def _latest_date(flat: str, *, today: dt.date, prefer_day_first: bool) -> dt.date | None:
     candidates = []
     for match in _DATE.finditer(flat):
         if match.group("wd"):
@@ -184,3 +237,25 @@ def extract_return_date(text: str, *, today: dt.date) -> dt.date | None:
         if parsed is not None:
             candidates.append(parsed)
     return max(candidates) if candidates else None
+
+
+def extract_return_date(text: str, *, today: dt.date, language: str = "") -> dt.date | None:
+    """The first day the sender is back, from an out-of-office text, or None.
+
+    A range ("July 10-31", "vom 3. bis 14. August") gives the day after its end. Else a return cue ("back
+    on", "returning", "zurück am", "until", "bis", "de retour le", "hasta el", "fino al", "tot en met",
+    "até") followed within a few words by a date; "until X" means back on X + 1 day; a cue our table
+    cannot date goes to dateparser. Without a cue, the latest date in the text that is not in the past.
+    A date in the past or more than a year after `today` is not a return date (`plausible_return_date`).
+    Numeric dates are day-first unless the sender writes (American) English.
+    """
+    body = strip_quoted((text or "")[:_MAX_CHARS])
+    flat = re.sub(r"\s+", " ", unicodedata.normalize("NFC", body))
+    prefer_day_first = (language not in ("", "en")) or bool(_EUROPEAN_SIGNAL.search(flat))
+    ranged = _range_end(flat, today)
+    if ranged is not None:
+        return ranged
+    cued = _cued_date(flat, today=today, prefer_day_first=prefer_day_first, language=language)
+    if cued is not None:
+        return cued
+    return _latest_date(flat, today=today, prefer_day_first=prefer_day_first)

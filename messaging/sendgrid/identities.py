@@ -8,7 +8,10 @@ import logging
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
 
+from messaging.inbound.reply_addresses import is_inbound_domain_address, tenant_reply_address
 from messaging.models import EmailSenderIdentity
 from messaging.sendgrid import client as sg
 from messaging.sendgrid.errors import SendGridError, SendGridErrorKind
@@ -23,6 +26,32 @@ def _status_from_provider(record: dict) -> str:
     return EmailSenderIdentity.Status.VERIFIED if record.get("verified") is True else EmailSenderIdentity.Status.PENDING
 
 
+def _reply_to_for(*, tenant, from_email: str, requested: str) -> str:
+    """The identity's Reply-To: the tenant's system-issued reply address when INBOUND_REPLY_DOMAIN is set
+    (a tenant cannot choose another), else the requested address or the from address. Never an address
+    of the inbound domain that is not the tenant's own, nor another tenant's reply-to (its replies would
+    be filed under this tenant)."""
+    requested = (requested or "").strip().lower()
+    if is_inbound_domain_address(from_email):
+        raise ApplicationError("The from address cannot be at the inbound (reply) domain.", field="from_email")
+    issued = tenant_reply_address(tenant_id=tenant.pk)
+    if issued:
+        if requested and requested != issued:
+            raise ApplicationError("Reply addresses are issued by the system: leave reply_to empty.",
+                                   field="reply_to")
+        return issued
+    value = requested or from_email
+    taken = EmailSenderIdentity.objects.exclude(tenant_id=tenant.pk).annotate(
+        reply_lower=Lower("reply_to"), from_lower=Lower("from_email"))
+    if requested and requested != from_email:
+        taken = taken.filter(Q(reply_lower=value) | Q(from_lower=value))
+    else:
+        taken = taken.filter(reply_lower=value)
+    if taken.exists():
+        raise ApplicationError("This reply address belongs to another tenant.", field="reply_to")
+    return value
+
+
 def sender_identity_create(
     *, tenant, from_email: str, from_name: str, reply_to: str, nickname: str = ""
 ) -> EmailSenderIdentity:
@@ -34,7 +63,7 @@ def sender_identity_create(
     the create call (never by adopting a record with the same address: see ``_match``).
     """
     from_email = from_email.strip().lower()
-    reply_to = (reply_to or from_email).strip().lower()
+    reply_to = _reply_to_for(tenant=tenant, from_email=from_email, requested=reply_to)
     nickname = (nickname or from_name or from_email)[:100]
     if EmailSenderIdentity.objects.filter(tenant=tenant, from_email=from_email).exists():
         raise ApplicationError("A sender identity with this address already exists.", field="from_email",

@@ -102,9 +102,11 @@ def test_return_date_formats(text, expected):
 @pytest.mark.parametrize(("text", "expected"), [
     ("Out of office until 31.12.9999.", None),  # once an OverflowError: 9999-12-31 + the day after "until"
     ("I'm back on 9999-12-31.", None),
-    ("Back on 2999-01-01.", None),  # more than 180 days ahead: not believed
-    ("Back on 2027-05-31.", None),  # 1 Dec 2026 + 181 days: too far
-    ("Back on 2027-05-30.", "2027-05-30"),  # exactly 180 days ahead: kept
+    ("Back on 2999-01-01.", None),  # more than a year ahead: not believed
+    # Issue 11: the parser believes dates up to a year ahead ("jusqu'au 5 janvier" read in March is next
+    # January, not dropped); the engine's MAX_RETURN_DATE_AHEAD decides whether such a pause is honoured.
+    ("Back on 2027-12-03.", None),  # 1 Dec 2026 + 367 days: too far
+    ("Back on 2027-12-02.", "2027-12-02"),  # exactly 366 days ahead: kept
     ("I was away until 2026-11-20.", None),  # already back
     ("Back on 2031-01-05, otherwise from 2026-12-14.", "2026-12-14"),  # the implausible cue is skipped
 ])
@@ -142,10 +144,11 @@ def test_quoted_history_and_signature_do_not_count():
     assert (result.label, result.stop_request) == ("negative", False)
 
 
-def test_auto_reply_header_wins_and_is_never_a_stop_request():
+def test_auto_reply_header_makes_an_auto_reply_but_a_stop_request_in_it_still_counts():
+    # Issue 11 ("stop wins"): this test used to assert that an auto-reply is never a stop request.
     result = classify_reply(tenant=None, subject="Re: hi", text="Please remove me from this list",
                             headers="Auto-Submitted: auto-replied\r\nPrecedence: bulk\r\n")
-    assert (result.label, result.stop_request) == ("ooo", False)
+    assert (result.kind, result.stop_request) == ("auto_reply", True)
     assert classify_reply_rules(subject="", text="hello", headers={"auto-submitted": "no"},
                                 today=dt.date(2026, 1, 1)).label != "ooo"
 

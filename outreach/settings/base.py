@@ -210,6 +210,9 @@ SUPPRESSION_SOFT_BOUNCE_HOURS = env.float("SUPPRESSION_SOFT_BOUNCE_HOURS", defau
 PHONE_DEFAULT_COUNTRY_CODE = env.matching("PHONE_DEFAULT_COUNTRY_CODE", default="1", pattern=r"\+?[1-9][0-9]{0,2}",
                                           expected="a calling code such as 1, 44 or +49")
 UNSUBSCRIBE_MAILTO_DOMAIN = env.str("UNSUBSCRIBE_MAILTO_DOMAIN", default="")  # default: PUBLIC_BASE_URL's host
+# The domain whose MX is SendGrid Inbound Parse. When set, every sender identity's Reply-To is issued by the
+# system as reply+<signed tenant token>@INBOUND_REPLY_DOMAIN and replies are matched by that token first.
+INBOUND_REPLY_DOMAIN = env.str("INBOUND_REPLY_DOMAIN", default="").strip().lower()
 
 # Global emergency stop from the environment (an operator can also flip the DB switch).
 OUTREACH_SENDING_STOPPED = env.bool("OUTREACH_SENDING_STOPPED", default=False)
