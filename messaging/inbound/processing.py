@@ -13,6 +13,7 @@ import datetime as dt
 from django.db import IntegrityError, transaction
 
 from campaigns.interface import EngineEvent, contact_campaign_handle_event
+from messaging import outgoing_events
 from messaging.compliance.links import unsubscribe_target_from_mail
 from messaging.compliance.opt_outs import unsubscribe_record
 from messaging.inbound.classification import classify_reply
@@ -129,6 +130,7 @@ def inbound_delivery_process(*, delivery_id: int) -> InboundMessage | None:
                                       stop_request=inbound.stop_request, outbound=outbound, occurred_at=received_at,
                                       inbound_id=inbound.id)
             contact_campaign_handle_event(contact_campaign_id=outbound.contact_campaign_id, event=event)
+        outgoing_events.reply_received(inbound=inbound, outbound=outbound)
         if inbound.stop_request:
             # After the engine event (which records the transition at the node the reply answers):
             # this stops every other active campaign of the address too.
