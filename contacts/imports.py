@@ -32,6 +32,8 @@ from outreach.errors import ApplicationError
 from outreach.publishing import publish, publish_after_commit
 from outreach.queues import TaskName
 from outreach.tenancy.models import Tenant
+from outreach.webhooks_out.models import EventType
+from outreach.webhooks_out.services import emit
 
 logger = logging.getLogger(__name__)
 
@@ -348,11 +350,18 @@ def import_job_run(*, import_job_id: int, batch_size: int = IMPORT_BATCH_SIZE) -
             leads_enqueue_analysis(lead_ids=outcome.leads_created)
         position += len(batch)
 
-    ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING).update(
-        status=ImportJob.Status.DONE, finished_at=clock.now(), total_rows=len(parsed.rows)
-    )
+    with transaction.atomic():
+        if ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING).update(
+                status=ImportJob.Status.DONE, finished_at=clock.now(), total_rows=len(parsed.rows)):
+            emit(tenant_id=job.tenant_id, type=EventType.IMPORT_FINISHED, data=_finished_event(job.pk))
     job.refresh_from_db()
     return job
+
+
+def _finished_event(job_id: int) -> dict:
+    job = ImportJob.objects.defer("content", "errors").get(pk=job_id)
+    return {"import_id": job.pk, "status": job.status, "total_rows": job.total_rows,
+            "imported_rows": job.imported_rows, "error_rows": job.error_rows, "leads_created": job.leads_created}
 
 
 def import_jobs_requeue_stale(*, older_than: dt.timedelta, limit: int = 200) -> int:

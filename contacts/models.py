@@ -32,6 +32,10 @@ class Lead(models.Model):
 
     class Meta:
         db_table = "leads"
+        # One lead per company domain in a tenant: the CSV import matches leads by domain, so a second
+        # lead with the same domain would split a company's contacts. Leads without a domain are free.
+        constraints = [models.UniqueConstraint(fields=["tenant", "domain"], name="uniq_lead_tenant_domain",
+                                               condition=~models.Q(domain=""))]
         indexes = [
             models.Index(fields=["tenant", "domain"], name="leads_tenant_domain"),
             models.Index(fields=["tenant", "created_at"], name="leads_tenant_created"),

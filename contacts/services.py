@@ -117,11 +117,23 @@ def lead_create(*, tenant: Tenant, name: str = "", domain: str = "", website_tex
     name = (name or "").strip() or domain
     if not name:
         raise ApplicationError("A lead needs a name or a domain.", field="name")
+    _refuse_duplicate_domain(tenant_id=tenant.pk, domain=domain)
     lead = Lead.objects.create(tenant=tenant, name=name[:200], domain=domain, website_text=website_text,
                                notes=notes)
     if analyse:
         leads_enqueue_analysis(lead_ids=[lead.pk])
     return lead
+
+
+def _refuse_duplicate_domain(*, tenant_id: int, domain: str, other_than: int | None = None) -> None:
+    """A 409 naming the lead that already has this domain (uniq_lead_tenant_domain is the backstop)."""
+    if not domain:
+        return
+    existing = Lead.objects.filter(tenant_id=tenant_id, domain=domain).exclude(pk=other_than).only("id", "name")
+    found = existing.first()
+    if found is not None:
+        raise ApplicationError(f"Lead {found.pk} ({found.name}) already has the domain {domain}.", field="domain",
+                               status_code=409, code="duplicate_domain", extra={"existing_lead_id": found.pk})
 
 
 def lead_update(*, lead: Lead, data: dict[str, Any]) -> Lead:
@@ -132,6 +144,7 @@ def lead_update(*, lead: Lead, data: dict[str, Any]) -> Lead:
             continue
         if key == "domain":
             value = normalise_optional_domain(value)
+            _refuse_duplicate_domain(tenant_id=lead.tenant_id, domain=value, other_than=lead.pk)
         if key == "name":
             value = (value or "").strip()
             if not value:

@@ -17,6 +17,8 @@ class Queue(StrEnum):
     CAMPAIGN_EXECUTION = "campaign_execution"
     WEBHOOKS = "webhooks"
     ANALYTICS = "analytics"
+    # Calls to integrators' servers: their own queue, so a slow receiver never delays our own webhooks.
+    OUTGOING_WEBHOOKS = "outgoing_webhooks"
 
 
 class TaskName(StrEnum):
@@ -33,6 +35,9 @@ class TaskName(StrEnum):
     PROCESS_WEBHOOK_DELIVERIES = f"{Queue.WEBHOOKS}.process_deliveries"
     RETRY_WEBHOOK_DELIVERIES = f"{Queue.WEBHOOKS}.retry_deliveries"
     PING = f"{Queue.ANALYTICS}.ping"
+    DELIVER_OUTGOING_WEBHOOKS = f"{Queue.OUTGOING_WEBHOOKS}.deliver"
+    RETRY_OUTGOING_WEBHOOKS = f"{Queue.OUTGOING_WEBHOOKS}.retry_due"
+    PRUNE_IDEMPOTENCY_RECORDS = f"{Queue.ANALYTICS}.prune_idempotency_records"
 
 
 QUEUE_NAMES: tuple[str, ...] = tuple(q.value for q in Queue)

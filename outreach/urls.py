@@ -10,3 +10,6 @@ urlpatterns = [
     path("webhooks/", include("messaging.webhooks.urls")),
     path("", include("messaging.unsubscribe_urls")),
 ]
+
+handler404 = "outreach.api_fallbacks.not_found"
+handler500 = "outreach.api_fallbacks.server_error"

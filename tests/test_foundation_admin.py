@@ -48,11 +48,12 @@ from messaging.tests.factories import (
 from outreach import clock
 from outreach.admin import EstimatedCountPaginator, ReadOnlyAdmin, SwitchesAdminMixin
 from outreach.ai.models import AICall
-from outreach.tenancy.models import AuditEntry
+from outreach.tenancy.models import AuditEntry, IdempotencyRecord
 from outreach.tenancy.services import api_key_create, audit_record, global_sending_set_stopped
 from outreach.tenancy.tests.factories import MembershipFactory, TenantFactory
+from outreach.webhooks_out.models import WebhookAttempt, WebhookDeliveryOut, WebhookEndpoint, WebhookEvent
 
-PROJECT_APPS = ("tenancy", "ai", "contacts", "campaigns", "messaging", "analytics")
+PROJECT_APPS = ("tenancy", "ai", "webhooks_out", "contacts", "campaigns", "messaging", "analytics")
 
 
 def seed_every_admin_model(*, rows: int = 1) -> None:
@@ -61,6 +62,15 @@ def seed_every_admin_model(*, rows: int = 1) -> None:
         tenant = TenantFactory()
         MembershipFactory(tenant=tenant)
         api_key_create(tenant=tenant, role="admin", name=f"key {i}")
+        endpoint = WebhookEndpoint.objects.create(tenant=tenant, url="https://crm.example/h", secret="whsec_x",
+                                                  event_types=["import.finished"])
+        event = WebhookEvent.objects.create(tenant=tenant, type="import.finished", data={}, occurred_at=clock.now())
+        out = WebhookDeliveryOut.objects.create(tenant=tenant, event=event, endpoint=endpoint,
+                                                next_attempt_at=clock.now())
+        WebhookAttempt.objects.create(delivery=out, attempted_at=clock.now(), status_code=500, error="HTTP 500")
+        IdempotencyRecord.objects.create(tenant=tenant, key=f"seed-{i}", fingerprint="0" * 64, method="POST",
+                                         path="/api/v1/leads", status_code=201, response_body={"id": 1},
+                                         expires_at=clock.now() + dt.timedelta(hours=24))
         audit_record(tenant=tenant, action="tenant.pause", target=tenant, detail={"reason": "seed"})
         AICall.objects.create(tenant=tenant, purpose="plan", model="gpt-4o-mini", prompt_tokens=900,
                               completion_tokens=400, cost_usd="0.000375", duration_ms=1200)

@@ -46,7 +46,7 @@ from messaging.tests.factories import (
     WebhookDeliveryFactory,
 )
 from outreach import clock
-from outreach.tenancy.models import ApiKey, GlobalSendingSwitch, Tenant, TenantMembership
+from outreach.tenancy.models import ApiKey, GlobalSendingSwitch, IdempotencyRecord, Tenant, TenantMembership
 from outreach.tenancy.services import api_key_create
 from outreach.tenancy.tests.factories import MembershipFactory, TenantFactory
 
@@ -81,11 +81,25 @@ def _api_key_copy(field: str) -> tuple[type[models.Model], dict[str, Any]]:
     return ApiKey, _unsaved_kwargs(other, **{field: getattr(first, field)})
 
 
+def _idempotency_copy() -> dict[str, Any]:
+    first = IdempotencyRecord.objects.create(tenant=TenantFactory(), key="k", fingerprint="0" * 64, method="POST",
+                                             path="/api/v1/leads", expires_at=clock.now())
+    return {"tenant": first.tenant, "key": "k", "fingerprint": "1" * 64, "method": "POST", "path": "/x",
+            "expires_at": clock.now()}
+
+
+def _lead_twin() -> dict[str, Any]:
+    first = LeadFactory(domain="twin.example")
+    return {"tenant": first.tenant, "name": "Twin", "domain": "twin.example"}
+
+
 UNIQUE_CASES = [
     Case("tenancy.Tenant.slug", lambda: (Tenant, {"name": "Twin", "slug": TenantFactory().slug})),
     Case("uniq_membership_tenant_user", lambda: (
         TenantMembership, _unsaved_kwargs(MembershipFactory(), role="admin"))),
     Case("tenancy.ApiKey.prefix", lambda: _api_key_copy("prefix")),
+    Case("uniq_idempotency_tenant_key", lambda: (IdempotencyRecord, _idempotency_copy())),
+    Case("uniq_lead_tenant_domain", lambda: (Lead, _lead_twin())),
     Case("tenancy.ApiKey.key_hash", lambda: _api_key_copy("key_hash")),
     Case("uniq_contact_tenant_email", lambda: (
         Contact, _unsaved_kwargs(ContactFactory(), first_name="Twin"))),

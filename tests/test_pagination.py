@@ -4,7 +4,7 @@ from base64 import b64encode
 import pytest
 
 from contacts.tests.factories import LeadFactory
-from outreach.tenancy.tests.api_clients import api_client
+from outreach.tenancy.tests.api_clients import api_client, error_fields
 
 
 def _cursor(querystring: str) -> str:
@@ -19,7 +19,7 @@ def test_a_forged_cursor_is_a_400_naming_cursor_not_a_500(path, forged, tenant):
     cursor = forged if forged == "garbage!!" else _cursor(forged)
     response = client.get(f"/api/v1/{path}", {"cursor": cursor})
     assert response.status_code == 400, response.content
-    assert response.json() == {"cursor": ["Invalid cursor"]}
+    assert response.json()["errors"] == [{"field": "cursor", "code": "invalid", "message": "Invalid cursor"}]
 
 
 @pytest.mark.django_db
@@ -27,7 +27,7 @@ def test_a_forged_cursor_is_a_400_naming_cursor_not_a_500(path, forged, tenant):
 def test_a_bad_page_size_is_a_400_naming_page_size(page_size, tenant):
     response = api_client(tenant=tenant).get("/api/v1/leads", {"page_size": page_size})
     assert response.status_code == 400, response.content
-    assert list(response.json()) == ["page_size"]
+    assert error_fields(response) == {"page_size"}
 
 
 @pytest.mark.django_db

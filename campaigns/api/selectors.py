@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet
 
 from campaigns.models import Campaign, CampaignTransition, ContactCampaign
 from messaging.interface import InboundMessage, MessageEvent, OutboundMessage
@@ -43,10 +43,26 @@ def campaign_list(*, tenant: Tenant, status: str | None = None, q: str | None = 
     return queryset
 
 
+SUMMARY_CHARS = 200
+
+
 def _item(at: dt.datetime, kind: str, node_id: str, event: str, summary: str, data: dict[str, Any],
-          sort_id: int) -> dict[str, Any]:
-    return {"at": at, "kind": kind, "node_id": node_id, "event": event, "summary": summary, "data": data,
-            "_sort": (at, _KIND_ORDER[kind], sort_id)}
+          sort_id: int, *, received_at: dt.datetime | None = None, after_send: dt.datetime | None = None
+          ) -> dict[str, Any]:
+    """`at` is when it happened; `received_at` when we learnt it (provider events, replies); long summaries
+    are cut (the full values stay in `data`)."""
+    if len(summary) > SUMMARY_CHARS:
+        summary = summary[:SUMMARY_CHARS - 1] + "…"
+    return {"at": at, "received_at": received_at, "kind": kind, "node_id": node_id, "event": event,
+            "summary": summary, "data": data, "_sort": _sort_key(at, kind, sort_id, after_send)}
+
+
+def _sort_key(at: dt.datetime, kind: str, sort_id: int, after_send: dt.datetime | None) -> tuple:
+    # A provider's clock (whole seconds) can stamp "delivered" before our own "sent": such an event sorts
+    # right after the send it reports, never before it (its own time is still shown).
+    if after_send is not None and at <= after_send:
+        return (after_send, len(_KIND_ORDER), sort_id)
+    return (at, _KIND_ORDER[kind], sort_id)
 
 
 def contact_campaign_timelines(*, contact_campaign_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
@@ -77,8 +93,10 @@ def contact_campaign_timelines(*, contact_campaign_ids: Iterable[int]) -> dict[i
         .order_by("created_at", "id")
     )
     cc_by_message: dict[int, tuple[int, str]] = {}
+    sent_at: dict[int, dt.datetime] = {}
     for m in messages:
         cc_by_message[m.pk] = (m.contact_campaign_id, m.node_id)
+        sent_at[m.pk] = m.sent_at or m.created_at
         timelines[m.contact_campaign_id].append(_item(
             m.sent_at or m.created_at, "message", m.node_id, m.status, f"{m.status}: {m.subject}",
             {"message_id": m.pk, "subject": m.subject, "to_address": m.to_address, "status": m.status,
@@ -91,7 +109,7 @@ def contact_campaign_timelines(*, contact_campaign_ids: Iterable[int]) -> dict[i
 
     events = (MessageEvent.objects.filter(outbound_message_id__in=list(cc_by_message))
               .only("id", "outbound_message_id", "event_type", "is_machine", "url", "bounce_type", "reason",
-                    "occurred_at")
+                    "occurred_at", "created_at")
               .order_by("occurred_at", "id"))
     for e in events:
         cc_id, node_id = cc_by_message[e.outbound_message_id]
@@ -100,31 +118,50 @@ def contact_campaign_timelines(*, contact_campaign_ids: Iterable[int]) -> dict[i
             e.occurred_at, "event", node_id, e.event_type, label,
             {"message_id": e.outbound_message_id, "is_machine": e.is_machine, "url": e.url,
              "bounce_type": e.bounce_type, "reason": e.reason},
-            e.pk,
+            e.pk, received_at=e.created_at, after_send=sent_at[e.outbound_message_id],
         ))
 
     replies = (InboundMessage.objects.filter(outbound_message_id__in=list(cc_by_message))
+               .annotate(arrived_at=F("webhook_delivery__received_at"))
                .only("id", "outbound_message_id", "from_email", "subject", "text", "is_auto_reply", "classification",
                      "stop_request", "return_date", "received_at")
                .order_by("received_at", "id"))
     for r in replies:
         cc_id, node_id = cc_by_message[r.outbound_message_id]
+        # A reply happened when its mail reached us (the time the engine moved the plan at), not when it
+        # was processed: the processing time is shown apart as received_at.
         timelines[cc_id].append(_item(
-            r.received_at, "reply", node_id, f"reply_{r.classification}" if r.classification else "reply",
+            r.arrived_at or r.received_at, "reply", node_id,
+            f"reply_{r.classification}" if r.classification else "reply",
             f"reply from {r.from_email}: {r.subject}",
             {"reply_id": r.pk, "message_id": r.outbound_message_id, "from_email": r.from_email,
              "subject": r.subject, "text": r.text[:REPLY_SNIPPET_CHARS], "is_auto_reply": r.is_auto_reply,
              "classification": r.classification, "stop_request": r.stop_request, "return_date": r.return_date},
-            r.pk,
+            r.pk, received_at=r.received_at,
         ))
     return _sorted(timelines)
 
 
+def _is_noop(item: dict[str, Any]) -> bool:
+    data = item["data"]
+    return item["kind"] == "transition" and data["from_node_id"] == data["to_node_id"] \
+        and (data["to_status"] or data["from_status"]) == data["from_status"] and data["from_node_id"] != ""
+
+
 def _sorted(timelines: dict[int, list[dict[str, Any]]]) -> dict[int, list[dict[str, Any]]]:
-    for items in timelines.values():
+    """Each timeline in occurrence order, with no-op transitions (an event recorded at the node, nothing
+    moved) folded into the event or reply before them (`data.noop_transitions`) instead of a row each."""
+    for cc_id, items in timelines.items():
         items.sort(key=lambda item: item["_sort"])
+        folded: list[dict[str, Any]] = []
         for item in items:
             del item["_sort"]
+            cause = folded[-1] if folded and folded[-1]["kind"] in ("event", "reply") else None
+            if _is_noop(item) and cause is not None:
+                cause["data"].setdefault("noop_transitions", []).append(item["event"])
+                continue
+            folded.append(item)
+        timelines[cc_id] = folded
     return timelines
 
 

@@ -15,7 +15,12 @@ from messaging.interface import EmailSenderIdentity
 from outreach import clock
 from outreach.addresses import normalise_domain
 from outreach.errors import ApplicationError
-from outreach.tenancy.api import StorableJSONField, TenantScopedPrimaryKeyRelatedField
+from outreach.tenancy.api import (
+    ChangeFeedFilterSerializer,
+    StorableJSONField,
+    StrictFieldsMixin,
+    TenantScopedPrimaryKeyRelatedField,
+)
 
 MAX_ENROL_IDS = 10_000
 # Events an integration may report. Everything else comes from providers, timers or policy, and
@@ -35,11 +40,15 @@ class PlanField(StorableJSONField):
         value = super().to_internal_value(data)
         problems = validate_plan(value)
         if problems:
-            raise serializers.ValidationError(problems)
+            # One error per problem, at its path inside the plan ("plan.nodes[2].transitions[0].to").
+            by_path: dict[str, list[str]] = {}
+            for problem in problems:
+                by_path.setdefault(problem["path"] or "", []).append(problem["message"])
+            raise serializers.ValidationError(by_path)
         return value
 
 
-class CampaignSerializer(serializers.ModelSerializer):
+class CampaignSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     sender_identity = TenantScopedPrimaryKeyRelatedField(
         queryset=EmailSenderIdentity.objects.all(), required=False, allow_null=True,
         help_text="Sender identity id (a verified one is needed before anything is sent)",
@@ -89,11 +98,11 @@ class CampaignFilterSerializer(serializers.Serializer):
     q = serializers.CharField(required=False, max_length=200, help_text="Part of the name")
 
 
-class ReasonSerializer(serializers.Serializer):
+class ReasonSerializer(StrictFieldsMixin, serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
 
 
-class EnrolSerializer(serializers.Serializer):
+class EnrolSerializer(StrictFieldsMixin, serializers.Serializer):
     contact_ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
                                         required=False, max_length=MAX_ENROL_IDS, default=list)
     lead_ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
@@ -132,7 +141,9 @@ class ContactCampaignBriefSerializer(serializers.ModelSerializer):
 
 
 class TimelineItemSerializer(serializers.Serializer):
-    at = serializers.DateTimeField()
+    at = serializers.DateTimeField(help_text="When it happened (a reply: when its mail reached us)")
+    received_at = serializers.DateTimeField(allow_null=True, help_text="When we learnt of it (provider events, "
+                                            "replies), shown apart from when it happened")
     kind = serializers.ChoiceField(choices=TIMELINE_KINDS)
     node_id = serializers.CharField(help_text="The node the item concerns (a transition's target node)")
     event = serializers.CharField(help_text="Transition event, message status, provider event or reply label")
@@ -163,14 +174,14 @@ class ContactCampaignDetailSerializer(ContactCampaignBriefSerializer):
         return TimelineItemSerializer(items, many=True).data
 
 
-class ContactCampaignCreateSerializer(serializers.Serializer):
+class ContactCampaignCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     campaign = TenantScopedPrimaryKeyRelatedField(queryset=Campaign.objects.all())
     plan = PlanField(required=False, allow_null=True,
                            help_text="The plan to run; without it the AI writes one (the enrolment starts "
                                      "as pending)")
 
 
-class ContactCampaignFilterSerializer(serializers.Serializer):
+class ContactCampaignFilterSerializer(ChangeFeedFilterSerializer):
     status = serializers.ChoiceField(choices=ContactCampaign.Status.choices, required=False)
     campaign = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     contact = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
@@ -181,12 +192,27 @@ class EnrolmentFilterSerializer(serializers.Serializer):
     campaign = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
 
 
+class AlreadyEnrolledSerializer(serializers.Serializer):
+    contact_id = serializers.IntegerField()
+    contact_campaign_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=ContactCampaign.Status.choices, help_text="Its state now")
+
+
+class RefusedSerializer(serializers.Serializer):
+    contact_id = serializers.IntegerField()
+    reason = serializers.CharField(help_text="unsubscribed, or suppressed:<reason>")
+
+
 class EnrolResultSerializer(serializers.Serializer):
     enrolled = serializers.IntegerField(help_text="How many contact campaigns the request concerns")
     contact_campaigns = ContactCampaignBriefSerializer(many=True)
+    enrolled_now = serializers.ListField(child=serializers.IntegerField(),
+                                         help_text="Contacts this request enrolled")
+    already_enrolled = AlreadyEnrolledSerializer(many=True, help_text="Contacts that already were (plan kept)")
+    refused = RefusedSerializer(many=True, help_text="Contacts not enrolled, and why")
 
 
-class ExternalEventSerializer(serializers.Serializer):
+class ExternalEventSerializer(StrictFieldsMixin, serializers.Serializer):
     type = serializers.ChoiceField(choices=EXTERNAL_EVENT_TYPES)
     occurred_at = serializers.DateTimeField(required=False, help_text="Defaults to now; never in the future")
     detail = StorableJSONField(required=False, default=dict,

@@ -33,9 +33,10 @@ from campaigns.api.serializers import (
 )
 from campaigns.engine import EngineEvent
 from campaigns.models import Campaign, ContactCampaign
-from contacts.interface import Contact, Lead
+from contacts.interface import Contact, Lead, address_block_reasons
 from outreach import clock
 from outreach.errors import ApplicationError
+from outreach.pagination import ChangeFeedMixin, since_filters
 from outreach.tenancy.api import TenantScopedViewMixin, tenant_scoped_ids, validated_input
 
 
@@ -68,6 +69,7 @@ class CampaignViewSet(TenantScopedViewMixin, mixins.CreateModelMixin, mixins.Lis
                       mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
     queryset = Campaign.objects.all()
     serializer_class = CampaignSerializer
+    query_serializers = {"list": CampaignFilterSerializer}
 
     def get_queryset(self) -> QuerySet[Campaign]:
         if self.action == "list":
@@ -76,7 +78,9 @@ class CampaignViewSet(TenantScopedViewMixin, mixins.CreateModelMixin, mixins.Lis
         return super().get_queryset()
 
     @extend_schema(summary="Enrol contacts (or every contact of some leads)", request=EnrolSerializer,
-                   responses={201: EnrolResultSerializer, 409: _CONFLICT})
+                   responses={201: EnrolResultSerializer,
+                              200: OpenApiResponse(EnrolResultSerializer, description="Nobody new was enrolled"),
+                              409: _CONFLICT})
     @action(detail=True, methods=["post"])
     def enrol(self, request: Request, pk: str | None = None) -> Response:
         campaign = self.get_object()
@@ -93,11 +97,31 @@ class CampaignViewSet(TenantScopedViewMixin, mixins.CreateModelMixin, mixins.Lis
             contact_ids = list(dict.fromkeys([*contact_ids, *from_leads]))
             if not contact_ids:
                 raise ApplicationError("These leads have no contacts.", field="lead_ids")
-        enrolled = campaign_services.campaign_enrol_contacts(campaign=campaign, contact_ids=contact_ids,
-                                                             plan=data.get("plan"))
+        return self._enrol_and_report(campaign, contact_ids, data.get("plan"))
+
+    def _enrol_and_report(self, campaign: Campaign, contact_ids: list[int], plan) -> Response:
+        """Enrol who can be, and say exactly what happened to each contact: enrolled now, already enrolled
+        (and in which state), or refused (why). 201 when someone was enrolled now, else 200."""
+        before = dict(ContactCampaign.objects.filter(campaign=campaign, contact_id__in=contact_ids)
+                      .values_list("contact_id", "status"))
+        emails = dict(Contact.objects.filter(tenant=self.tenant, pk__in=[i for i in contact_ids if i not in before])
+                      .exclude(email="").values_list("id", "email"))
+        reasons = address_block_reasons(tenant_id=self.tenant.pk, channel="email", values=list(emails.values())) \
+            if emails else {}
+        blocked = {i: reasons[email] for i, email in emails.items() if email in reasons}
+        wanted = [i for i in contact_ids if i not in blocked]
+        enrolled = campaign_services.campaign_enrol_contacts(campaign=campaign, contact_ids=wanted, plan=plan) \
+            if wanted else []
         rows = _reload([cc.pk for cc in enrolled])
-        body = {"enrolled": len(rows), "contact_campaigns": rows}
-        return Response(EnrolResultSerializer(body).data, status=status.HTTP_201_CREATED)
+        body = {
+            "enrolled": len(rows), "contact_campaigns": rows,
+            "enrolled_now": [row.contact_id for row in rows if row.contact_id not in before],
+            "already_enrolled": [{"contact_id": row.contact_id, "contact_campaign_id": row.pk, "status": row.status}
+                                 for row in rows if row.contact_id in before],
+            "refused": [{"contact_id": i, "reason": reason} for i, reason in blocked.items()],
+        }
+        created = bool(body["enrolled_now"])
+        return Response(EnrolResultSerializer(body).data, status=status.HTTP_201_CREATED if created else 200)
 
     def _change(self, request: Request, service) -> Response:
         campaign = self.get_object()
@@ -144,6 +168,7 @@ class ContactEnrolmentsView(TenantScopedViewMixin, generics.GenericAPIView):
 
     queryset = ContactCampaign.objects.all()
     serializer_class = ContactCampaignDetailSerializer
+    query_serializers = {"get": EnrolmentFilterSerializer}
 
     def get_queryset(self) -> QuerySet[ContactCampaign]:
         return selectors.contact_campaign_list(tenant=self.tenant)
@@ -185,16 +210,17 @@ class ContactEnrolmentsView(TenantScopedViewMixin, generics.GenericAPIView):
     list=extend_schema(summary="List contact campaigns (enrolments)", parameters=[ContactCampaignFilterSerializer]),
     retrieve=extend_schema(summary="Get an enrolment with its plan and timeline"),
 )
-class ContactCampaignViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class ContactCampaignViewSet(ChangeFeedMixin, TenantScopedViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                              viewsets.GenericViewSet):
     queryset = ContactCampaign.objects.select_related("campaign", "current_plan_version")
+    query_serializers = {"list": ContactCampaignFilterSerializer}
 
     def get_queryset(self) -> QuerySet[ContactCampaign]:
         if self.action == "list":
             filters = validated_input(ContactCampaignFilterSerializer, self.request.query_params)
-            return selectors.contact_campaign_list(tenant=self.tenant, status=filters.get("status"),
-                                                   campaign_id=filters.get("campaign"),
-                                                   contact_id=filters.get("contact"))
+            return since_filters(selectors.contact_campaign_list(tenant=self.tenant, status=filters.get("status"),
+                                                                 campaign_id=filters.get("campaign"),
+                                                                 contact_id=filters.get("contact")), filters)
         return super().get_queryset()
 
     def get_serializer_class(self):

@@ -27,6 +27,7 @@ from campaigns.engine import (
 from campaigns.holds import CONTACT_CAMPAIGN_HELD_SQL
 from campaigns.models import CampaignTransition, ContactCampaign, ScheduledAction
 from campaigns.services.locking import LockedRow, lock_rows
+from campaigns.services.notifications import after_flush
 from campaigns.services.outbox import (
     outbox_cancel_for_stops,
     outbox_cancel_node_visits,
@@ -135,6 +136,7 @@ class Work:
         insert_rows(CampaignTransition, self.transitions, now=self.now)
         self._flush_states()
         self._flush_action_statuses()
+        after_flush(transitions=self.transitions, rows=rows | self.touched)  # webhooks, campaign completion
         publish_ids_after_commit(task_name=TaskName.DELIVER_MESSAGES, ids=self.deliver_ids)
 
     def _flush_cancels(self, cursor: Any) -> None:

@@ -23,7 +23,7 @@ from messaging.tests.factories import (
     OutboundMessageFactory,
 )
 from outreach.tenancy.models import Role
-from outreach.tenancy.tests.api_clients import api_client
+from outreach.tenancy.tests.api_clients import api_client, error_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -70,14 +70,14 @@ def test_invalid_brief_is_a_400_naming_the_field(client, payload, field):
     payload = {k: v for k, v in {"goal": "A demo", "offer": "Faster onboarding", **payload}.items() if v is not None}
     response = client.post("/api/v1/campaigns", payload, format="json")
     assert response.status_code == 400
-    assert field in response.json(), response.json()
+    assert field in error_fields(response), response.json()
 
 
 def test_a_sender_identity_of_another_tenant_reads_as_unknown(client, other_tenant):
     foreign = EmailSenderIdentityFactory(tenant=other_tenant)
     response = client.post("/api/v1/campaigns", {"name": "Q1", "sender_identity": foreign.pk}, format="json")
     assert response.status_code == 400
-    assert "sender_identity" in response.json()
+    assert "sender_identity" in error_fields(response)
 
 
 def test_status_is_changed_only_through_the_actions(client, tenant):
@@ -159,8 +159,8 @@ def test_an_invalid_plan_is_a_400_listing_every_problem(client, tenant):
     response = client.post(f"/api/v1/campaigns/{campaign.pk}/enrol", {"contact_ids": [contact.pk], "plan": plan},
                            format="json")
     assert response.status_code == 400
-    problems = response.json()["plan"]
-    assert {p["path"] for p in problems} >= {"startNodeId", "timezone"}
+    problems = response.json()["errors"]
+    assert {p["field"] for p in problems} >= {"plan.startNodeId", "plan.timezone"}
     assert all(p["message"] for p in problems)
     assert not ContactCampaign.objects.exists()
 
@@ -175,7 +175,7 @@ def test_bad_enrol_input_is_a_400_naming_the_field(client, tenant, payload, fiel
     campaign = CampaignFactory(tenant=tenant)
     response = client.post(f"/api/v1/campaigns/{campaign.pk}/enrol", payload, format="json")
     assert response.status_code == 400
-    assert field in response.json(), response.json()
+    assert field in error_fields(response), response.json()
 
 
 def test_contacts_of_another_tenant_cannot_be_enrolled(client, tenant, other_tenant):
@@ -183,7 +183,7 @@ def test_contacts_of_another_tenant_cannot_be_enrolled(client, tenant, other_ten
     foreign = ContactFactory(tenant=other_tenant)
     response = client.post(f"/api/v1/campaigns/{campaign.pk}/enrol", {"contact_ids": [foreign.pk]}, format="json")
     assert response.status_code == 400
-    assert "contact_ids" in response.json()
+    assert "contact_ids" in error_fields(response)
     assert not ContactCampaign.objects.exists()
 
 
@@ -267,4 +267,30 @@ def test_metrics_of_an_empty_campaign_are_zero(client, tenant, django_assert_num
 def test_every_problem_of_a_brief_is_reported_at_once(client):
     response = client.post("/api/v1/campaigns", {"name": "", "goal": "", "offer": ""}, format="json")
     assert response.status_code == 400
-    assert set(response.json()) == {"name", "goal", "offer"}
+    assert error_fields(response) == {"name", "goal", "offer"}
+
+
+def test_enrolling_again_reports_who_already_was_and_answers_200(client, tenant):
+    campaign = CampaignFactory(tenant=tenant)
+    old, new = ContactFactory.create_batch(2, tenant=tenant)
+    url = f"/api/v1/campaigns/{campaign.pk}/enrol"
+    first = client.post(url, {"contact_ids": [old.pk], "plan": example_plan()}, format="json")
+    assert first.status_code == 201 and first.json()["enrolled_now"] == [old.pk]
+    again = client.post(url, {"contact_ids": [old.pk], "plan": example_plan()}, format="json")
+    assert again.status_code == 200, again.content
+    assert again.json()["enrolled_now"] == [] and again.json()["refused"] == []
+    [already] = again.json()["already_enrolled"]
+    assert already["contact_id"] == old.pk and already["status"] == "active"
+    mixed = client.post(url, {"contact_ids": [old.pk, new.pk], "plan": example_plan()}, format="json")
+    assert mixed.status_code == 201 and mixed.json()["enrolled_now"] == [new.pk]
+
+
+def test_an_opted_out_contact_is_refused_with_its_reason(client, tenant):
+    campaign = CampaignFactory(tenant=tenant)
+    contact = ContactFactory(tenant=tenant)
+    ContactUnsubscribeFactory(tenant=tenant, contact=contact, channel="email", channel_value=contact.email)
+    response = client.post(f"/api/v1/campaigns/{campaign.pk}/enrol",
+                           {"contact_ids": [contact.pk], "plan": example_plan()}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["refused"] == [{"contact_id": contact.pk, "reason": "unsubscribed"}]
+    assert not ContactCampaign.objects.filter(campaign=campaign).exists()

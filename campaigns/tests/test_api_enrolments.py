@@ -18,7 +18,7 @@ from campaigns.tests.factories import (
 from contacts.tests.factories import ContactFactory
 from messaging.tests.factories import InboundMessageFactory, MessageEventFactory, OutboundMessageFactory
 from outreach.tenancy.models import Role
-from outreach.tenancy.tests.api_clients import api_client
+from outreach.tenancy.tests.api_clients import api_client, error_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -131,8 +131,8 @@ def test_create_an_enrolment_with_an_invalid_plan_is_a_400_with_the_problems(cli
     response = client.post(f"/api/v1/contacts/{contact.pk}/campaigns", {"campaign": campaign.pk, "plan": plan},
                            format="json")
     assert response.status_code == 400
-    paths = {p["path"] for p in response.json()["plan"]}
-    assert "version" in paths and any(p.startswith("nodes[0]") for p in paths)
+    paths = {e["field"] for e in response.json()["errors"]}
+    assert "plan.version" in paths and any(p.startswith("plan.nodes[0]") for p in paths)
     assert not ContactCampaign.objects.exists()
 
 
@@ -147,7 +147,7 @@ def test_bad_enrolment_input_is_a_400_naming_the_field(client, tenant, payload, 
     contact = ContactFactory(tenant=tenant)
     response = client.post(f"/api/v1/contacts/{contact.pk}/campaigns", payload, format="json")
     assert response.status_code == 400
-    assert field in response.json(), response.json()
+    assert field in error_fields(response), response.json()
 
 
 def test_a_campaign_of_another_tenant_reads_as_unknown(client, tenant, other_tenant):
@@ -155,7 +155,7 @@ def test_a_campaign_of_another_tenant_reads_as_unknown(client, tenant, other_ten
     foreign = CampaignFactory(tenant=other_tenant)
     response = client.post(f"/api/v1/contacts/{contact.pk}/campaigns", {"campaign": foreign.pk}, format="json")
     assert response.status_code == 400
-    assert "campaign" in response.json()
+    assert "campaign" in error_fields(response)
 
 
 # --- contact campaigns -------------------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ def test_events_an_integration_may_not_post_are_a_400(client, tenant, clock, pay
     cc = started_contact_campaign(tenant=tenant)
     response = client.post(f"/api/v1/contact-campaigns/{cc.pk}/events", payload, format="json")
     assert response.status_code == 400
-    assert field in response.json(), response.json()
+    assert field in error_fields(response), response.json()
     assert not CampaignTransition.objects.filter(contact_campaign=cc).exclude(event="start").exists()
 
 
@@ -249,8 +249,8 @@ def test_an_out_of_office_return_date_out_of_range_is_a_400_naming_detail_return
     response = client.post(f"/api/v1/contact-campaigns/{cc.pk}/events",
                            {"type": "reply_ooo", "detail": {"return_date": return_date}}, format="json")
     assert response.status_code == 400, response.content
-    [problem] = response.json()["detail"]["return_date"]
-    assert message in problem
+    [problem] = response.json()["errors"]
+    assert problem["field"] == "detail.return_date" and message in problem["message"]
     cc.refresh_from_db()
     assert cc.not_before is None
     assert not CampaignTransition.objects.filter(contact_campaign=cc).exclude(event="start").exists()

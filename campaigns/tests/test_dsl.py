@@ -485,7 +485,7 @@ def test_parse_plan_raises_plan_invalid_with_every_problem():
     assert caught.value.problems == validate_plan(plan)
     assert len(caught.value.problems) == 2
     assert isinstance(caught.value, ApplicationError)
-    assert caught.value.as_dict()["problems"] == caught.value.problems
+    assert caught.value.as_dict()["meta"]["problems"] == caught.value.problems
     assert "version" in str(caught.value) and "1 more" in str(caught.value)
 
 

@@ -10,10 +10,10 @@ from contacts import services
 from contacts.models import Contact, ImportJob, Lead
 from outreach.addresses import normalise_optional_domain
 from outreach.errors import ApplicationError
-from outreach.tenancy.api import TenantScopedPrimaryKeyRelatedField
+from outreach.tenancy.api import ChangeFeedFilterSerializer, StrictFieldsMixin, TenantScopedPrimaryKeyRelatedField
 
 
-class LeadSerializer(serializers.ModelSerializer):
+class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True,
                                  help_text="Company name; defaults to the domain when empty")
     domain = serializers.CharField(max_length=253, required=False, allow_blank=True,
@@ -47,13 +47,13 @@ class LeadSerializer(serializers.ModelSerializer):
         return services.lead_update(lead=instance, data=validated_data)
 
 
-class LeadFilterSerializer(serializers.Serializer):
+class LeadFilterSerializer(ChangeFeedFilterSerializer):
     domain = serializers.CharField(required=False, max_length=253)
     q = serializers.CharField(required=False, max_length=200, help_text="Part of the name or domain")
     analysis_status = serializers.ChoiceField(choices=Lead.AnalysisStatus.choices, required=False)
 
 
-class ContactSerializer(serializers.ModelSerializer):
+class ContactSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     lead = TenantScopedPrimaryKeyRelatedField(queryset=Lead.objects.all(), required=False, allow_null=True)
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True,
                                   help_text="Stored lower-cased; one contact per address in a tenant")
@@ -97,7 +97,7 @@ class ContactSerializer(serializers.ModelSerializer):
         return services.contact_update(contact=instance, data=validated_data)
 
 
-class ContactFilterSerializer(serializers.Serializer):
+class ContactFilterSerializer(ChangeFeedFilterSerializer):
     lead = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     email = serializers.CharField(required=False, max_length=254)
     q = serializers.CharField(required=False, max_length=200, help_text="Part of a name, email or title")
@@ -126,7 +126,7 @@ class ImportJobDetailSerializer(ImportJobSerializer):
         read_only_fields = fields
 
 
-class ImportJobCreateSerializer(serializers.Serializer):
+class ImportJobCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     file = serializers.FileField(
         help_text="UTF-8 CSV with a header row. Columns: company, domain, first_name, last_name, title, "
                   "email, phone, timezone, language (each row needs an email or a phone)"

@@ -19,6 +19,8 @@ from contacts.api.serializers import (
     LeadSerializer,
 )
 from contacts.models import Contact, ImportJob, Lead
+from outreach.errors import ApplicationError
+from outreach.pagination import ChangeFeedMixin, since_filters
 from outreach.tenancy.api import TenantScopedViewMixin, validated_input
 
 
@@ -31,14 +33,16 @@ from outreach.tenancy.api import TenantScopedViewMixin, validated_input
     destroy=extend_schema(summary="Delete a lead and its contacts (refused while one is in a running campaign)",
                           responses={204: None, 409: OpenApiResponse(description="Still in a running campaign")}),
 )
-class LeadViewSet(TenantScopedViewMixin, viewsets.ModelViewSet):
+class LeadViewSet(ChangeFeedMixin, TenantScopedViewMixin, viewsets.ModelViewSet):
     queryset = Lead.objects.all()
     serializer_class = LeadSerializer
+    query_serializers = {"list": LeadFilterSerializer}
 
     def get_queryset(self):
         if self.action == "list":
             filters = validated_input(LeadFilterSerializer, self.request.query_params)
-            return selectors.lead_list(tenant=self.tenant, **filters)
+            since = {name: filters.pop(name, None) for name in ("created_since", "updated_since")}
+            return since_filters(selectors.lead_list(tenant=self.tenant, **filters), since)
         return super().get_queryset()
 
     def perform_destroy(self, instance: Lead) -> None:
@@ -54,13 +58,16 @@ class LeadViewSet(TenantScopedViewMixin, viewsets.ModelViewSet):
     destroy=extend_schema(summary="Delete a contact (refused while it is in a running campaign)",
                           responses={204: None, 409: OpenApiResponse(description="Still in a running campaign")}),
 )
-class ContactViewSet(TenantScopedViewMixin, viewsets.ModelViewSet):
+class ContactViewSet(ChangeFeedMixin, TenantScopedViewMixin, viewsets.ModelViewSet):
     queryset = Contact.objects.all()
     serializer_class = ContactSerializer
+    query_serializers = {"list": ContactFilterSerializer}
 
     def get_queryset(self):
         if self.action == "list":
-            return selectors.contact_list(tenant=self.tenant, **_contact_filters(self.request))
+            filters = _contact_filters(self.request)
+            since = {name: filters.pop(name, None) for name in ("created_since", "updated_since")}
+            return since_filters(selectors.contact_list(tenant=self.tenant, **filters), since)
         return super().get_queryset()
 
     def get_serializer(self, *args, **kwargs):
@@ -104,6 +111,7 @@ class ImportJobViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixins.Retr
 
     queryset = ImportJob.objects.defer("content")
     serializer_class = ImportJobSerializer
+    query_serializers = {"list": ImportJobFilterSerializer}
     parser_classes = [MultiPartParser, FormParser]
 
     def get_queryset(self):
@@ -130,8 +138,7 @@ class ImportJobViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixins.Retr
         upload = serializer.validated_data["file"]
         ctx = self.tenant_ctx
         if upload.size is not None and upload.size > imports.import_max_bytes():
-            return Response({"file": [f"The file is larger than {imports.import_max_bytes()} bytes."]},
-                            status=status.HTTP_400_BAD_REQUEST)
+            raise ApplicationError(f"The file is larger than {imports.import_max_bytes()} bytes.", field="file")
         job = imports.import_job_create(tenant=ctx.tenant, content=upload.read(), filename=upload.name or "",
                                          created_by=ctx.user, actor_label=ctx.actor_label)
         return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -11,7 +11,7 @@ from campaigns.tests.factories import ContactCampaignFactory
 from contacts.models import Contact, Lead
 from contacts.tests.factories import ContactFactory, LeadFactory
 from outreach.tenancy.models import Role
-from outreach.tenancy.tests.api_clients import api_client
+from outreach.tenancy.tests.api_clients import api_client, error_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +61,7 @@ def test_a_lead_without_name_takes_its_domain(client):
 def test_invalid_input_is_a_400_naming_the_field(client, payload, field):
     response = client.post("/api/v1/leads", payload, format="json")
     assert response.status_code == 400
-    assert field in response.json(), response.json()
+    assert field in error_fields(response), response.json()
     assert Lead.objects.count() == 0
 
 
@@ -101,3 +101,50 @@ def test_delete_is_refused_while_a_contact_is_in_a_running_campaign(client, tena
     response = client.delete(f"/api/v1/leads/{enrolment.contact.lead_id}")
     assert response.status_code == 409
     assert Lead.objects.filter(pk=enrolment.contact.lead_id).exists()
+
+
+# --- one lead per domain (the CSV import matches leads by domain) -----------------------------------
+
+def test_a_second_lead_with_the_same_domain_is_a_409_naming_the_existing_lead(client, tenant):
+    existing = LeadFactory(tenant=tenant, domain="acme.example")
+    response = client.post("/api/v1/leads", {"name": "Acme again", "domain": "https://www.acme.example/x"},
+                           format="json")
+    assert response.status_code == 409, response.content
+    body = response.json()
+    assert body["code"] == "duplicate_domain" and body["meta"] == {"existing_lead_id": existing.pk}
+    assert f"Lead {existing.pk}" in body["message"] and error_fields(response) == {"domain"}
+    assert Lead.objects.filter(tenant=tenant).count() == 1
+
+
+def test_renaming_a_lead_to_a_taken_domain_is_a_409(client, tenant):
+    LeadFactory(tenant=tenant, domain="acme.example")
+    other = LeadFactory(tenant=tenant, domain="globex.example")
+    response = client.patch(f"/api/v1/leads/{other.pk}", {"domain": "acme.example"}, format="json")
+    assert response.status_code == 409
+    assert client.patch(f"/api/v1/leads/{other.pk}", {"domain": "globex.example"}, format="json").status_code == 200
+
+
+def test_leads_without_a_domain_and_other_tenants_are_free(client, tenant, other_tenant):
+    LeadFactory(tenant=other_tenant, domain="acme.example")
+    assert client.post("/api/v1/leads", {"name": "Acme", "domain": "acme.example"}, format="json").status_code == 201
+    for _ in range(2):
+        assert client.post("/api/v1/leads", {"name": "No domain"}, format="json").status_code == 201
+
+
+def test_the_database_refuses_a_duplicate_domain_too(tenant):
+    from django.db import IntegrityError, transaction
+
+    LeadFactory(tenant=tenant, domain="acme.example")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Lead.objects.create(tenant=tenant, name="Twin", domain="acme.example")
+
+
+def test_the_csv_import_still_files_contacts_under_the_lead_of_their_domain(tenant):
+    from contacts.imports import import_job_create, import_job_run
+
+    lead = LeadFactory(tenant=tenant, domain="acme.example", name="Acme Inc")
+    job = import_job_create(tenant=tenant, content=b"company,domain,email\nACME,acme.example,a@acme.example\n"
+                                                   b"Acme GmbH,www.acme.example,b@acme.example\n")
+    import_job_run(import_job_id=job.pk)
+    assert set(Contact.objects.filter(tenant=tenant).values_list("lead_id", flat=True)) == {lead.pk}
+    assert Lead.objects.filter(tenant=tenant).count() == 1

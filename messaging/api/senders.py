@@ -11,7 +11,7 @@ from messaging.models import EmailSenderIdentity
 from messaging.sendgrid.errors import SendGridError
 from messaging.sendgrid.identities import sender_identity_create, sender_identity_set_paused, sender_identity_sync
 from outreach.errors import ApplicationError
-from outreach.tenancy.api import TenantScopedViewMixin
+from outreach.tenancy.api import StrictFieldsMixin, TenantScopedViewMixin
 from outreach.tenancy.models import Role
 
 
@@ -23,7 +23,7 @@ class SenderIdentitySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SenderIdentityCreateSerializer(serializers.Serializer):
+class SenderIdentityCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     from_email = serializers.EmailField(max_length=254)
     from_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     reply_to = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="",
@@ -48,6 +48,7 @@ class SenderIdentityViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixins
     queryset = EmailSenderIdentity.objects.all()
     serializer_class = SenderIdentitySerializer
     write_role = Role.ADMIN
+    query_serializers = {"list": SenderIdentityFilterSerializer}
 
     def get_queryset(self):
         queryset = super().get_queryset()

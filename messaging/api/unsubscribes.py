@@ -201,6 +201,7 @@ class UnsubscribesView(TenantScopedViewMixin, generics.ListAPIView):
     delete_role = Role.ADMIN
 
     serializer_class = UnsubscribeOutputSerializer
+    query_serializers = {"get": UnsubscribeFilterSerializer}
 
     def get_queryset(self):
         filters = validated_input(UnsubscribeFilterSerializer, self.request.query_params)
@@ -242,6 +243,8 @@ class UnsubscribesView(TenantScopedViewMixin, generics.ListAPIView):
 class UnsubscribeStatusView(TenantScopedViewMixin, APIView):
     """One address's standing in the caller's tenant: opt-out, own suppression, domain suppression."""
 
+    query_serializers = {"get": AddressSerializer}
+
     @extend_schema(summary="Whether an address is unsubscribed or suppressed, why and since when",
                    parameters=[AddressSerializer], responses=StatusOutputSerializer)
     def get(self, request: Request) -> Response:
@@ -261,6 +264,8 @@ class UnsubscribeStatusView(TenantScopedViewMixin, APIView):
 class UnsubscribeStatsView(TenantScopedViewMixin, APIView):
     """All-time counts by source and channel, and per-day counts over the last `days` days (UTC)."""
 
+    query_serializers = {"get": StatsQuerySerializer}
+
     @extend_schema(summary="Opt-out counts by source, channel and day", parameters=[StatsQuerySerializer],
                    responses=StatsOutputSerializer)
     def get(self, request: Request) -> Response:
@@ -273,6 +278,7 @@ class UnsubscribeLinkView(TenantScopedViewMixin, APIView):
     """The link and headers to put in mail sent from other tools (admin role)."""
 
     read_role = Role.ADMIN  # a link unsubscribes whoever it names: only admins may mint them
+    query_serializers = {"get": AddressSerializer}
 
     @extend_schema(summary="The signed unsubscribe URL and List-Unsubscribe headers for an address",
                    parameters=[AddressSerializer], responses=LinkOutputSerializer)
@@ -294,6 +300,7 @@ class SuppressionsView(TenantScopedViewMixin, generics.ListAPIView):
     delete_role = Role.ADMIN
 
     serializer_class = SuppressionOutputSerializer
+    query_serializers = {"get": SuppressionFilterSerializer}
 
     def get_queryset(self):
         filters = validated_input(SuppressionFilterSerializer, self.request.query_params)

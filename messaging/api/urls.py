@@ -4,4 +4,5 @@ urlpatterns = [
     path("", include("messaging.api.unsubscribe_urls")),
     path("", include("messaging.api.sender_urls")),
     path("", include("messaging.api.reply_urls")),
+    path("", include("messaging.api.message_urls")),
 ]

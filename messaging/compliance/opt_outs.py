@@ -11,6 +11,7 @@ from typing import Any
 from django.db import transaction
 
 from campaigns.interface import contact_campaigns_stop_for_address
+from messaging import outgoing_events
 from messaging.compliance.audit import delete_audited
 from messaging.compliance.validation import require_address_channel, tenant_id_of
 from messaging.models import ContactUnsubscribe, UnsubscribeSource
@@ -39,6 +40,8 @@ def unsubscribe_record(*, tenant: Tenant | int, channel: str, value: str, source
             tenant_id=tenant_id, channel=channel, channel_value=normalised,
             defaults={"source": source, "detail": detail[:2000], "contact": contact},
         )
+        if created:
+            outgoing_events.opted_out(row=row)
         # Run even when the row already existed: a campaign enrolled since must stop too (a no-op otherwise).
         try:
             with transaction.atomic():

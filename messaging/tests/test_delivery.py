@@ -115,9 +115,10 @@ def test_unsubscribed_address_is_never_mailed_and_the_engine_hears_suppressed(si
     message = enrolled_message(email="optout@acme.example")
     compliance.unsubscribe_record(tenant=message.tenant, channel="email", value="OptOut@acme.example",
                                   source="manual")
-    # The unsubscribe stopped the contact campaign; force the row back to a send to prove the
-    # send-time check alone refuses it.
+    # The unsubscribe stopped the contact campaign (and so completed its one-contact campaign); force both
+    # back to a send to prove the send-time check alone refuses it.
     ContactCampaign.objects.filter(id=message.contact_campaign_id).update(status="active")
+    Campaign.objects.filter(contact_campaigns__id=message.contact_campaign_id).update(status="active")
     OutboundMessage.objects.filter(id=message.id).update(status="queued")
 
     report = outbound_messages_deliver(outbound_message_ids=[message.id])

@@ -13,7 +13,7 @@ from messaging.models import CommunicationSuppression, ContactUnsubscribe
 from messaging.tests.factories import CommunicationSuppressionFactory, ContactUnsubscribeFactory
 from outreach import clock
 from outreach.tenancy.models import AuditEntry, Role
-from outreach.tenancy.tests.api_clients import api_client
+from outreach.tenancy.tests.api_clients import api_client, error_fields
 from outreach.tenancy.tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +79,7 @@ def test_repeating_a_manual_unsubscribe_answers_200_and_changes_nothing(tenant, 
 ])
 def test_bad_manual_unsubscribe_is_a_400_naming_the_field(owner, body, field):
     response = owner.post("/api/v1/unsubscribes", body, format="json")
-    assert response.status_code == 400 and field in response.json()
+    assert response.status_code == 400 and field in error_fields(response)
     assert not ContactUnsubscribe.objects.exists()
 
 
@@ -135,7 +135,7 @@ def test_resubscribe_accepts_query_parameters(tenant, owner):
 def test_resubscribe_without_reason_is_400_naming_reason(tenant, owner):
     ContactUnsubscribeFactory(tenant=tenant, channel_value=ADDRESS)
     response = owner.delete("/api/v1/unsubscribes", {"channel": "email", "value": ADDRESS}, format="json")
-    assert response.status_code == 400 and "reason" in response.json()
+    assert response.status_code == 400 and "reason" in error_fields(response)
     assert ContactUnsubscribe.objects.exists()
 
 
@@ -215,7 +215,7 @@ def test_status_of_a_free_address_and_of_another_tenants_block(tenant, other_ten
 
 def test_status_needs_a_valid_address(viewer):
     response = viewer.get("/api/v1/unsubscribes/status" + _q(channel="email", value="nope"))
-    assert response.status_code == 400 and "value" in response.json()
+    assert response.status_code == 400 and "value" in error_fields(response)
 
 
 # --------------------------------------------------------------------------- GET /unsubscribes/stats
@@ -290,14 +290,14 @@ def test_member_adds_a_suppression_and_viewer_cannot(tenant, member, viewer):
 ])
 def test_bad_suppression_is_a_400_naming_the_field(owner, body, field):
     response = owner.post("/api/v1/suppressions", body, format="json")
-    assert response.status_code == 400 and field in response.json(), response.content
+    assert response.status_code == 400 and field in error_fields(response), response.content
 
 
 def test_suppression_with_past_expiry_is_refused(owner):
     past = (clock.now() - dt.timedelta(hours=1)).isoformat()
     response = owner.post("/api/v1/suppressions", {"channel": "email", "value": ADDRESS, "reason": "soft_bounce",
                                                    "expires_at": past}, format="json")
-    assert response.status_code == 400 and response.json()["field"] == "expires_at"
+    assert response.status_code == 400 and "expires_at" in error_fields(response)
 
 
 def test_suppression_list_is_scoped_filterable_and_excludes_domains(tenant, other_tenant, viewer, stranger,
@@ -356,4 +356,4 @@ def test_domain_do_not_contact_list_round_trip(tenant, admin, member, viewer, st
 
 def test_bad_domain_is_a_400_naming_domain(owner):
     response = owner.post("/api/v1/suppressions/domains", {"domain": "not a domain"}, format="json")
-    assert response.status_code == 400 and "domain" in response.json()
+    assert response.status_code == 400 and "domain" in error_fields(response)

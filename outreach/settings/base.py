@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "outreach.tenancy",
     "outreach.ai",
+    "outreach.webhooks_out",
     "contacts",
     "campaigns",
     "messaging",
@@ -124,6 +125,14 @@ CELERY_BEAT_SCHEDULE.update({
     },
 })
 # Campaign engine: the dispatcher turns due scheduled_actions into Celery work (campaigns/dispatcher.py).
+# Outgoing webhooks: deliveries whose retry fell due (after commit they are published at once).
+CELERY_BEAT_SCHEDULE["webhooks-out-retry-due"] = {
+    "task": str(TaskName.RETRY_OUTGOING_WEBHOOKS), "schedule": 30.0, "options": {"expires": 45},
+}
+# API: Idempotency-Key records live 24 h; hourly pruning keeps the table small.
+CELERY_BEAT_SCHEDULE["tenancy-prune-idempotency-records"] = {
+    "task": str(TaskName.PRUNE_IDEMPOTENCY_RECORDS), "schedule": 3600.0, "options": {"expires": 1800},
+}
 CELERY_BEAT_SCHEDULE["campaigns-dispatch-due"] = {
     "task": str(TaskName.DISPATCH_DUE), "schedule": 5.0, "options": {"expires": 7.5},
 }
@@ -237,6 +246,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "AI-planned multi-step outreach: leads, contacts, campaigns, events.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Every error response in the one error shape (outreach/api_schema.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "outreach.api_schema.add_error_responses"],
     # Several models have a `status` field with different choices: name each set once.
     "ENUM_NAME_OVERRIDES": {
         "CampaignStatusEnum": "campaigns.models.Campaign.Status",

@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from outreach.admin import ReadOnlyAdmin, Switch, SwitchesAdminMixin, confirm_page, global_stop_state
-from outreach.tenancy.models import ApiKey, AuditEntry, GlobalSendingSwitch, Tenant, TenantMembership
+from outreach.tenancy.models import ApiKey, AuditEntry, GlobalSendingSwitch, IdempotencyRecord, Tenant, TenantMembership
 from outreach.tenancy.services import (
     api_key_create,
     api_key_revoke,
@@ -235,3 +235,13 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     search_fields = ("action", "actor_label", "target_id", "actor__username")
     list_select_related = ("tenant", "actor")
     date_hierarchy = "created_at"
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(ReadOnlyAdmin):
+    """Idempotency-Key answers kept 24 h: look up what a retried request was answered."""
+
+    list_display = ("created_at", "tenant", "key", "method", "path", "status_code", "expires_at")
+    list_filter = ("method", "status_code")
+    search_fields = ("key", "path")
+    list_select_related = ("tenant",)

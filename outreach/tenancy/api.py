@@ -12,12 +12,17 @@ another tenant's object is a 404, never a 403 that would confirm it exists.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from django.http import QueryDict
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
-from rest_framework import exceptions, permissions, serializers
+from rest_framework import exceptions, generics, permissions, serializers
+from rest_framework.exceptions import ErrorDetail
+from rest_framework.response import Response
 
+from outreach.tenancy import idempotency
 from outreach.tenancy.authentication import ApiKeyPrincipal
 from outreach.tenancy.models import Role, Tenant, TenantMembership, role_at_least
 
@@ -81,10 +86,87 @@ class TenantRolePermission(permissions.BasePermission):
         return True
 
 
+PAGINATION_PARAMS = ("cursor", "page_size")
+
+
+def unknown_names_error(names, *, what: str) -> exceptions.ValidationError:
+    return exceptions.ValidationError(
+        {name: [ErrorDetail(f"Unknown {what}.", code=f"unknown_{what.replace(' ', '_')}")] for name in names})
+
+
+class _IdempotentReplay(Exception):  # noqa: N818 - control flow, never shown
+    def __init__(self, replay: idempotency.Replay) -> None:
+        super().__init__("replay")
+        self.replay = replay
+
+
 class TenantScopedViewMixin:
-    """Every queryset filtered by the caller's tenant: another tenant's object is a 404."""
+    """Every queryset filtered by the caller's tenant: another tenant's object is a 404.
+
+    Also the API's request rules, in one place: an unknown query parameter is a 400 naming it
+    (`query_serializers` maps an action, or "get" on plain views, to the serializer of its filters;
+    lists also take `cursor` and `page_size`), and a POST with an `Idempotency-Key` runs once
+    (outreach.tenancy.idempotency; `idempotent = False` opts a view out).
+    """
 
     permission_classes = [TenantRolePermission]
+    query_serializers: dict[str, type[serializers.Serializer]] = {}
+    idempotent = True
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if request.method in permissions.SAFE_METHODS:
+            self._check_query_params(request)
+        if request.method == "POST" and request.headers.get(idempotency.HEADER) is not None:
+            self._claim_idempotency_key(request)
+
+    def _query_key(self, request) -> str:
+        return getattr(self, "action", None) or request.method.lower()
+
+    def _check_query_params(self, request) -> None:
+        key = self._query_key(request)
+        serializer_class = self.query_serializers.get(key)
+        allowed = set(serializer_class().fields) if serializer_class else set()
+        if key in ("list", "get") and isinstance(self, generics.GenericAPIView) and self.pagination_class:
+            allowed.update(PAGINATION_PARAMS)
+        unknown = [name for name in request.query_params if name not in allowed]
+        if unknown:
+            raise unknown_names_error(unknown, what="query parameter")
+
+    def _claim_idempotency_key(self, request) -> None:
+        key = request.headers[idempotency.HEADER]
+        if not self.idempotent:
+            raise exceptions.ValidationError(
+                {idempotency.HEADER: [ErrorDetail("Not supported on this endpoint.", code="not_supported")]})
+        outcome = idempotency.claim(
+            tenant=self.tenant, key=key, method=request.method, path=request.path,
+            fingerprint_hex=idempotency.fingerprint(method=request.method, path=request.path, data=request.data))
+        if isinstance(outcome, idempotency.Replay):
+            raise _IdempotentReplay(outcome)
+        self._idempotency_claim = outcome
+
+    def handle_exception(self, exc):
+        if isinstance(exc, _IdempotentReplay):
+            response = Response(exc.replay.body, status=exc.replay.status_code)
+            response["Idempotent-Replayed"] = "true"
+            return response
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        claimed = getattr(self, "_idempotency_claim", None)
+        if claimed is not None:
+            self._idempotency_claim = None
+            idempotency.record(claimed=claimed, status_code=response.status_code, body=response.data)
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except BaseException:
+            claimed = getattr(self, "_idempotency_claim", None)
+            if claimed is not None:  # crashed: free the key so the client's retry runs
+                idempotency.release(claimed=claimed)
+            raise
 
     @property
     def tenant(self) -> Tenant:
@@ -182,8 +264,42 @@ class StorableJSONField(serializers.JSONField):
         return value
 
 
+class StrictFieldsMixin:
+    """A body field the serializer does not know is a 400 naming it, not silently dropped (a typo)."""
+
+    def to_internal_value(self, data):
+        unknown = [name for name in data if name not in self.fields] if isinstance(data, Mapping) else []
+        if not unknown:
+            return super().to_internal_value(data)
+        problems = dict(unknown_names_error(unknown, what="field").detail)
+        try:
+            super().to_internal_value(data)
+        except exceptions.ValidationError as exc:  # every problem at once: unknown and invalid fields
+            if isinstance(exc.detail, dict):
+                problems = {**exc.detail, **problems}
+        raise exceptions.ValidationError(problems)
+
+
+class ChangeFeedFilterSerializer(serializers.Serializer):
+    """`created_since` / `updated_since`: with either, a list becomes a change feed (oldest first, keyset
+    cursor on (time, id)); both bounds are inclusive, so a poller passing its last seen time sees it again."""
+
+    created_since = serializers.DateTimeField(required=False, help_text="Rows created at or after this time; "
+                                              "pages oldest first")
+    updated_since = serializers.DateTimeField(required=False, help_text="Rows changed at or after this time; "
+                                              "pages oldest change first")
+
+
 def validated_input(serializer_class, data) -> dict:
-    """A body or query string checked by a serializer: bad input is a 400 naming the field or parameter."""
+    """A body or query string checked by a serializer: bad input is a 400 naming the field or parameter;
+    an unknown one is a 400 too. A query string is read as plain values, so `?status=` is an invalid
+    status (400), not silently "no filter" (DRF's form-input reading would drop it)."""
+    if isinstance(data, QueryDict) and not any(hasattr(v, "chunks") for v in data.values()):
+        data = data.dict()
+    known = {*serializer_class().fields, *PAGINATION_PARAMS}  # a list's query string also pages
+    unknown = [name for name in data if name not in known] if isinstance(data, Mapping) else []
+    if unknown:
+        raise unknown_names_error(unknown, what="field")
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)

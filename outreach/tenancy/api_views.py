@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from outreach.tenancy import access_services
-from outreach.tenancy.api import TenantScopedViewMixin
+from outreach.tenancy.api import StrictFieldsMixin, TenantScopedViewMixin
 from outreach.tenancy.models import ApiKey, Role, TenantMembership
 
 
@@ -21,7 +21,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ApiKeyCreateSerializer(serializers.Serializer):
+class ApiKeyCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     role = serializers.ChoiceField(choices=Role.choices, help_text="At most your own role")
 
@@ -44,13 +44,13 @@ class MembershipSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MembershipCreateSerializer(serializers.Serializer):
+class MembershipCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     email = serializers.EmailField(max_length=254, help_text=(
         "Email of a user who signed up and belongs to no other tenant (others are added by an operator)"))
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class MembershipUpdateSerializer(serializers.Serializer):
+class MembershipUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
@@ -68,6 +68,8 @@ class ApiKeyViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixins.Retriev
     serializer_class = ApiKeySerializer
     read_role = Role.ADMIN
     write_role = Role.ADMIN
+    # The response holds the key's secret: it is shown once and never stored, so it cannot be replayed.
+    idempotent = False
 
     @extend_schema(summary="Issue an API key; the response holds the secret, once",
                    request=ApiKeyCreateSerializer, responses={201: IssuedApiKeySerializer, 403: _FORBIDDEN})

@@ -91,3 +91,15 @@ def access_matrix_tests(endpoints: list[Endpoint]) -> tuple[Callable[..., None],
 
     return (test_the_least_role_allowed_succeeds, test_a_lower_role_is_refused_with_403,
             test_another_tenants_owner_key_gets_404, test_no_key_gets_401)
+
+
+def error_fields(response) -> set[str]:
+    """The field paths an error response names (one error shape, outreach.errors), with their prefixes:
+    an error at "detail.return_date" names "detail" too."""
+    body = response.json()
+    assert set(body) >= {"type", "code", "message", "errors"}, body
+    names: set[str] = set()
+    for error in body["errors"]:
+        parts = (error["field"] or "").split(".")
+        names.update(".".join(parts[:i]) for i in range(1, len(parts) + 1) if parts[0])
+    return names
