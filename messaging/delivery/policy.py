@@ -137,13 +137,15 @@ def hold_recheck() -> dt.timedelta:
 # verdict in SQL. Keys are literals from the batch's read (not correlated to the row), so each sub-select is
 # a stand-alone primary or unique key probe that PostgreSQL runs once (an InitPlan) whatever the table
 # sizes. Raw SQL: the ORM spelling cost ~2 ms of Python per message.
-_START_REQUEST_SQL = """
+_START_SET_SQL = """
     UPDATE outbound_messages
     SET message_id_header = %(message_id)s, in_reply_to = %(in_reply_to)s, "references" = %(references)s,
         subject = %(subject)s, sender_identity_id = %(sender_id)s, send_started_at = %(now)s,
         attempts = attempts + 1, updated_at = %(now)s
     WHERE id = %(id)s AND claimed_at = %(claimed_at)s AND status = 'sending'
-""" + SEND_HELD_SQL + """
+"""
+# The probes that follow the held-send rule in both request-start statements (one message, or a wave).
+_START_PROBES_SQL = """
       AND EXISTS (SELECT 1 FROM email_sender_identities
                   WHERE id = %(sender_id)s AND NOT is_paused AND status = 'verified')
       AND NOT EXISTS (SELECT 1 FROM contact_unsubscribes
@@ -155,7 +157,7 @@ _START_REQUEST_SQL = """
                       WHERE tenant_id = %(tenant_id)s AND channel = 'email_domain' AND value = %(domain)s
                         AND (expires_at IS NULL OR expires_at > %(now)s))
 """
-
+_START_REQUEST_SQL = _START_SET_SQL + SEND_HELD_SQL + _START_PROBES_SQL
 
 def start_request(message: OutboundMessage, *, claimed_at: dt.datetime, sender: EmailSenderIdentity,
                   message_id: str, thread: Thread, subject: str) -> bool:
@@ -180,3 +182,66 @@ def start_request(message: OutboundMessage, *, claimed_at: dt.datetime, sender: 
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1
+
+
+# --- the request-start check for a wave (concurrent delivery) ----------------------------------------------
+
+# The same check, the same statement shape, for the k messages of a wave at once (messaging.delivery.window):
+# one UPDATE ... FROM unnest(...) RETURNING id, whose per-row probes are the single-message statement's, made
+# correlated on the wave's row `v` (one text, so the two cannot drift apart). Only the returned ids may be sent.
+_WAVE_COLUMNS = (
+    ("id", "bigint"), ("message_id", "text"), ("in_reply_to", "text"), ("references", "text"),
+    ("subject", "text"), ("sender_id", "bigint"), ("tenant_id", "bigint"), ("address", "text"),
+    ("domain", "text"), ("contact_campaign_id", "bigint"), ("campaign_id", "bigint"), ("node_id", "text"),
+    ("node_visit", "integer"),
+)
+
+
+def _correlated(sql: str) -> str:
+    for name, _ in _WAVE_COLUMNS:
+        sql = sql.replace(f"%({name})s", f'v."{name}"')
+    return sql
+
+
+_START_WAVE_SQL = (
+    """
+    UPDATE outbound_messages om
+    SET message_id_header = v.message_id, in_reply_to = v.in_reply_to, "references" = v."references",
+        subject = v.subject, sender_identity_id = v.sender_id, send_started_at = %(now)s,
+        attempts = om.attempts + 1, updated_at = %(now)s
+    FROM unnest(""" + ", ".join(f"%({name}s)s::{kind}[]" for name, kind in _WAVE_COLUMNS) + """)
+         AS v(""" + ", ".join(f'"{name}"' for name, _ in _WAVE_COLUMNS) + """)
+    WHERE om.id = v.id AND om.claimed_at = %(claimed_at)s AND om.status = 'sending'
+    """ + _correlated(SEND_HELD_SQL + _START_PROBES_SQL) + """
+      AND (v.contact_campaign_id IS NULL OR (TRUE """ + _correlated(SEND_HELD_CAMPAIGN_SQL) + """))
+    RETURNING om.id
+    """
+)
+
+
+def start_params(message: OutboundMessage, *, sender: EmailSenderIdentity, message_id: str, thread: Thread,
+                 subject: str) -> dict[str, Any]:
+    """One row of a wave's request-start statement."""
+    address = normalise_email(message.to_address)
+    cc = message.contact_campaign
+    return {
+        "id": message.id, "message_id": message_id, "in_reply_to": thread.in_reply_to[:255],
+        "references": thread.references, "subject": subject[:300], "sender_id": sender.id,
+        "tenant_id": message.tenant_id, "address": address, "domain": address.rsplit("@", 1)[1],
+        "contact_campaign_id": cc.id if cc is not None else None,
+        "campaign_id": cc.campaign_id if cc is not None else None,
+        "node_id": message.node_id, "node_visit": message.node_visit,
+    }
+
+
+def start_requests(rows: list[dict[str, Any]], *, claimed_at: dt.datetime) -> set[int]:
+    """Record the request start of a wave in ONE statement, each row only if the claim is still ours AND
+    policy still allows its send; the ids it started (committed before any of their requests goes out)."""
+    if not rows or settings.OUTREACH_SENDING_STOPPED:
+        return set()
+    params: dict[str, Any] = {"now": clock.now(), "claimed_at": claimed_at}
+    for name, _ in _WAVE_COLUMNS:
+        params[f"{name}s"] = [row[name] for row in rows]
+    with connection.cursor() as cursor:
+        cursor.execute(_START_WAVE_SQL, params)
+        return {row[0] for row in cursor.fetchall()}

@@ -41,10 +41,10 @@ from typing import Any
 
 import urllib3
 from django.conf import settings
-from urllib3 import connection as u3_connection
-from urllib3 import exceptions as u3_exceptions
 from python_http_client import exceptions as http_exceptions
 from sendgrid import SendGridAPIClient
+from urllib3 import connection as u3_connection
+from urllib3 import exceptions as u3_exceptions
 
 from messaging.sendgrid.errors import SendGridError, SendGridErrorKind
 from outreach import clock
