@@ -140,6 +140,12 @@ CELERY_BEAT_SCHEDULE.update({
 })
 # A claimed scheduled action not finished within this lease (a worker died) is dispatched again.
 CAMPAIGN_ACTION_LEASE_SECONDS = env.int("CAMPAIGN_ACTION_LEASE_SECONDS", default=300, minimum=1)
+# Dispatcher back-pressure and fair share for sends (campaigns/dispatcher.py, README "Sizing delivery"): sends
+# handed out and not yet sent stay between the floor and the ceiling (in between: what delivery starts within
+# half a lease at its current rate), and one tenant holds at most DISPATCH_TENANT_MAX_OUTSTANDING_SENDS of them.
+DISPATCH_MIN_OUTSTANDING_SENDS = env.int("DISPATCH_MIN_OUTSTANDING_SENDS", default=2000, minimum=1)
+DISPATCH_MAX_OUTSTANDING_SENDS = env.int("DISPATCH_MAX_OUTSTANDING_SENDS", default=20000, minimum=1)
+DISPATCH_TENANT_MAX_OUTSTANDING_SENDS = env.int("DISPATCH_TENANT_MAX_OUTSTANDING_SENDS", default=10000, minimum=1)
 
 # --- Contacts ---------------------------------------------------------------
 # CSV import (contacts.imports): the largest upload accepted, in bytes, and the most rows in one file.
