@@ -57,7 +57,7 @@ SET status = CASE WHEN {HELD_SEND_SQL} THEN 'held' ELSE 'claimed' END,
     attempts = CASE WHEN {HELD_SEND_SQL} THEN sa.attempts ELSE sa.attempts + 1 END
 FROM due
 WHERE sa.id = due.id
-RETURNING sa.id, sa.kind, sa.status, sa.outbound_message_id
+RETURNING sa.id, sa.kind, sa.status, sa.outbound_message_id, sa.tenant_id
 """
 
 
@@ -120,7 +120,7 @@ def _split(rows: list[tuple[Any, ...]]) -> tuple[list[int], list[int], int]:
     deliver: list[int] = []
     run: list[int] = []
     held = 0
-    for action_id, kind, status, outbound_id in rows:
+    for action_id, kind, status, outbound_id, _tenant_id in _tenants_taking_turns(rows):
         if status == "held":
             held += 1
         elif kind == "send" and outbound_id is not None:
@@ -130,13 +130,27 @@ def _split(rows: list[tuple[Any, ...]]) -> tuple[list[int], list[int], int]:
     return deliver, run, held
 
 
+def _tenants_taking_turns(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Claimed rows reordered one tenant after the other (due order within a tenant), so the first Celery
+    messages published do not all belong to the tenant with the most due rows."""
+    by_tenant: dict[Any, list[tuple[Any, ...]]] = defaultdict(list)
+    for row in rows:
+        by_tenant[row[4]].append(row)
+    queues = [list(reversed(q)) for q in by_tenant.values()]
+    order: list[tuple[Any, ...]] = []
+    while queues:
+        order.extend(q.pop() for q in queues)
+        queues = [q for q in queues if q]
+    return order
+
+
 def _publish(deliver: list[int], run: list[int], chunk: int) -> int:
     return (publish_ids(task_name=TaskName.DELIVER_MESSAGES, ids=deliver, chunk=chunk)
             + publish_ids(task_name=TaskName.RUN_ACTIONS, ids=run, chunk=chunk))
 
 
-def _claim(sql: str, params: dict[str, Any], publish_chunk: int) -> tuple[DispatchStats, list[int]]:
-    """Run a claim statement in one transaction, publish after commit; its stats and the claimed send ids."""
+def _claim(sql: str, params: dict[str, Any], publish_chunk: int) -> tuple[DispatchStats, list[tuple[Any, ...]]]:
+    """Run a claim statement in one transaction, publish after commit; its stats and the claimed send rows."""
     stats = DispatchStats()
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -151,7 +165,7 @@ def _claim(sql: str, params: dict[str, Any], publish_chunk: int) -> tuple[Dispat
             # After commit: a worker never sees a claim that was rolled back. If the process dies between
             # commit and publish, the lease sweep dispatches the rows again.
             transaction.on_commit(publish, robust=True)  # lost publish: lease recovery re-dispatches
-    return stats, [row[0] for row in rows if row[1] == "send" and row[2] == "claimed"]
+    return stats, [row for row in rows if row[1] == "send" and row[2] == "claimed"]
 
 
 def claim_due_batch(*, now: dt.datetime, holds: SendHolds, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -210,18 +224,10 @@ def claim_due_sends(*, now: dt.datetime, holds: SendHolds, room: SendRoom, limit
     shares = [min(share, room.tenant_room(tenant_id)) for tenant_id in tenants]
     stats, claimed = _claim(_CLAIM_SENDS_SQL, {"now": now, "tenant_ids": tenants, "shares": shares,
                                                 **holds.sql_params}, publish_chunk)
-    if claimed:
-        for tenant_id, n in _tenants_of(claimed).items():
-            room.outstanding[tenant_id] = room.outstanding.get(tenant_id, 0) + n
+    for row in claimed:
+        room.outstanding[row[4]] = room.outstanding.get(row[4], 0) + 1
     room.total -= len(claimed)
     return stats
-
-
-def _tenants_of(action_ids: list[int]) -> dict[int, int]:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT tenant_id, count(*) FROM scheduled_actions WHERE id = ANY(%s) GROUP BY tenant_id",
-                       [action_ids])
-        return dict(cursor.fetchall())
 
 
 def release_held(*, now: dt.datetime, holds: SendHolds, batch_size: int = DEFAULT_BATCH_SIZE) -> int:

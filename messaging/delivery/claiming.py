@@ -54,7 +54,8 @@ def finish_sent(rows: list[tuple[int, str | None, dt.datetime]], *, claimed_at: 
             "UPDATE outbound_messages om SET status = 'sent', sent_at = v.sent_at, "
             "provider_message_id = v.provider_message_id, status_reason = '', last_error = '', "
             "next_attempt_at = NULL, updated_at = %s "
-            "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, provider_message_id, sent_at) "
+            "FROM (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) OFFSET 0) "
+            "AS v(id, provider_message_id, sent_at) "
             "WHERE om.id = v.id AND om.claimed_at = %s AND om.status IN ('sending', 'unknown') RETURNING om.id",
             [clock.now(), [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], claimed_at],
         )

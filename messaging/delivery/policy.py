@@ -203,17 +203,23 @@ def _correlated(sql: str) -> str:
     return sql
 
 
+# The wave's rows and their probes are one MATERIALIZED CTE: each probe runs once per row (left to itself,
+# the planner re-ran the unnest and its probes for every outbox row, k x k probes); then the rows still ours
+# are updated. One statement, so one snapshot: check and mark cannot be told apart by a concurrent write.
 _START_WAVE_SQL = (
     """
+    WITH v AS MATERIALIZED (
+        SELECT * FROM unnest(""" + ", ".join(f"%({name}s)s::{kind}[]" for name, kind in _WAVE_COLUMNS) + """)
+             AS v(""" + ", ".join(f'"{name}"' for name, _ in _WAVE_COLUMNS) + """)
+        WHERE TRUE """ + _correlated(SEND_HELD_SQL + _START_PROBES_SQL) + """
+          AND (v.contact_campaign_id IS NULL OR (TRUE """ + _correlated(SEND_HELD_CAMPAIGN_SQL) + """))
+    )
     UPDATE outbound_messages om
     SET message_id_header = v.message_id, in_reply_to = v.in_reply_to, "references" = v."references",
         subject = v.subject, sender_identity_id = v.sender_id, send_started_at = %(now)s,
         attempts = om.attempts + 1, updated_at = %(now)s
-    FROM unnest(""" + ", ".join(f"%({name}s)s::{kind}[]" for name, kind in _WAVE_COLUMNS) + """)
-         AS v(""" + ", ".join(f'"{name}"' for name, _ in _WAVE_COLUMNS) + """)
+    FROM v
     WHERE om.id = v.id AND om.claimed_at = %(claimed_at)s AND om.status = 'sending'
-    """ + _correlated(SEND_HELD_SQL + _START_PROBES_SQL) + """
-      AND (v.contact_campaign_id IS NULL OR (TRUE """ + _correlated(SEND_HELD_CAMPAIGN_SQL) + """))
     RETURNING om.id
     """
 )
