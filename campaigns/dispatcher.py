@@ -10,11 +10,21 @@ Each pass:
 3. releases held rows whose switch is off again (sends re-timed through next_send_time);
 4. recovers leases: a row claimed longer ago than CAMPAIGN_ACTION_LEASE_SECONDS is dispatched again
    (the tasks are idempotent), or finished when its message has left the queue.
+
+Sends are handed out with back-pressure and a fair share (issue 19, README "Sizing delivery"):
+- back-pressure: no more sends outstanding (claimed here, not yet heard `sent`) than delivery starts within
+  half a lease at the rate it sends now (`send_capacity`, between DISPATCH_MIN_OUTSTANDING_SENDS and
+  DISPATCH_MAX_OUTSTANDING_SENDS). When the provider slows down the hand-out slows with it: nothing waits
+  in the broker long enough for its lease to expire and be handed out twice. The rest stays `pending`.
+- fair share: the room is shared out across the tenants with due sends, equal shares first, then what a
+  tenant did not use goes to the others (`claim_due_sends`, water-filling), and no tenant holds more than
+  DISPATCH_TENANT_MAX_OUTSTANDING_SENDS: one tenant's burst of 100x the others' does not make them wait.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -37,22 +47,49 @@ DEFAULT_BATCH_SIZE = 1000
 # A timer that fails this often is parked as `failed` (and logged) instead of being retried forever.
 MAX_TIMER_ATTEMPTS = 20
 
-_CLAIM_SQL = f"""
-WITH due AS (
-    SELECT id FROM scheduled_actions
-    WHERE status = 'pending' AND due_at <= %(now)s
-    ORDER BY due_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
+def _claim_sql(due: str) -> str:
+    """The claim: the rows `due` selects (and locks) become `claimed`, or `held` when a kill switch holds the send."""
+    return f"""
+WITH due AS ({due})
 UPDATE scheduled_actions sa
 SET status = CASE WHEN {HELD_SEND_SQL} THEN 'held' ELSE 'claimed' END,
     claimed_at = CASE WHEN {HELD_SEND_SQL} THEN NULL ELSE %(now)s END,
     attempts = CASE WHEN {HELD_SEND_SQL} THEN sa.attempts ELSE sa.attempts + 1 END
 FROM due
 WHERE sa.id = due.id
-RETURNING sa.id, sa.kind, sa.status, sa.outbound_message_id
+RETURNING sa.id, sa.kind, sa.status, sa.outbound_message_id, sa.tenant_id
 """
+
+
+_DUE_SQL = """
+    SELECT id FROM scheduled_actions
+    WHERE status = 'pending' AND due_at <= %(now)s {kinds}
+    ORDER BY due_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+"""
+_CLAIM_SQL = _claim_sql(_DUE_SQL.format(kinds=""))
+_CLAIM_TIMERS_SQL = _claim_sql(_DUE_SQL.format(kinds="AND kind <> 'send'"))
+# Each tenant's own due sends, up to its share, in due order (index sa_pending_send_tenant).
+_CLAIM_SENDS_SQL = _claim_sql("""
+    SELECT x.id FROM unnest(%(tenant_ids)s::bigint[], %(shares)s::int[]) AS t(id, share)
+    CROSS JOIN LATERAL (
+        SELECT id FROM scheduled_actions
+        WHERE tenant_id = t.id AND status = 'pending' AND kind = 'send' AND due_at <= %(now)s
+        ORDER BY due_at
+        LIMIT t.share
+        FOR UPDATE SKIP LOCKED
+    ) x
+""")
+_TENANTS_WITH_DUE_SENDS_SQL = """
+    SELECT t.id FROM tenants t
+    WHERE EXISTS (SELECT 1 FROM scheduled_actions sa WHERE sa.tenant_id = t.id AND sa.status = 'pending'
+                  AND sa.kind = 'send' AND sa.due_at <= %s)
+    ORDER BY t.id
+"""
+# The send rate delivery reaches now: outbox rows settled `sent` in the last RATE_WINDOW (index om_status_updated).
+RATE_WINDOW = dt.timedelta(seconds=30)
+LEASE_SHARE = 0.5  # what is handed out must start within this share of the lease at the current rate
 
 
 @dataclass
@@ -83,7 +120,7 @@ def _split(rows: list[tuple[Any, ...]]) -> tuple[list[int], list[int], int]:
     deliver: list[int] = []
     run: list[int] = []
     held = 0
-    for action_id, kind, status, outbound_id in rows:
+    for action_id, kind, status, outbound_id, _tenant_id in _tenants_taking_turns(rows):
         if status == "held":
             held += 1
         elif kind == "send" and outbound_id is not None:
@@ -93,18 +130,31 @@ def _split(rows: list[tuple[Any, ...]]) -> tuple[list[int], list[int], int]:
     return deliver, run, held
 
 
+def _tenants_taking_turns(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Claimed rows reordered one tenant after the other (due order within a tenant), so the first Celery
+    messages published do not all belong to the tenant with the most due rows."""
+    by_tenant: dict[Any, list[tuple[Any, ...]]] = defaultdict(list)
+    for row in rows:
+        by_tenant[row[4]].append(row)
+    queues = [list(reversed(q)) for q in by_tenant.values()]
+    order: list[tuple[Any, ...]] = []
+    while queues:
+        order.extend(q.pop() for q in queues)
+        queues = [q for q in queues if q]
+    return order
+
+
 def _publish(deliver: list[int], run: list[int], chunk: int) -> int:
     return (publish_ids(task_name=TaskName.DELIVER_MESSAGES, ids=deliver, chunk=chunk)
             + publish_ids(task_name=TaskName.RUN_ACTIONS, ids=run, chunk=chunk))
 
 
-def claim_due_batch(*, now: dt.datetime, holds: SendHolds, batch_size: int = DEFAULT_BATCH_SIZE,
-                    publish_chunk: int = PUBLISH_CHUNK) -> DispatchStats:
-    """Claim up to `batch_size` due rows in one transaction and publish them after commit."""
+def _claim(sql: str, params: dict[str, Any], publish_chunk: int) -> tuple[DispatchStats, list[tuple[Any, ...]]]:
+    """Run a claim statement in one transaction, publish after commit; its stats and the claimed send rows."""
     stats = DispatchStats()
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, {"now": now, "limit": batch_size, **holds.sql_params})
+            cursor.execute(sql, params)
             rows = cursor.fetchall()
         deliver, run, held = _split(rows)
         stats.claimed, stats.held = len(rows) - held, held
@@ -115,6 +165,68 @@ def claim_due_batch(*, now: dt.datetime, holds: SendHolds, batch_size: int = DEF
             # After commit: a worker never sees a claim that was rolled back. If the process dies between
             # commit and publish, the lease sweep dispatches the rows again.
             transaction.on_commit(publish, robust=True)  # lost publish: lease recovery re-dispatches
+    return stats, [row for row in rows if row[1] == "send" and row[2] == "claimed"]
+
+
+def claim_due_batch(*, now: dt.datetime, holds: SendHolds, batch_size: int = DEFAULT_BATCH_SIZE,
+                    publish_chunk: int = PUBLISH_CHUNK, timers_only: bool = False) -> DispatchStats:
+    """Claim up to `batch_size` due rows in one transaction and publish them after commit (in due order,
+    sends and timers alike; `timers_only` leaves the sends to `claim_due_sends`)."""
+    sql = _CLAIM_TIMERS_SQL if timers_only else _CLAIM_SQL
+    return _claim(sql, {"now": now, "limit": batch_size, **holds.sql_params}, publish_chunk)[0]
+
+
+# --- sends: back-pressure and fair share ---------------------------------------------------------------
+
+def send_capacity(*, sent_per_second: float) -> int:
+    """Sends that may be outstanding (handed out, not yet sent): what delivery starts within LEASE_SHARE of
+    the lease at the rate it sends now, between the floor (a start, an idle system) and the ceiling."""
+    by_rate = int(sent_per_second * lease_seconds() * LEASE_SHARE)
+    return max(settings.DISPATCH_MIN_OUTSTANDING_SENDS, min(settings.DISPATCH_MAX_OUTSTANDING_SENDS, by_rate))
+
+
+@dataclass
+class SendRoom:
+    """How many more sends this pass may hand out, overall and per tenant."""
+    total: int
+    outstanding: dict[int, int]
+
+    def tenant_room(self, tenant_id: int) -> int:
+        return settings.DISPATCH_TENANT_MAX_OUTSTANDING_SENDS - self.outstanding.get(tenant_id, 0)
+
+
+def send_room(*, now: dt.datetime) -> SendRoom:
+    """The room left for sends: capacity at the current send rate minus what is outstanding."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tenant_id, count(*) FROM scheduled_actions WHERE status = 'claimed' AND kind = 'send' "
+                       "GROUP BY tenant_id")
+        outstanding = {tenant_id: n for tenant_id, n in cursor.fetchall()}
+        cursor.execute(f"SELECT count(*) FROM {OUTBOX_TABLE} WHERE status = 'sent' AND updated_at > %s",
+                       [now - RATE_WINDOW])
+        recent = cursor.fetchone()[0]
+    capacity = send_capacity(sent_per_second=recent / RATE_WINDOW.total_seconds())
+    return SendRoom(total=max(0, capacity - sum(outstanding.values())), outstanding=outstanding)
+
+
+def claim_due_sends(*, now: dt.datetime, holds: SendHolds, room: SendRoom, limit: int = DEFAULT_BATCH_SIZE,
+                    publish_chunk: int = PUBLISH_CHUNK) -> DispatchStats:
+    """One round of the fair hand-out: up to min(limit, room) due sends, an equal share per tenant that has
+    due sends and room (what one leaves unused, the next round shares out again); `room` is updated."""
+    budget = min(limit, room.total)
+    if budget <= 0:
+        return DispatchStats()
+    with connection.cursor() as cursor:
+        cursor.execute(_TENANTS_WITH_DUE_SENDS_SQL, [now])
+        tenants = [tenant_id for (tenant_id,) in cursor.fetchall() if room.tenant_room(tenant_id) > 0]
+    if not tenants:
+        return DispatchStats()
+    share = max(1, math.ceil(budget / len(tenants)))
+    shares = [min(share, room.tenant_room(tenant_id)) for tenant_id in tenants]
+    stats, claimed = _claim(_CLAIM_SENDS_SQL, {"now": now, "tenant_ids": tenants, "shares": shares,
+                                                **holds.sql_params}, publish_chunk)
+    for row in claimed:
+        room.outstanding[row[4]] = room.outstanding.get(row[4], 0) + 1
+    room.total -= len(claimed)
     return stats
 
 
@@ -234,17 +346,25 @@ def dispatch_due(*, batch_size: int = DEFAULT_BATCH_SIZE, max_batches: int | Non
     started = time.monotonic()
     holds = send_holds()
     total = DispatchStats()
+
+    def out_of_time(batches: int) -> bool:
+        return ((max_batches is not None and batches >= max_batches)
+                or (time_budget is not None and time.monotonic() - started > time_budget))
+
+    room = send_room(now=now or clock.now())
     batches = 0
-    while True:
-        moment = now or clock.now()
-        stats = claim_due_batch(now=moment, holds=holds, batch_size=batch_size)
+    while room.total > 0:
+        stats = claim_due_sends(now=now or clock.now(), holds=holds, room=room, limit=batch_size)
         total += stats
         batches += 1
-        if stats.claimed + stats.held < batch_size:
+        if stats.claimed + stats.held == 0 or out_of_time(batches):
             break
-        if max_batches is not None and batches >= max_batches:
-            break
-        if time_budget is not None and time.monotonic() - started > time_budget:
+    batches = 0
+    while True:
+        stats = claim_due_batch(now=now or clock.now(), holds=holds, batch_size=batch_size, timers_only=True)
+        total += stats
+        batches += 1
+        if stats.claimed + stats.held < batch_size or out_of_time(batches):
             break
     moment = now or clock.now()
     total.released += release_held(now=moment, holds=holds, batch_size=batch_size)

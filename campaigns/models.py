@@ -172,6 +172,9 @@ class ScheduledAction(models.Model):
             models.Index(fields=["contact_campaign", "status"], name="sa_cc_status"),
             # Release of held rows once their kill switch is off.
             models.Index(fields=["id"], name="sa_held", condition=Q(status="held")),
+            # The dispatcher's fair share (issue 19): each tenant's due sends, probed tenant by tenant.
+            models.Index(fields=["tenant", "due_at"], name="sa_pending_send_tenant",
+                         condition=Q(status="pending", kind="send")),
         ]
 
     def __str__(self) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from django.conf import settings
 from django.db.models import QuerySet
 
-from messaging.delivery import claiming, engine_feed, outcomes, policy
+from messaging.delivery import claiming, engine_feed, outcomes, policy, window
 from messaging.delivery.engine_feed import EngineItem
 from messaging.delivery.outcomes import Breaker, DeliveryReport
 from messaging.delivery.rendering import thread_for, threads_for
@@ -95,7 +96,9 @@ def outbound_messages_deliver(*, outbound_message_ids: list[int]) -> DeliveryRep
     # Rate limits after policy (a suppressed or held message must not use up room) and before any
     # request: one Redis round trip for the whole batch.
     limits = send_rate_limits_reserve(candidates=[rate_limit_candidate(m) for m in sendable])
-    _send_all(sendable, limits, claimed_at=claimed_at, threads=threads, report=report, engine_items=engine_items)
+    # Many requests in flight at once (window: the same guarantees, issue 19), or one after the other.
+    send = window.send_window if settings.DELIVERY_CONCURRENCY > 1 and len(sendable) > 1 else _send_all
+    send(sendable, limits, claimed_at=claimed_at, threads=threads, report=report, engine_items=engine_items)
     # Room reserved for messages that did not go out (429/5xx/breaker holds, refusals) is given back;
     # sent and unknown (may have gone out) ones keep it.
     gone = set(report.sent) | set(report.unknown)

@@ -44,6 +44,24 @@ def finish(message: OutboundMessage, *, claimed_at: dt.datetime, statuses: tuple
                 .update(**updates))
 
 
+def finish_sent(rows: list[tuple[int, str | None, dt.datetime]], *, claimed_at: dt.datetime) -> set[int]:
+    """Settle many 202s at once, (id, provider message id, sent at) each, in one statement: the same
+    conditions as `finish` for one (this claim, `sending` or `unknown`); the ids it settled."""
+    if not rows:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE outbound_messages om SET status = 'sent', sent_at = v.sent_at, "
+            "provider_message_id = v.provider_message_id, status_reason = '', last_error = '', "
+            "next_attempt_at = NULL, updated_at = %s "
+            "FROM (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) OFFSET 0) "
+            "AS v(id, provider_message_id, sent_at) "
+            "WHERE om.id = v.id AND om.claimed_at = %s AND om.status IN ('sending', 'unknown') RETURNING om.id",
+            [clock.now(), [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], claimed_at],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
 def hold(message: OutboundMessage, *, claimed_at: dt.datetime, reason: str, not_before: dt.datetime,
          last_error: str | None = None, undo_attempt: bool = False) -> bool:
     """Back to queued and re-armed, atomically: if re-arming fails the row stays `sending` and lease

@@ -6,9 +6,9 @@ pause that lands while earlier messages of the batch are on the wire still stops
 
 The held-send rule ("is this send held?": emergency stop, paused tenant, campaign or contact campaign not
 active, sender identity missing, paused or unverified) is campaigns' (campaigns.holds, through
-campaigns.interface): `send_hold_reason` in the Python check, `send_allowed_sql` in the request-start
-statement. What stays here is messaging's own part: opt-outs, suppressions, and a message whose node visit
-is over.
+campaigns.interface): `send_hold_reason` in the Python check, `send_allowed_sql` and
+`contact_campaign_send_allowed_sql` in the request-start statements. What stays here is messaging's own
+part: opt-outs, suppressions, and a message whose node visit is over.
 """
 from __future__ import annotations
 
@@ -102,13 +102,16 @@ def hold_recheck() -> dt.timedelta:
 # verdict in SQL. Keys are literals from the batch's read (not correlated to the row), so each sub-select is
 # a stand-alone primary or unique key probe that PostgreSQL runs once (an InitPlan) whatever the table
 # sizes. Raw SQL: the ORM spelling cost ~2 ms of Python per message.
-_START_REQUEST_SQL = """
+_START_SET_SQL = """
     UPDATE outbound_messages
     SET message_id_header = %(message_id)s, in_reply_to = %(in_reply_to)s, "references" = %(references)s,
         subject = %(subject)s, sender_identity_id = %(sender_id)s, send_started_at = %(now)s,
         attempts = attempts + 1, updated_at = %(now)s
     WHERE id = %(id)s AND claimed_at = %(claimed_at)s AND status = 'sending'
-      AND """ + send_allowed_sql() + """
+"""
+# The probes that follow the held-send rule (campaigns' send_allowed_sql) in both request-start statements
+# (one message, or a wave): opt-outs and suppressions.
+_START_PROBES_SQL = """
       AND NOT EXISTS (SELECT 1 FROM contact_unsubscribes
                       WHERE tenant_id = %(tenant_id)s AND channel = 'email' AND channel_value = %(address)s)
       AND NOT EXISTS (SELECT 1 FROM communication_suppressions
@@ -118,7 +121,7 @@ _START_REQUEST_SQL = """
                       WHERE tenant_id = %(tenant_id)s AND channel = 'email_domain' AND value = %(domain)s
                         AND (expires_at IS NULL OR expires_at > %(now)s))
 """
-
+_START_REQUEST_SQL = _START_SET_SQL + " AND " + send_allowed_sql() + _START_PROBES_SQL
 
 def start_request(message: OutboundMessage, *, claimed_at: dt.datetime, sender: EmailSenderIdentity,
                   message_id: str, thread: Thread, subject: str) -> bool:
@@ -143,3 +146,72 @@ def start_request(message: OutboundMessage, *, claimed_at: dt.datetime, sender: 
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1
+
+
+# --- the request-start check for a wave (concurrent delivery) ----------------------------------------------
+
+# The same check, the same statement shape, for the k messages of a wave at once (messaging.delivery.window):
+# one UPDATE ... FROM unnest(...) RETURNING id, whose per-row probes are the single-message statement's, made
+# correlated on the wave's row `v` (one text, so the two cannot drift apart). Only the returned ids may be sent.
+_WAVE_COLUMNS = (
+    ("id", "bigint"), ("message_id", "text"), ("in_reply_to", "text"), ("references", "text"),
+    ("subject", "text"), ("sender_id", "bigint"), ("tenant_id", "bigint"), ("address", "text"),
+    ("domain", "text"), ("contact_campaign_id", "bigint"), ("campaign_id", "bigint"), ("node_id", "text"),
+    ("node_visit", "integer"),
+)
+
+
+def _correlated(sql: str) -> str:
+    for name, _ in _WAVE_COLUMNS:
+        sql = sql.replace(f"%({name})s", f'v."{name}"')
+    return sql
+
+
+# The wave's rows and their probes are one MATERIALIZED CTE: each probe runs once per row (left to itself,
+# the planner re-ran the unnest and its probes for every outbox row, k x k probes); then the rows still ours
+# are updated. One statement, so one snapshot: check and mark cannot be told apart by a concurrent write.
+_START_WAVE_SQL = (
+    """
+    WITH v AS MATERIALIZED (
+        SELECT * FROM unnest(""" + ", ".join(f"%({name}s)s::{kind}[]" for name, kind in _WAVE_COLUMNS) + """)
+             AS v(""" + ", ".join(f'"{name}"' for name, _ in _WAVE_COLUMNS) + """)
+        WHERE """ + _correlated(send_allowed_sql() + _START_PROBES_SQL) + """
+          AND (v.contact_campaign_id IS NULL OR (""" + _correlated(contact_campaign_send_allowed_sql()) + """))
+    )
+    UPDATE outbound_messages om
+    SET message_id_header = v.message_id, in_reply_to = v.in_reply_to, "references" = v."references",
+        subject = v.subject, sender_identity_id = v.sender_id, send_started_at = %(now)s,
+        attempts = om.attempts + 1, updated_at = %(now)s
+    FROM v
+    WHERE om.id = v.id AND om.claimed_at = %(claimed_at)s AND om.status = 'sending'
+    RETURNING om.id
+    """
+)
+
+
+def start_params(message: OutboundMessage, *, sender: EmailSenderIdentity, message_id: str, thread: Thread,
+                 subject: str) -> dict[str, Any]:
+    """One row of a wave's request-start statement."""
+    address = normalise_email(message.to_address)
+    cc = message.contact_campaign
+    return {
+        "id": message.id, "message_id": message_id, "in_reply_to": thread.in_reply_to[:255],
+        "references": thread.references, "subject": subject[:300], "sender_id": sender.id,
+        "tenant_id": message.tenant_id, "address": address, "domain": address.rsplit("@", 1)[1],
+        "contact_campaign_id": cc.id if cc is not None else None,
+        "campaign_id": cc.campaign_id if cc is not None else None,
+        "node_id": message.node_id, "node_visit": message.node_visit,
+    }
+
+
+def start_requests(rows: list[dict[str, Any]], *, claimed_at: dt.datetime) -> set[int]:
+    """Record the request start of a wave in ONE statement, each row only if the claim is still ours AND
+    policy still allows its send; the ids it started (committed before any of their requests goes out)."""
+    if not rows or settings.OUTREACH_SENDING_STOPPED:
+        return set()
+    params: dict[str, Any] = {"now": clock.now(), "claimed_at": claimed_at}
+    for name, _ in _WAVE_COLUMNS:
+        params[f"{name}s"] = [row[name] for row in rows]
+    with connection.cursor() as cursor:
+        cursor.execute(_START_WAVE_SQL, params)
+        return {row[0] for row in cursor.fetchall()}

@@ -149,6 +149,12 @@ CELERY_BEAT_SCHEDULE.update({
 })
 # A claimed scheduled action not finished within this lease (a worker died) is dispatched again.
 CAMPAIGN_ACTION_LEASE_SECONDS = env.int("CAMPAIGN_ACTION_LEASE_SECONDS", default=300, minimum=1)
+# Dispatcher back-pressure and fair share for sends (campaigns/dispatcher.py, README "Sizing delivery"): sends
+# handed out and not yet sent stay between the floor and the ceiling (in between: what delivery starts within
+# half a lease at its current rate), and one tenant holds at most DISPATCH_TENANT_MAX_OUTSTANDING_SENDS of them.
+DISPATCH_MIN_OUTSTANDING_SENDS = env.int("DISPATCH_MIN_OUTSTANDING_SENDS", default=2000, minimum=1)
+DISPATCH_MAX_OUTSTANDING_SENDS = env.int("DISPATCH_MAX_OUTSTANDING_SENDS", default=20000, minimum=1)
+DISPATCH_TENANT_MAX_OUTSTANDING_SENDS = env.int("DISPATCH_TENANT_MAX_OUTSTANDING_SENDS", default=10000, minimum=1)
 
 # --- Contacts ---------------------------------------------------------------
 # CSV import (contacts.imports): the largest upload accepted, in bytes, and the most rows in one file.
@@ -181,6 +187,14 @@ SENDING_HOLD_RECHECK = dt.timedelta(seconds=env.int("SENDING_HOLD_RECHECK_SECOND
 SENDING_LEASE = dt.timedelta(seconds=env.int("SENDING_LEASE_SECONDS", default=10 * 60, minimum=1))
 SENDGRID_INBOUND_SECRET = env.str("SENDGRID_INBOUND_SECRET", default="dev-inbound-secret")
 SENDGRID_REQUEST_TIMEOUT_SECONDS = env.float("SENDGRID_REQUEST_TIMEOUT_SECONDS", default=10.0, minimum=0.1)
+# Concurrent delivery (issue 19; README "Sizing delivery"). Requests one delivery worker process keeps in
+# flight at once (its thread pool and its keep-alive connection pool to SendGrid): processes x this should be
+# >= 1.3 x send rate x provider latency.
+DELIVERY_CONCURRENCY = env.int("DELIVERY_CONCURRENCY", default=128, minimum=1)
+# Of those, at most this many for one sender identity, so one sender's burst leaves room for the others.
+DELIVERY_SENDER_CONCURRENCY = env.int("DELIVERY_SENDER_CONCURRENCY", default=64, minimum=1)
+# A pooled connection idle longer than this is dropped before reuse (well under SendGrid's keep-alive timeout).
+SENDGRID_POOL_IDLE_SECONDS = env.float("SENDGRID_POOL_IDLE_SECONDS", default=4.0, minimum=0.0)
 # Send rate limits (send_rate_limits, messaging/rate_limits.py): how long a process reuses a tenant's limits
 # before reading them again, so an admin edit is enforced within this many seconds.
 SEND_RATE_LIMITS_CACHE_SECONDS = env.float("SEND_RATE_LIMITS_CACHE_SECONDS", default=5.0, minimum=0)

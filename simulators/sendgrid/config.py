@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import re
 from typing import Any
 
@@ -102,9 +103,24 @@ class SimulatorConfig:
     # After a hard bounce, unsubscribe or spam report, later mail to the address is dropped like SendGrid does.
     suppress_after_failure: bool = True
     tick_seconds: float = 0.02
+    # The provider's answer time on /v3 calls, real milliseconds (issue 19: benchmarks see what production
+    # sees): mean, varied uniformly by +/- jitter, slept in the request's thread outside the simulator lock;
+    # plus a one-off cost on a connection's first request (SendGrid's TLS handshake).
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
+    connection_setup_ms: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def answer_delay(self, rng: random.Random, *, first_on_connection: bool) -> float:
+        """Seconds an /v3 answer waits: the latency knob (0 when it is off)."""
+        delay = self.latency_ms
+        if self.latency_jitter_ms:
+            delay += rng.uniform(-self.latency_jitter_ms, self.latency_jitter_ms)
+        if first_on_connection:
+            delay += self.connection_setup_ms
+        return max(delay, 0.0) / 1000.0
 
 
 _FLOAT_RATE_FIELDS = {

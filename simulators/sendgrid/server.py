@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import socket
 import threading
 import time
@@ -35,6 +36,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def version_string(self) -> str:
         return "nginx"
+
+    def setup(self) -> None:
+        super().setup()
+        # One handler per connection: its first /v3 request pays the connection setup cost.
+        self.first_on_connection = True
+        self.server.connection_opened()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         if self.server.verbose:
@@ -104,8 +111,13 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # answer 500 like a real server rather than hanging the client
             logger.exception("simulator request failed: %s %s", method, self.path)
             response = error_response(500, "Internal Server Error")
-        if response.delay:
-            time.sleep(response.delay)
+        delay = response.delay
+        if parsed.path.startswith("/v3/"):
+            # The latency knob: slept here, in this connection's thread, outside the simulator's lock.
+            delay += sim.config.answer_delay(self.server.latency_rng, first_on_connection=self.first_on_connection)
+            self.first_on_connection = False
+        if delay:
+            time.sleep(delay)
         if response.drop:
             # The ambiguous case: the request was read (and the mail accepted), no answer ever comes.
             self.close_connection = True
@@ -183,7 +195,8 @@ _CONTROL_ROUTES: dict[tuple[str, str], Callable[[SimulatorServer, dict[str, str]
     ("GET", "/_sim/inbound"): lambda server, q, data: json_response(200, server.sim.inbound_view()),
     ("GET", "/_sim/deliveries"): lambda server, q, data: json_response(
         200, {"deliveries": server.sim.deliveries_view()}),
-    ("GET", "/_sim/status"): lambda server, q, data: json_response(200, server.sim.status_view()),
+    ("GET", "/_sim/status"): lambda server, q, data: json_response(
+        200, {**server.sim.status_view(), "connections_opened": server.connections_opened}),
     ("GET", "/_sim/public_key"): lambda server, q, data: json_response(
         200, {"public_key": server.sim.public_key_b64}),
     ("GET", "/_sim/config"): lambda server, q, data: json_response(200, server.sim.config.as_dict()),
@@ -204,7 +217,14 @@ class SimulatorServer(ThreadingHTTPServer):
         self.sim = sim
         self.verbose = verbose
         self.initial_config = sim.config
+        self.connections_opened = 0  # accepted connections, since start (clients' keep-alive shows here)
+        self.latency_rng = random.Random(sim.config.seed)
+        self._count_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def connection_opened(self) -> None:
+        with self._count_lock:
+            self.connections_opened += 1
 
 
 class SimulatorHandle:
@@ -252,7 +272,12 @@ class SimulatorHandle:
         return self.sim.deliveries_view()
 
     def status(self) -> dict[str, Any]:
-        return self.sim.status_view()
+        return {**self.sim.status_view(), "connections_opened": self.connections_opened}
+
+    @property
+    def connections_opened(self) -> int:
+        """Connections the simulator accepted since it started."""
+        return self._server.connections_opened
 
     def set_faults(self, mode: str, count: int | None = 1, delay_seconds: float | None = None, **extra: Any):
         data: dict[str, Any] = {"mode": mode, "count": count, **extra}

@@ -74,6 +74,11 @@ class Command(BaseCommand):
         parser.add_argument("--flush-interval", type=float, default=1.0, help="real seconds between batches")
         parser.add_argument("--max-attempts", type=int, default=20, help="webhook POST attempts before giving up")
         parser.add_argument("--verbose", action="store_true", help="log every request")
+        # The provider's answer time (issue 19): what benchmarks must see. Flags given win over --config.
+        parser.add_argument("--latency-ms", type=float, default=None, help="mean added answer time of /v3 calls")
+        parser.add_argument("--latency-jitter-ms", type=float, default=None, help="answer time varies by +/- this")
+        parser.add_argument("--connection-setup-ms", type=float, default=None,
+                            help="added once per new connection, on its first request (a TLS handshake)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         config = self._config(options)
@@ -123,6 +128,9 @@ class Command(BaseCommand):
         keys = options["api_key"] or changes.get("api_keys") or [settings.SENDGRID_API_KEY]
         rates = {**changes.get("rates", {}), **{k: float(v) for k, v in _pairs(options["rate"], "--rate").items()}}
         overrides = {**changes.get("overrides", {}), **_pairs(options["override"], "--override")}
+        for knob in ("latency_ms", "latency_jitter_ms", "connection_setup_ms"):
+            if options.get(knob) is not None:
+                changes[knob] = options[knob]
         changes.update(
             {
                 "seed": options["seed"],
