@@ -70,6 +70,7 @@ class ReplyViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixins.Retrieve
     pagination_class = ReceivedCursorPagination
     write_role = Role.ADMIN
     queryset = InboundMessage.objects.all()
+    query_serializers = {"list": ReplyFilterSerializer}
 
     def get_queryset(self):
         if self.action != "list":
