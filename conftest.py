@@ -14,3 +14,13 @@ def other_tenant(db):
     from outreach.tenancy.tests.factories import TenantFactory
 
     return TenantFactory()
+
+
+@pytest.fixture
+def plan_jobs_broker():
+    """An empty plan-generation queue on the test broker, emptied again afterwards."""
+    from outreach.testing import broker_purge
+
+    broker_purge("campaign_creation")
+    yield
+    broker_purge("campaign_creation")

@@ -48,3 +48,8 @@ def broker_messages(queue: str) -> list[dict[str, Any]]:
 
 def broker_purge(*queues: str) -> None:
     _broker().delete(*queues)
+
+
+def queued_plan_jobs() -> list[dict[str, Any]]:
+    """The plan-generation messages waiting on the test broker, oldest first: task, contact campaign ids, eta."""
+    return [{"task": m["task"], "ids": m["args"][0], "eta": m["eta"]} for m in broker_messages("campaign_creation")]

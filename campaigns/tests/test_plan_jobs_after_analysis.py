@@ -14,27 +14,15 @@ from campaigns.tests.factories import CampaignFactory, ContactCampaignFactory
 from contacts.ai_tasks import analyse_leads
 from contacts.models import Contact
 from contacts.tests.factories import LeadFactory
-from outreach.testing import broker_messages, broker_purge
+from outreach.testing import queued_plan_jobs
 from simulators.openai_stub.testing import clean_ai_redis_fixture  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.django_db
 
-QUEUE = "campaign_creation"
-
-
-@pytest.fixture
-def broker():
-    broker_purge(QUEUE)
-    yield
-    broker_purge(QUEUE)
-
-
-def _queued() -> list[dict]:
-    return [{"task": m["task"], "ids": m["args"][0], "eta": m["eta"]} for m in broker_messages(QUEUE)]
 
 
 def test_plan_jobs_for_pending_contact_campaigns_are_queued_in_staggered_chunks(
-        clean_ai_redis, settings, tenant, broker, django_capture_on_commit_callbacks):
+        clean_ai_redis, settings, tenant, plan_jobs_broker, django_capture_on_commit_callbacks):
     settings.OPENAI_API_KEY = ""
     lead = LeadFactory(tenant=tenant)
     campaign = CampaignFactory(tenant=tenant)
@@ -48,7 +36,7 @@ def test_plan_jobs_for_pending_contact_campaigns_are_queued_in_staggered_chunks(
     with django_capture_on_commit_callbacks(execute=True):  # sent after commit, as in production
         analyse_leads([lead.pk])
 
-    queued = _queued()
+    queued = queued_plan_jobs()
     expected_ids = [cc.pk for cc in ccs[1:]]
     assert [q["task"] for q in queued] == ["campaign_creation.generate_plans"] * 3
     assert [len(q["ids"]) for q in queued] == [PLAN_JOB_CHUNK, PLAN_JOB_CHUNK, 4]

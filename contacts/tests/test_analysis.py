@@ -8,24 +8,12 @@ from contacts.analysis import analysis_fallback, leads_analyse
 from contacts.models import Lead
 from contacts.tests.factories import ContactFactory, LeadFactory
 from outreach.ai.models import AICall
-from outreach.testing import broker_messages, broker_purge
+from outreach.testing import queued_plan_jobs
 from simulators.openai_stub.server import chat_json, server_error
 from simulators.openai_stub.testing import ai_stub_fixture, clean_ai_redis_fixture  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.django_db
 
-QUEUE = "campaign_creation"
-
-
-@pytest.fixture
-def broker():
-    broker_purge(QUEUE)
-    yield
-    broker_purge(QUEUE)
-
-
-def _queued() -> list[dict]:
-    return [{"task": m["task"], "ids": m["args"][0], "eta": m["eta"]} for m in broker_messages(QUEUE)]
 
 
 @pytest.fixture
@@ -37,7 +25,7 @@ def lead(tenant):
     return lead
 
 
-def test_ai_analysis_is_sanitised_and_stored(stub, lead, broker):
+def test_ai_analysis_is_sanitised_and_stored(stub, lead, plan_jobs_broker):
     stub.enqueue(chat_json({
         "summary": "  Acme forwards freight\nfor retailers.  ", "pains": [f"pain {i}" for i in range(8)],
         "angles": ["onboarding in days"], "fit_score": 140, "fit_reasons": ["manual onboarding"],
@@ -60,7 +48,7 @@ def test_ai_analysis_is_sanitised_and_stored(stub, lead, broker):
     assert (call.purpose, call.prompt_tokens, call.completion_tokens) == ("lead_analysis", 900, 120)
 
 
-def test_ai_failure_falls_back_to_the_deterministic_analysis(stub, settings, lead, broker):
+def test_ai_failure_falls_back_to_the_deterministic_analysis(stub, settings, lead, plan_jobs_broker):
     settings.AI_MAX_ATTEMPTS = 2
     stub.enqueue(server_error(), server_error())
 
@@ -89,7 +77,7 @@ def test_deterministic_analysis_reads_the_text_and_is_repeatable():
 
 
 def test_an_analysed_lead_is_not_analysed_again_but_its_plans_are_still_queued(
-        stub, tenant, broker, django_capture_on_commit_callbacks):
+        stub, tenant, plan_jobs_broker, django_capture_on_commit_callbacks):
     lead = LeadFactory(tenant=tenant, analysis={"summary": "done before", "pains": []},
                        analysis_status=Lead.AnalysisStatus.DONE)
     cc = ContactCampaignFactory(tenant=tenant, contact=ContactFactory(tenant=tenant, lead=lead))
@@ -100,4 +88,4 @@ def test_an_analysed_lead_is_not_analysed_again_but_its_plans_are_still_queued(
     assert stub.requests == []
     lead.refresh_from_db()
     assert lead.analysis == {"summary": "done before", "pains": []}
-    assert [q["ids"] for q in _queued()] == [[cc.pk]]
+    assert [q["ids"] for q in queued_plan_jobs()] == [[cc.pk]]
