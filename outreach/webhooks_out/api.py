@@ -15,7 +15,8 @@ from outreach.webhooks_out.signing import new_secret
 class WebhookEndpointSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     event_types = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices), min_length=1,
                                         max_length=len(EventType.choices))
-    secret = serializers.CharField(read_only=True, help_text="Signs deliveries; returned on creation only")
+    secret = serializers.CharField(read_only=True, allow_null=True,
+                                   help_text="Signs deliveries; returned on creation only, null afterwards")
 
     class Meta:
         model = WebhookEndpoint

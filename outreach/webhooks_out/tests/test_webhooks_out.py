@@ -10,6 +10,7 @@ import threading
 
 import pytest
 from django.db import transaction
+from drf_spectacular.generators import SchemaGenerator
 
 from campaigns.models import Campaign
 from campaigns.tests.factories import started_contact_campaign
@@ -214,3 +215,9 @@ def test_deliveries_list_their_attempts(tenant, receiver, django_assert_num_quer
     with django_assert_num_queries(3):  # API key, deliveries (event joined), attempts
         [row] = client.get("/api/v1/webhook-deliveries").json()["results"]
     assert row["status"] == "succeeded" and row["attempt_log"][0]["status_code"] == 200
+
+
+def test_the_schema_declares_the_hidden_secret_as_nullable():
+    # The secret reads null after creation; a schema saying plain string broke generated clients (ST108).
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    assert schema["components"]["schemas"]["WebhookEndpoint"]["properties"]["secret"].get("nullable") is True
