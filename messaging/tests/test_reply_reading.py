@@ -249,6 +249,18 @@ def test_an_unauthenticated_or_spam_positive_is_held_and_moves_no_plan(client, s
     assert transitions(message) == []
 
 
+@pytest.mark.parametrize("threshold, held", [(8.0, False), (6.0, True)])
+def test_the_spam_score_that_holds_a_reply_is_the_setting(client, sim, inbound_url, settings, threshold, held):
+    settings.INBOUND_SPAM_SCORE_HOLD = threshold
+    message = sent_message()
+    post_and_process(client, inbound_url, parsed_mode(
+        headers_for(message, sender=message.to_address), text="Sounds great, let's book a call.", spam_score="6.5"))
+
+    inbound = InboundMessage.objects.get()
+    assert (inbound.verdict, inbound.review_status) == (("spam", "held") if held else ("pass", ""))
+    assert transitions(message) == ([] if held else ["reply_positive"])
+
+
 def test_a_held_stop_request_opts_out_only_the_address_it_came_from(client, sim, inbound_url):
     message = sent_message()
     forged = "someone.else@elsewhere.example"
