@@ -12,7 +12,7 @@ from messaging.inbound.auto_replies import auto_reply_reason, is_absence
 from messaging.inbound.labels import ReplyClassification
 from messaging.inbound.language import detect_language
 from messaging.inbound.quotes import new_text
-from messaging.inbound.return_dates import extract_return_date
+from messaging.inbound.return_dates import read_return_date
 from messaging.inbound.stop_phrases import flatten, stop_requested
 
 # --- rule tables --------------------------------------------------------------------------------------
@@ -104,9 +104,10 @@ def _auto_reply(*, reason: str, stop: bool, subject: str, body: str, today: dt.d
     """An automatic reply: an absence (ooo, with its return date) or not (a ticket acknowledgement)."""
     if is_absence(subject=subject, text=body):
         confidence = 0.97 if reason not in ("subject", "wording") else 0.93  # a header is the surest sign
-        back = extract_return_date(body, today=today, language=date_language)
-        return ReplyClassification("ooo", confidence, stop, back, "rules", ("auto_reply", reason),
-                                   kind="auto_reply", language=language)
+        back = read_return_date(body, today=today, language=date_language)
+        reasons = ("auto_reply", reason, *(("weekday_mismatch",) if back.review_reason else ()))
+        return ReplyClassification("ooo", confidence, stop, back.date, "rules", reasons, kind="auto_reply",
+                                   language=language, review_reason=back.review_reason)
     return ReplyClassification("", 0.9, stop, None, "rules", ("auto_reply", reason), kind="auto_reply",
                                language=language)
 

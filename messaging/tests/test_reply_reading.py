@@ -3,6 +3,7 @@ stop wins, bounces are bounces, HTML-only mail is read, quotes do not leak, unau
 and the reading stays linear on hostile bodies."""
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import json
 import uuid
@@ -13,6 +14,7 @@ import pytest
 
 from campaigns.models import CampaignTransition
 from messaging.inbound.analysis import MailToRead, inbound_read
+from messaging.inbound.selectors import NEEDS_REVIEW
 from messaging.models import CommunicationSuppression, ContactUnsubscribe, InboundMessage, OutboundMessage
 from messaging.tests.test_inbound import post_and_process, sent_message
 from outreach import clock
@@ -122,6 +124,25 @@ def test_a_stop_request_inside_an_out_of_office_still_opts_out(client, sim, inbo
     reply = InboundMessage.objects.get()
     assert (reply.kind, reply.classification, reply.stop_request) == ("auto_reply", "ooo", True)
     assert opted_out(message.to_address)
+
+
+def test_an_out_of_office_whose_weekday_contradicts_its_date_is_flagged_and_returns_on_the_later(
+        client, sim, inbound_url):
+    message = sent_message()
+    named = clock.now().date() + dt.timedelta(days=10)
+    wrong_weekday = (named + dt.timedelta(days=1)).strftime("%A")  # the nearest such day is the day after
+    post_and_process(client, inbound_url, parsed_mode(
+        headers_for(message, sender=message.to_address, subject="Automatic reply: Quick idea",
+                    **{"Auto-Submitted": "auto-replied"}),
+        text=f"I am out of the office until {wrong_weekday}, {named:%B} {named.day}, {named.year}."))
+
+    reply = InboundMessage.objects.get()
+    assert (reply.kind, reply.classification) == ("auto_reply", "ooo")
+    # "until" the later of the two (the weekday, the day after the date): back the day after that.
+    assert reply.return_date == named + dt.timedelta(days=2)
+    assert "weekday contradicts date" in reply.review_reason
+    assert InboundMessage.objects.filter(NEEDS_REVIEW, pk=reply.pk).exists()
+    assert "reply_ooo" in transitions(message)  # flagged, not held: the pause still happens
 
 
 def test_a_yes_that_mentions_a_vacation_is_a_positive_reply_not_an_out_of_office(client, sim, inbound_url):
