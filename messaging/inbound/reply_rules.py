@@ -99,10 +99,10 @@ def _score(pattern: re.Pattern[str], text: str) -> int:
     return sum(1 for _ in pattern.finditer(text))
 
 
-def _auto_reply(*, reason: str, stop: bool, subject: str, body: str, today: dt.date, language: str,
-                date_language: str) -> ReplyClassification:
+def _auto_reply(*, reason: str, stop: bool, subject: str, body: str, headers: dict[str, str], today: dt.date,
+                language: str, date_language: str) -> ReplyClassification:
     """An automatic reply: an absence (ooo, with its return date) or not (a ticket acknowledgement)."""
-    if is_absence(subject=subject, text=body):
+    if is_absence(subject=subject, text=body, headers=headers):
         confidence = 0.97 if reason not in ("subject", "wording") else 0.93  # a header is the surest sign
         back = read_return_date(body, today=today, language=date_language)
         reasons = ("auto_reply", reason, *(("weekday_mismatch",) if back.review_reason else ()))
@@ -148,7 +148,7 @@ def classify_reply_rules(*, subject: str, text: str, headers: dict[str, str], to
     stop = stop_requested(subject=subject or "", texts=[new, new_text(html_text or "")])
     reason = auto_reply_reason(headers=headers, subject=subject or "", text=new)
     if reason:
-        return _auto_reply(reason=reason, stop=stop, subject=subject or "", body=new, today=today,
+        return _auto_reply(reason=reason, stop=stop, subject=subject or "", body=new, headers=headers, today=today,
                            language=language, date_language=date_language)
     if stop:
         return ReplyClassification("negative", 0.95, True, None, "rules", ("stop_phrase",), language=language)

@@ -126,6 +126,24 @@ def test_a_stop_request_inside_an_out_of_office_still_opts_out(client, sim, inbo
     assert opted_out(message.to_address)
 
 
+def test_an_icloud_vacation_reply_is_an_absence_by_its_header_whatever_its_wording(client, sim, inbound_url):
+    # iCloud's vacation responder: no RFC 3834 header, a plain "Re:" subject, X-Apple-Action: VACATION
+    # (sisimai/p5-sisimai#346 shows the real header set). The header beats the body, which names no absence.
+    message = sent_message()
+    named = clock.now().date() + dt.timedelta(days=10)
+    mail = EmailMessage()
+    for name, value in headers_for(message, sender=message.to_address, **{
+            "X-Apple-Criteria": "{kind=VACATION,recipients=1396}", "X-Apple-Action": "VACATION",
+            "X-Apple-UUID": "30a87ac7-16dc-4b7c-bf82-3a5c6f784ff8"}).items():
+        mail[name] = value
+    mail.set_content(f"Thanks for your message. I will answer it after {named.day} {named:%B} {named.year}.")
+    post_and_process(client, inbound_url, raw_mode(mail))
+
+    reply = InboundMessage.objects.get()
+    assert (reply.kind, reply.classification, reply.return_date) == ("auto_reply", "ooo", named)
+    assert "reply_ooo" in transitions(message)
+
+
 def test_an_out_of_office_whose_weekday_contradicts_its_date_is_flagged_and_returns_on_the_later(
         client, sim, inbound_url):
     message = sent_message()
