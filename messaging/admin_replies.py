@@ -33,7 +33,7 @@ class NeedsReviewFilter(admin.SimpleListFilter):
     parameter_name = "needs_review"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [("yes", "Needs review (held, or unreadable)"), ("no", "No")]
+        return [("yes", "Needs review (held, unreadable, or flagged)"), ("no", "No")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value() == "yes":
@@ -80,7 +80,8 @@ REPLY_SWITCHES = (
 @admin.register(InboundMessage)
 class InboundMessageAdmin(SwitchesAdminMixin, ReadOnlyAdmin, BigTableAdmin):
     list_display = ("received_at", "from_email", "kind", "classification", "stop_request", "language",
-                    "new_text_short", "contact", "campaign", "step", "verdict", "review_status", "tenant")
+                    "new_text_short", "contact", "campaign", "step", "verdict", "review_status",
+                    "review_reason", "tenant")
     list_filter = (ReplyClassFilter, NeedsReviewFilter, "kind", "verdict", "review_status", "language", "tenant")
     search_fields = ("from_email__exact", "message_id_header__exact")
     list_select_related = ("tenant", "outbound_message__contact", "outbound_message__contact_campaign__campaign")

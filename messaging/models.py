@@ -271,6 +271,10 @@ class InboundMessage(models.Model):
     spam_score = models.FloatField(null=True, blank=True)
     verdict = models.CharField(max_length=16, choices=Verdict.choices, default=Verdict.PASS)
     review_status = models.CharField(max_length=16, choices=ReviewStatus.choices, blank=True, default="")
+    review_reason = models.CharField(
+        max_length=300, blank=True,
+        help_text="Why an operator should check this reply although it moved the plan (e.g. a weekday that "
+                  "contradicts its date: the later of the two was used as the return date)")
 
     class Meta:
         db_table = "inbound_messages"

@@ -192,6 +192,8 @@ rep AS (
     SELECT DISTINCT im.outbound_message_id AS id
     FROM inbound_messages im
     WHERE im.outbound_message_id IN (SELECT id FROM msgs) AND NOT im.is_auto_reply
+      -- Bounce notices never count as replies; held and discarded replies moved no plan (issue 11).
+      AND im.kind <> 'bounce' AND im.review_status NOT IN ('held', 'discarded')
 ),
 unsub AS (
     SELECT DISTINCT ON (u.id) u.id, m.node_id

@@ -238,6 +238,10 @@ def test_metrics_count_each_message_once_and_only_human_engagement(client, tenan
     ev(bump_a, "bounce", bounce_type="hard")
     InboundMessageFactory(tenant=tenant, outbound_message=intro_b)
     InboundMessageFactory(tenant=tenant, outbound_message=intro_c, is_auto_reply=True)  # out of office
+    # Issue 11: a bounce notice through Inbound Parse and a held (unauthenticated) or discarded reply are not replies.
+    InboundMessageFactory(tenant=tenant, outbound_message=bump_a, kind="bounce", bounce_type="hard")
+    InboundMessageFactory(tenant=tenant, outbound_message=intro_a, review_status="held", verdict="unauthenticated")
+    InboundMessageFactory(tenant=tenant, outbound_message=intro_c, review_status="discarded", verdict="spam")
     ContactUnsubscribeFactory(tenant=tenant, channel_value=c.contact.email)
     ContactUnsubscribeFactory(tenant=other_tenant, channel_value=a.contact.email)  # not this tenant's opt-out
     # Another campaign's traffic never counts here.

@@ -1,6 +1,9 @@
 """The replies inbox over the API (issue 11): `GET /api/v1/replies` (filters: class, needs_review, held,
 contact, campaign, received_since; cursor pages newest first), `GET /api/v1/replies/{id}`, and
-`POST /api/v1/replies/{id}/reclassify` (admins: correct the class; the engine hears the corrected event).
+`POST /api/v1/replies/{id}/reclassify` (admins: correct the class; the engine hears the corrected event),
+`POST /api/v1/replies/{id}/release` and `.../discard` (admins: a held reply is trusted and fed to the engine as on
+arrival, or kept and never fed). The three are the admin inbox's switches (messaging.inbound.review), audited
+the same way.
 
 Viewers read. Another tenant's reply is a 404. The list is `messaging.inbound.selectors.replies_list`, so a
 new filter is one keyword there and one field in `ReplyFilterSerializer`.
@@ -13,7 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from messaging.inbound.review import CORRECTABLE_LABELS, inbound_reclassify
+from messaging.inbound.review import CORRECTABLE_LABELS, inbound_discard, inbound_reclassify, inbound_release
 from messaging.inbound.selectors import REPLY_CLASSES, replies_list
 from messaging.models import InboundMessage
 from outreach.pagination import CreatedCursorPagination
@@ -28,7 +31,8 @@ class ReceivedCursorPagination(CreatedCursorPagination):
 class ReplyFilterSerializer(serializers.Serializer):
     # "class" is a Python keyword: the query parameter is `class`, the field reply_class.
     needs_review = serializers.BooleanField(required=False, allow_null=True, default=None,
-                                            help_text="true: held, or a reply the rules could not read")
+                                            help_text="true: held, a reply the rules could not read, or one "
+                                                      "flagged with a review_reason")
     held = serializers.BooleanField(required=False, allow_null=True, default=None,
                                     help_text="true: held for review (SPF and DKIM failed, or spam)")
     contact = serializers.IntegerField(required=False, min_value=1)
@@ -51,7 +55,7 @@ class ReplySerializer(serializers.ModelSerializer):
         model = InboundMessage
         fields = ["id", "received_at", "from_email", "subject", "kind", "classification", "classification_confidence",
                   "stop_request", "return_date", "bounce_type", "language", "new_text", "verdict", "review_status",
-                  "outbound_message_id", "contact_id", "campaign_id", "step"]
+                  "review_reason", "outbound_message_id", "contact_id", "campaign_id", "step"]
         read_only_fields = fields
 
 
@@ -59,6 +63,16 @@ class ReclassifySerializer(serializers.Serializer):
     label = serializers.ChoiceField(choices=CORRECTABLE_LABELS)
     stop_request = serializers.BooleanField(default=False)
     reason = serializers.CharField(max_length=2000, help_text="Why (kept in the audit trail)")
+
+
+class ReleaseSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000,
+                                   help_text="Why this held reply is trusted (kept in the audit trail)")
+
+
+class DiscardSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="",
+                                   help_text="Why (kept in the audit trail)")
 
 
 @extend_schema_view(
@@ -88,4 +102,21 @@ class ReplyViewSet(TenantScopedViewMixin, mixins.ListModelMixin, mixins.Retrieve
         data = validated_input(ReclassifySerializer, request.data)
         row = inbound_reclassify(inbound=self.get_object(), label=data["label"], stop_request=data["stop_request"],
                                  actor=self.actor, reason=data["reason"])
+        return self._reply_response(row)
+
+    @extend_schema(summary="Release a held reply (it moves the contact's plan as it would have on arrival; audited)",
+                   request=ReleaseSerializer, responses=ReplySerializer)
+    @action(detail=True, methods=["post"])
+    def release(self, request: Request, pk: str | None = None) -> Response:
+        data = validated_input(ReleaseSerializer, request.data)
+        return self._reply_response(inbound_release(inbound=self.get_object(), actor=self.actor, reason=data["reason"]))
+
+    @extend_schema(summary="Discard a held reply (it stays stored and never moves a plan; audited)",
+                   request=DiscardSerializer, responses=ReplySerializer)
+    @action(detail=True, methods=["post"])
+    def discard(self, request: Request, pk: str | None = None) -> Response:
+        data = validated_input(DiscardSerializer, request.data)
+        return self._reply_response(inbound_discard(inbound=self.get_object(), actor=self.actor, reason=data["reason"]))
+
+    def _reply_response(self, row: InboundMessage) -> Response:
         return Response(ReplySerializer(replies_list(tenant_id=self.tenant.id).get(pk=row.pk)).data)

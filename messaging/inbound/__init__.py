@@ -30,7 +30,13 @@ from messaging.inbound.reply_text import (
     reply_text_without_quote,
     strip_quoted,
 )
-from messaging.inbound.return_dates import MAX_RETURN_DAYS_AHEAD, extract_return_date, plausible_return_date
+from messaging.inbound.return_dates import (
+    MAX_RETURN_DAYS_AHEAD,
+    ReturnDate,
+    extract_return_date,
+    plausible_return_date,
+    read_return_date,
+)
 
 __all__ = [
     "AUTO_REPLY_WORDING",
@@ -51,6 +57,8 @@ __all__ = [
     "is_auto_reply",
     "normalise_headers",
     "plausible_return_date",
+    "read_return_date",
+    "ReturnDate",
     "reply_text_without_quote",
     "strip_quoted",
 ]

@@ -73,5 +73,23 @@ def auto_reply_reason(*, headers: dict[str, str], subject: str, text: str) -> st
     return None
 
 
-def is_absence(*, subject: str, text: str) -> bool:
+# Headers that say the automatic reply is an absence, not e.g. a ticket acknowledgement. iCloud's vacation
+# responder sends `X-Apple-Action: VACATION` (with `X-Apple-Criteria: {kind=VACATION,...}`) and no RFC 3834
+# header. No vendor puts the end date in a header (Exchange's OOF end time stays in the mailbox settings):
+# the return date is read from the text (messaging.inbound.return_dates).
+_ABSENCE_HEADERS = {"x-apple-action": "vacation"}
+
+
+def absence_header(headers: dict[str, str]) -> str | None:
+    """Name of the header that marks the automatic reply as an absence (out-of-office), or None."""
+    for name, value in _ABSENCE_HEADERS.items():
+        if headers.get(name, "").strip().lower() == value:
+            return name
+    return None
+
+
+def is_absence(*, subject: str, text: str, headers: dict[str, str] | None = None) -> bool:
+    """An absence by its headers first (they beat the wording), then by the words of the subject or text."""
+    if absence_header(headers or {}):
+        return True
     return bool(ABSENCE_WORDING.search(subject or "") or ABSENCE_WORDING.search(text[:4000]))

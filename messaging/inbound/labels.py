@@ -20,6 +20,9 @@ class ReplyClassification:
     # acknowledgement). Bounces never get here: messaging.inbound.bounces tells them first.
     kind: str = "reply"
     language: str = ""  # ISO 639-1 of the new text ("" unknown)
+    # Why an operator should look at this reply although it was read (e.g. a weekday that contradicts its date);
+    # it still moves the plan. "" when nothing is odd.
+    review_reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {

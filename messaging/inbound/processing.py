@@ -103,6 +103,7 @@ def _inbound_create(*, parsed: ParsedInbound, match: InboundMatch, tenant: Tenan
         stop_request=reading.stop_request, language=classification.language if classification else "",
         return_date=classification.return_date if classification else None,
         bounce_type=reading.bounce.bounce_type if reading.bounce else "",
+        review_reason=classification.review_reason if classification else "",
         spf=parsed.spf, dkim=parsed.dkim, spam_score=parsed.spam_score, verdict=verdict,
         review_status=InboundMessage.ReviewStatus.HELD if verdict != "pass" else "",
         processed_at=clock.now(),

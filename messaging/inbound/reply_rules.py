@@ -12,7 +12,7 @@ from messaging.inbound.auto_replies import auto_reply_reason, is_absence
 from messaging.inbound.labels import ReplyClassification
 from messaging.inbound.language import detect_language
 from messaging.inbound.quotes import new_text
-from messaging.inbound.return_dates import extract_return_date
+from messaging.inbound.return_dates import read_return_date
 from messaging.inbound.stop_phrases import flatten, stop_requested
 
 # --- rule tables --------------------------------------------------------------------------------------
@@ -99,14 +99,15 @@ def _score(pattern: re.Pattern[str], text: str) -> int:
     return sum(1 for _ in pattern.finditer(text))
 
 
-def _auto_reply(*, reason: str, stop: bool, subject: str, body: str, today: dt.date, language: str,
-                date_language: str) -> ReplyClassification:
+def _auto_reply(*, reason: str, stop: bool, subject: str, body: str, headers: dict[str, str], today: dt.date,
+                language: str, date_language: str) -> ReplyClassification:
     """An automatic reply: an absence (ooo, with its return date) or not (a ticket acknowledgement)."""
-    if is_absence(subject=subject, text=body):
+    if is_absence(subject=subject, text=body, headers=headers):
         confidence = 0.97 if reason not in ("subject", "wording") else 0.93  # a header is the surest sign
-        back = extract_return_date(body, today=today, language=date_language)
-        return ReplyClassification("ooo", confidence, stop, back, "rules", ("auto_reply", reason),
-                                   kind="auto_reply", language=language)
+        back = read_return_date(body, today=today, language=date_language)
+        reasons = ("auto_reply", reason, *(("weekday_mismatch",) if back.review_reason else ()))
+        return ReplyClassification("ooo", confidence, stop, back.date, "rules", reasons, kind="auto_reply",
+                                   language=language, review_reason=back.review_reason)
     return ReplyClassification("", 0.9, stop, None, "rules", ("auto_reply", reason), kind="auto_reply",
                                language=language)
 
@@ -147,7 +148,7 @@ def classify_reply_rules(*, subject: str, text: str, headers: dict[str, str], to
     stop = stop_requested(subject=subject or "", texts=[new, new_text(html_text or "")])
     reason = auto_reply_reason(headers=headers, subject=subject or "", text=new)
     if reason:
-        return _auto_reply(reason=reason, stop=stop, subject=subject or "", body=new, today=today,
+        return _auto_reply(reason=reason, stop=stop, subject=subject or "", body=new, headers=headers, today=today,
                            language=language, date_language=date_language)
     if stop:
         return ReplyClassification("negative", 0.95, True, None, "rules", ("stop_phrase",), language=language)

@@ -1,7 +1,9 @@
 """Out-of-office return dates: the first day the sender is back, read from the auto-reply's text."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import re
 import unicodedata
 
@@ -183,18 +185,31 @@ def _parse_date_safely(match: re.Match[str], today: dt.date, prefer_day_first: b
 _DATEPARSER_LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "pt")
 
 
+@functools.cache
+def _dateparser():  # noqa: ANN202 - the dateparser module
+    """dateparser, imported and with its language data loaded (0.3 s import, ~0.85 s first parse). Imported here,
+    not at the top, so web processes never pay for it; workers load it at start (messaging.inbound.warm_up)."""
+    import dateparser  # noqa: PLC0415 - see above
+
+    dateparser.parse("tomorrow", languages=list(_DATEPARSER_LANGUAGES))
+    return dateparser
+
+
+def warm_up() -> None:
+    """Load dateparser and its language data now rather than on the first out-of-office that needs it."""
+    _dateparser()
+
+
 def _dateparser_date(window: str, *, today: dt.date, language: str, day_first: bool) -> dt.date | None:
     """dateparser on a short fragment we cut out ourselves (never the whole body: it is slow on long text),
     for what our own table does not spell ("back tomorrow", "zurück übermorgen", "de retour demain")."""
-    import dateparser  # noqa: PLC0415 - 0.3 s import, ~0.85 s first parse: paid only when a cue has no date
-
     fragment = " ".join(window.split()[:3]).strip(" ,.;:!")
     if not fragment:
         return None
     base = dt.datetime.combine(today, dt.time(12, 0))
     languages = [language[:2]] if language[:2] in _DATEPARSER_LANGUAGES else list(_DATEPARSER_LANGUAGES)
     try:
-        found = dateparser.parse(fragment, languages=languages, settings={
+        found = _dateparser().parse(fragment, languages=languages, settings={
             "RELATIVE_BASE": base, "PREFER_DATES_FROM": "future", "DATE_ORDER": "DMY" if day_first else "MDY",
             "STRICT_PARSING": False, "REQUIRE_PARTS": ["day"],
         })
@@ -203,44 +218,97 @@ def _dateparser_date(window: str, *, today: dt.date, language: str, day_first: b
     return found.date() if found is not None and found.date() != today else None
 
 
-def _cue_window_date(window: str, *, today: dt.date, prefer_day_first: bool) -> dt.date | None:
-    # Allow a weekday before the date ("back on Monday, 14 December"): the real date wins over the weekday.
+@dataclasses.dataclass(frozen=True)
+class ReturnDate:
+    """A return date read from a text, and why an operator should check it ("" when nothing is odd)."""
+
+    date: dt.date | None
+    review_reason: str = ""
+
+
+# What may stand between a weekday and its date: "Monday, March 16", "Monday the 16th", "lundi le 16".
+_WEEKDAY_GAP = re.compile(r"[\s,.]*(?:(?:the|den|le|el|il|op|o dia)\s+)?", re.IGNORECASE)
+_WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _nearest_weekday(value: dt.date, weekday: int) -> dt.date:
+    """The day with `weekday` nearest to `value` (3 days either side at most; 7 is odd, so never a tie)."""
+    ahead = (weekday - value.weekday()) % 7
+    try:
+        return value + dt.timedelta(days=ahead) if ahead <= 3 else value - dt.timedelta(days=7 - ahead)
+    except OverflowError:
+        return value
+
+
+def _checked_against_weekday(text: str, dated: re.Match[str], parsed: dt.date | None) -> ReturnDate:
+    """A weekday written just before the date ("until Monday, March 17") that the date contradicts (March 17
+    is a Tuesday): one of the two is a typo and we cannot tell which. The later of the date and the weekday
+    nearest to it is kept, so no follow-up goes before the person is back, and the reply is flagged."""
+    before = text[:dated.start()]
+    weekday_match = None
+    for found in _DATE.finditer(before[-30:]):
+        weekday_match = found if found.group("wd") else None
+    if parsed is None or weekday_match is None:
+        return ReturnDate(parsed)
+    if _WEEKDAY_GAP.fullmatch(before[-30:][weekday_match.end():]) is None:
+        return ReturnDate(parsed)
+    weekday = _WEEKDAYS[weekday_match.group("wname").lower()]
+    if parsed.weekday() == weekday:
+        return ReturnDate(parsed)
+    chosen = max(parsed, _nearest_weekday(parsed, weekday))
+    reason = (f"weekday contradicts date: {weekday_match.group('wname')} {dated.group(0)!r} is a "
+              f"{_WEEKDAY_NAMES[parsed.weekday()]}; kept the later of the two, {chosen.isoformat()}")
+    return ReturnDate(chosen, reason[:300])
+
+
+def _cue_window_date(window: str, *, today: dt.date, prefer_day_first: bool) -> ReturnDate | None:
+    # Allow a weekday before the date ("back on Monday, 14 December"): checked against the date it names.
     matches = list(_DATE.finditer(window))
     dated = [m for m in matches if not m.group("wd")]
     chosen = dated[0] if dated else (matches[0] if matches and matches[0].start() < 3 else None)
     # The date must start close to the cue (skip "until I get back on 3/4 of the tasks" style noise).
     if chosen is None or chosen.start() > 25:
         return None
-    return _parse_date_safely(chosen, today, prefer_day_first)
+    parsed = _parse_date_safely(chosen, today, prefer_day_first)
+    return _checked_against_weekday(window, chosen, parsed) if dated else ReturnDate(parsed)
 
 
-def _cued_date(flat: str, *, today: dt.date, prefer_day_first: bool, language: str) -> dt.date | None:
+def _day_after(value: dt.date | None) -> dt.date | None:
+    return value + dt.timedelta(days=1) if value is not None and value < dt.date.max else None
+
+
+def _cued_date(flat: str, *, today: dt.date, prefer_day_first: bool, language: str) -> ReturnDate | None:
     for cue in _RETURN_CUE.finditer(flat):
         window = flat[cue.end(): cue.end() + 40]
-        parsed = _cue_window_date(window, today=today, prefer_day_first=prefer_day_first)
-        if parsed is None and not _DATE.search(window[:25]):
-            parsed = _dateparser_date(window, today=today, language=language, day_first=prefer_day_first)
-        if parsed is not None and cue.group("until"):
-            parsed = parsed + dt.timedelta(days=1) if parsed < dt.date.max else None
+        read = _cue_window_date(window, today=today, prefer_day_first=prefer_day_first) or ReturnDate(None)
+        if read.date is None and not _DATE.search(window[:25]):
+            read = ReturnDate(_dateparser_date(window, today=today, language=language, day_first=prefer_day_first))
+        parsed = _day_after(read.date) if cue.group("until") else read.date
         parsed = plausible_return_date(parsed, today=today)
         if parsed is not None:
-            return parsed
+            return ReturnDate(parsed, read.review_reason)
     return None
 
 
-def _latest_date(flat: str, *, today: dt.date, prefer_day_first: bool) -> dt.date | None:
+def _latest_date(flat: str, *, today: dt.date, prefer_day_first: bool) -> ReturnDate | None:
     candidates = []
     for match in _DATE.finditer(flat):
         if match.group("wd"):
             continue
-        parsed = plausible_return_date(_parse_date_safely(match, today, prefer_day_first), today=today)
+        read = _checked_against_weekday(flat, match, _parse_date_safely(match, today, prefer_day_first))
+        parsed = plausible_return_date(read.date, today=today)
         if parsed is not None:
-            candidates.append(parsed)
-    return max(candidates) if candidates else None
+            candidates.append(ReturnDate(parsed, read.review_reason))
+    return max(candidates, key=lambda r: r.date) if candidates else None
 
 
 def extract_return_date(text: str, *, today: dt.date, language: str = "") -> dt.date | None:
-    """The first day the sender is back, from an out-of-office text, or None.
+    """The first day the sender is back, from an out-of-office text, or None (see `read_return_date`)."""
+    return read_return_date(text, today=today, language=language).date
+
+
+def read_return_date(text: str, *, today: dt.date, language: str = "") -> ReturnDate:
+    """The first day the sender is back, from an out-of-office text (date None when there is none).
 
     A range ("July 10-31", "vom 3. bis 14. August") gives the day after its end. Else a return cue ("back
     on", "returning", "zurück am", "until", "bis", "de retour le", "hasta el", "fino al", "tot en met",
@@ -248,14 +316,16 @@ def extract_return_date(text: str, *, today: dt.date, language: str = "") -> dt.
     cannot date goes to dateparser. Without a cue, the latest date in the text that is not in the past.
     A date in the past or more than a year after `today` is not a return date (`plausible_return_date`).
     Numeric dates are day-first unless the sender writes (American) English.
+    A weekday written before the date that the date contradicts ("until Monday, March 17", a Tuesday) gives
+    the later of the date and the nearest such weekday, with a `review_reason` for the operator.
     """
     body = strip_quoted((text or "")[:_MAX_CHARS])
     flat = re.sub(r"\s+", " ", unicodedata.normalize("NFC", body))
     prefer_day_first = (language not in ("", "en")) or bool(_EUROPEAN_SIGNAL.search(flat))
     ranged = _range_end(flat, today)
     if ranged is not None:
-        return ranged
+        return ReturnDate(ranged)
     cued = _cued_date(flat, today=today, prefer_day_first=prefer_day_first, language=language)
     if cued is not None:
         return cued
-    return _latest_date(flat, today=today, prefer_day_first=prefer_day_first)
+    return _latest_date(flat, today=today, prefer_day_first=prefer_day_first) or ReturnDate(None)

@@ -11,11 +11,13 @@ from django.db.models import Q, QuerySet
 
 from messaging.models import InboundMessage
 
-# A reply an operator should look at: held for its verdict, or one the rules could not read.
+# A reply an operator should look at: held for its verdict, one the rules could not read, or one the reading
+# flagged (review_reason, e.g. a weekday that contradicts its date) that nobody has worked yet.
 LOW_CONFIDENCE = 0.5
 NEEDS_REVIEW = Q(review_status=InboundMessage.ReviewStatus.HELD) | Q(
     kind=InboundMessage.Kind.REPLY, classification_confidence__lt=LOW_CONFIDENCE,
-    review_status=InboundMessage.ReviewStatus.NONE)
+    review_status=InboundMessage.ReviewStatus.NONE) | (
+    Q(review_status=InboundMessage.ReviewStatus.NONE) & ~Q(review_reason=""))
 # The "class" an operator filters on: the label for replies and auto-replies, "bounce" for bounces.
 REPLY_CLASSES = ("positive", "negative", "neutral", "ooo", "auto_reply", "bounce", "stop")
 

@@ -25,12 +25,16 @@ ENDPOINTS = [
     Endpoint("GET", "replies/{reply}", Role.VIEWER),
     Endpoint("POST", "replies/{reply}/reclassify", Role.ADMIN,
              body={"label": "neutral", "reason": "misread"}, ok=(200,)),
+    Endpoint("POST", "replies/{held}/release", Role.ADMIN, body={"reason": "checked by phone"}, ok=(200,)),
+    Endpoint("POST", "replies/{held}/discard", Role.ADMIN, body={"reason": "forged"}, ok=(200,)),
 ]
 
 
 @pytest.fixture
 def ids(tenant):
-    return {"reply": InboundMessageFactory(tenant=tenant, classification="positive").pk}
+    return {"reply": InboundMessageFactory(tenant=tenant, classification="positive").pk,
+            "held": InboundMessageFactory(tenant=tenant, classification="positive", review_status="held",
+                                          verdict="unauthenticated").pk}
 
 
 (test_the_least_role_allowed_succeeds, test_a_lower_role_is_refused_with_403,
@@ -179,3 +183,60 @@ def test_the_api_correction_refuses_a_bounce_naming_the_field(tenant):
     response = api_client(tenant=tenant, role=Role.ADMIN).post(
         f"/api/v1/replies/{bounce.pk}/reclassify", {"label": "positive", "reason": "x"}, format="json")
     assert response.status_code == 400 and "kind" in response.content.decode()
+
+
+def test_the_api_releases_a_held_reply_into_the_plan_and_audits_it(sim, inbound_url, client):
+    message = sent_message()
+    post_and_process(client, inbound_url, parsed_mode(
+        headers_for(message, sender=message.to_address), text="Sounds great, let's book a call.",
+        spf="fail", dkim="{@acme.example : fail}"))
+    held = InboundMessage.objects.get()
+
+    response = api_client(tenant=held.tenant, role=Role.ADMIN).post(
+        f"/api/v1/replies/{held.pk}/release", {"reason": "checked by phone"}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["review_status"] == "released"
+    assert CampaignTransition.objects.filter(contact_campaign_id=message.contact_campaign_id,
+                                             event="reply_positive").exists()
+    entry = AuditEntry.objects.get(action="reply.release", target_id=str(held.pk))
+    assert entry.detail["reason"] == "checked by phone"
+
+
+def test_the_api_discards_a_held_reply_and_it_moves_nothing(sim, inbound_url, client):
+    message = sent_message()
+    post_and_process(client, inbound_url, parsed_mode(
+        headers_for(message, sender=message.to_address), text="Sounds great.", spam_score="9"))
+    held = InboundMessage.objects.get()
+    admin = api_client(tenant=held.tenant, role=Role.ADMIN)
+
+    response = admin.post(f"/api/v1/replies/{held.pk}/discard", {}, format="json")
+
+    assert response.status_code == 200 and response.json()["review_status"] == "discarded"
+    assert AuditEntry.objects.filter(action="reply.discard", target_id=str(held.pk)).exists()
+    again = admin.post(f"/api/v1/replies/{held.pk}/release", {"reason": "changed my mind"}, format="json")
+    assert again.status_code == 400 and "review_status" in error_fields(again)
+    assert not CampaignTransition.objects.filter(contact_campaign_id=message.contact_campaign_id,
+                                                 event__startswith="reply").exists()
+
+
+@pytest.mark.parametrize("action, body, field", [
+    ("release", {}, "reason"),
+    ("release", {"reason": "x" * 2001}, "reason"),
+    ("discard", {"reason": ["not", "text"]}, "reason"),
+])
+def test_bad_release_or_discard_input_is_a_400_naming_the_field_and_changes_nothing(tenant, action, body, field):
+    held = InboundMessageFactory(tenant=tenant, review_status="held", verdict="spam")
+    response = api_client(tenant=tenant, role=Role.ADMIN).post(f"/api/v1/replies/{held.pk}/{action}", body,
+                                                                format="json")
+    assert response.status_code == 400 and field in error_fields(response)
+    held.refresh_from_db()
+    assert held.review_status == "held"
+    assert not AuditEntry.objects.filter(target_id=str(held.pk)).exists()
+
+
+def test_releasing_a_reply_that_is_not_held_is_a_400_naming_review_status(tenant):
+    trusted = InboundMessageFactory(tenant=tenant, classification="positive")
+    response = api_client(tenant=tenant, role=Role.ADMIN).post(
+        f"/api/v1/replies/{trusted.pk}/release", {"reason": "x"}, format="json")
+    assert response.status_code == 400 and "review_status" in error_fields(response)

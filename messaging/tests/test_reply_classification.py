@@ -13,6 +13,7 @@ from messaging.inbound import (
     classify_reply_rules,
     extract_return_date,
     normalise_headers,
+    read_return_date,
     strip_quoted,
 )
 from outreach.ai.models import AICall
@@ -113,6 +114,23 @@ def test_return_date_formats(text, expected):
 def test_return_dates_in_the_past_or_more_than_180_days_ahead_are_ignored(text, expected):
     got = extract_return_date(text, today=dt.date(2026, 12, 1))
     assert (got.isoformat() if got else None) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # 1 Dec 2026 is a Tuesday. "until" dates mean back the day after.
+    ("Out of office until Monday, December 7.", "2026-12-08"),  # weekday and date agree: nothing to check
+    ("Out of office until Monday, December 8.", "2026-12-09"),  # Dec 8 is a Tuesday: the date is the later
+    ("Back on Friday, 9 December.", "2026-12-11"),  # Dec 9 is a Wednesday: the nearest Friday (11th) is later
+    ("Back on Friday, 7 December.", "2026-12-07"),  # Dec 7 is a Monday: the nearest Friday (4th) is earlier
+    ("Ich bin ab Montag, 15.12. wieder da.", "2026-12-15"),  # Dec 15 is a Tuesday: the date is the later
+])
+def test_a_weekday_that_contradicts_its_date_keeps_the_later_and_asks_for_review(text, expected):
+    read = read_return_date(text, today=dt.date(2026, 12, 1))
+    assert read.date.isoformat() == expected
+    if "December 7." in text:
+        assert read.review_reason == ""
+    else:
+        assert "weekday contradicts date" in read.review_reason
 
 
 def test_return_date_extraction_survives_the_ends_of_the_calendar():

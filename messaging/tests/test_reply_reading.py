@@ -3,6 +3,7 @@ stop wins, bounces are bounces, HTML-only mail is read, quotes do not leak, unau
 and the reading stays linear on hostile bodies."""
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import json
 import uuid
@@ -13,6 +14,7 @@ import pytest
 
 from campaigns.models import CampaignTransition
 from messaging.inbound.analysis import MailToRead, inbound_read
+from messaging.inbound.selectors import NEEDS_REVIEW
 from messaging.models import CommunicationSuppression, ContactUnsubscribe, InboundMessage, OutboundMessage
 from messaging.tests.test_inbound import post_and_process, sent_message
 from outreach import clock
@@ -122,6 +124,43 @@ def test_a_stop_request_inside_an_out_of_office_still_opts_out(client, sim, inbo
     reply = InboundMessage.objects.get()
     assert (reply.kind, reply.classification, reply.stop_request) == ("auto_reply", "ooo", True)
     assert opted_out(message.to_address)
+
+
+def test_an_icloud_vacation_reply_is_an_absence_by_its_header_whatever_its_wording(client, sim, inbound_url):
+    # iCloud's vacation responder: no RFC 3834 header, a plain "Re:" subject, X-Apple-Action: VACATION
+    # (sisimai/p5-sisimai#346 shows the real header set). The header beats the body, which names no absence.
+    message = sent_message()
+    named = clock.now().date() + dt.timedelta(days=10)
+    mail = EmailMessage()
+    for name, value in headers_for(message, sender=message.to_address, **{
+            "X-Apple-Criteria": "{kind=VACATION,recipients=1396}", "X-Apple-Action": "VACATION",
+            "X-Apple-UUID": "30a87ac7-16dc-4b7c-bf82-3a5c6f784ff8"}).items():
+        mail[name] = value
+    mail.set_content(f"Thanks for your message. I will answer it after {named.day} {named:%B} {named.year}.")
+    post_and_process(client, inbound_url, raw_mode(mail))
+
+    reply = InboundMessage.objects.get()
+    assert (reply.kind, reply.classification, reply.return_date) == ("auto_reply", "ooo", named)
+    assert "reply_ooo" in transitions(message)
+
+
+def test_an_out_of_office_whose_weekday_contradicts_its_date_is_flagged_and_returns_on_the_later(
+        client, sim, inbound_url):
+    message = sent_message()
+    named = clock.now().date() + dt.timedelta(days=10)
+    wrong_weekday = (named + dt.timedelta(days=1)).strftime("%A")  # the nearest such day is the day after
+    post_and_process(client, inbound_url, parsed_mode(
+        headers_for(message, sender=message.to_address, subject="Automatic reply: Quick idea",
+                    **{"Auto-Submitted": "auto-replied"}),
+        text=f"I am out of the office until {wrong_weekday}, {named:%B} {named.day}, {named.year}."))
+
+    reply = InboundMessage.objects.get()
+    assert (reply.kind, reply.classification) == ("auto_reply", "ooo")
+    # "until" the later of the two (the weekday, the day after the date): back the day after that.
+    assert reply.return_date == named + dt.timedelta(days=2)
+    assert "weekday contradicts date" in reply.review_reason
+    assert InboundMessage.objects.filter(NEEDS_REVIEW, pk=reply.pk).exists()
+    assert "reply_ooo" in transitions(message)  # flagged, not held: the pause still happens
 
 
 def test_a_yes_that_mentions_a_vacation_is_a_positive_reply_not_an_out_of_office(client, sim, inbound_url):
@@ -247,6 +286,18 @@ def test_an_unauthenticated_or_spam_positive_is_held_and_moves_no_plan(client, s
     assert inbound.review_status == "held" and inbound.verdict in ("unauthenticated", "spam")
     assert inbound.classification == "positive"
     assert transitions(message) == []
+
+
+@pytest.mark.parametrize("threshold, held", [(8.0, False), (6.0, True)])
+def test_the_spam_score_that_holds_a_reply_is_the_setting(client, sim, inbound_url, settings, threshold, held):
+    settings.INBOUND_SPAM_SCORE_HOLD = threshold
+    message = sent_message()
+    post_and_process(client, inbound_url, parsed_mode(
+        headers_for(message, sender=message.to_address), text="Sounds great, let's book a call.", spam_score="6.5"))
+
+    inbound = InboundMessage.objects.get()
+    assert (inbound.verdict, inbound.review_status) == (("spam", "held") if held else ("pass", ""))
+    assert transitions(message) == ([] if held else ["reply_positive"])
 
 
 def test_a_held_stop_request_opts_out_only_the_address_it_came_from(client, sim, inbound_url):

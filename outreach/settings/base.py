@@ -236,6 +236,9 @@ UNSUBSCRIBE_MAILTO_DOMAIN = env.str("UNSUBSCRIBE_MAILTO_DOMAIN", default="")  # 
 # The domain whose MX is SendGrid Inbound Parse. When set, every sender identity's Reply-To is issued by the
 # system as reply+<signed tenant token>@INBOUND_REPLY_DOMAIN and replies are matched by that token first.
 INBOUND_REPLY_DOMAIN = env.str("INBOUND_REPLY_DOMAIN", default="").strip().lower()
+# A reply Inbound Parse scores at or above this (SpamAssassin's score; 5.0 is SpamAssassin's own
+# required_score) is held for review and moves no plan (messaging.inbound.verdicts).
+INBOUND_SPAM_SCORE_HOLD = env.float("INBOUND_SPAM_SCORE_HOLD", default=5.0)
 
 # Global emergency stop from the environment (an operator can also flip the DB switch).
 OUTREACH_SENDING_STOPPED = env.bool("OUTREACH_SENDING_STOPPED", default=False)
