@@ -220,7 +220,7 @@ def _reply_details(data: dict[str, Any], item: dict[str, Any]) -> list[str]:
 
 
 _DETAILS = {"transition": _transition_details, "message": _message_details, "event": _event_details,
-            "reply": _reply_details}
+            "reply": _reply_details, "bounce_notice": _reply_details}
 
 
 def _timeline_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

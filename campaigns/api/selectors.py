@@ -18,7 +18,7 @@ from messaging.interface import InboundMessage, MessageEvent, OutboundMessage
 from outreach.tenancy.models import Tenant
 
 # At the same instant, causes first: an event or reply moves the plan, and the move queues a message.
-_KIND_ORDER = {"event": 0, "reply": 1, "transition": 2, "message": 3}
+_KIND_ORDER = {"event": 0, "reply": 1, "bounce_notice": 1, "transition": 2, "message": 3}
 REPLY_SNIPPET_CHARS = 500
 
 
@@ -124,16 +124,19 @@ def contact_campaign_timelines(*, contact_campaign_ids: Iterable[int]) -> dict[i
     replies = (InboundMessage.objects.filter(outbound_message_id__in=list(cc_by_message))
                .annotate(arrived_at=F("webhook_delivery__received_at"))
                .only("id", "outbound_message_id", "from_email", "subject", "text", "is_auto_reply", "classification",
-                     "stop_request", "return_date", "received_at")
+                     "stop_request", "return_date", "received_at", "kind", "bounce_type")
                .order_by("received_at", "id"))
     for r in replies:
         cc_id, node_id = cc_by_message[r.outbound_message_id]
         # A reply happened when its mail reached us (the time the engine moved the plan at), not when it
         # was processed: the processing time is shown apart as received_at.
+        # A bounce notice (DSN) read from inbound mail is a bounce, never shown as a person's reply.
+        notice = r.kind == InboundMessage.Kind.BOUNCE
         timelines[cc_id].append(_item(
-            r.arrived_at or r.received_at, "reply", node_id,
-            f"reply_{r.classification}" if r.classification else "reply",
-            f"reply from {r.from_email}: {r.subject}",
+            r.arrived_at or r.received_at, "bounce_notice" if notice else "reply", node_id,
+            f"bounce_{r.bounce_type or 'unknown'}" if notice
+            else f"reply_{r.classification}" if r.classification else "reply",
+            f"{'bounce notice' if notice else 'reply'} from {r.from_email}: {r.subject}",
             {"reply_id": r.pk, "message_id": r.outbound_message_id, "from_email": r.from_email,
              "subject": r.subject, "text": r.text[:REPLY_SNIPPET_CHARS], "is_auto_reply": r.is_auto_reply,
              "classification": r.classification, "stop_request": r.stop_request, "return_date": r.return_date},
@@ -156,7 +159,7 @@ def _sorted(timelines: dict[int, list[dict[str, Any]]]) -> dict[int, list[dict[s
         folded: list[dict[str, Any]] = []
         for item in items:
             del item["_sort"]
-            cause = folded[-1] if folded and folded[-1]["kind"] in ("event", "reply") else None
+            cause = folded[-1] if folded and folded[-1]["kind"] in ("event", "reply", "bounce_notice") else None
             if _is_noop(item) and cause is not None:
                 cause["data"].setdefault("noop_transitions", []).append(item["event"])
                 continue

@@ -28,7 +28,7 @@ MAX_ENROL_IDS = 10_000
 EXTERNAL_EVENT_TYPES = ("meeting_booked", "reply", "reply_positive", "reply_negative", "reply_neutral",
                         "reply_ooo")
 MAX_EVENT_CLOCK_SKEW = dt.timedelta(minutes=5)
-TIMELINE_KINDS = ("transition", "message", "event", "reply")
+TIMELINE_KINDS = ("transition", "message", "event", "reply", "bounce_notice")
 
 
 @extend_schema_field({"type": "object", "additionalProperties": True,

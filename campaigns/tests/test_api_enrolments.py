@@ -76,6 +76,17 @@ def test_a_contacts_enrolments_show_plan_node_status_and_an_ordered_timeline(cli
     assert [item["at"] for item in row["timeline"]] == sorted(item["at"] for item in row["timeline"])
 
 
+def test_a_bounce_notice_read_from_inbound_mail_is_a_bounce_in_the_timeline_not_a_reply(client, tenant, clock):
+    cc = started_contact_campaign(tenant=tenant)
+    message = OutboundMessageFactory._meta.model.objects.get(contact_campaign=cc)
+    InboundMessageFactory(tenant=tenant, outbound_message=message, kind="bounce", bounce_type="hard",
+                          from_email="mailer-daemon@mx.example")
+    [row] = client.get(f"/api/v1/contacts/{cc.contact_id}/campaigns").json()["results"]
+    [notice] = [item for item in row["timeline"] if item["data"].get("reply_id")]
+    assert (notice["kind"], notice["event"]) == ("bounce_notice", "bounce_hard")
+    assert notice["summary"].startswith("bounce notice from mailer-daemon@mx.example")
+
+
 @pytest.mark.parametrize("n", [1, 4])
 def test_enrolments_query_count_does_not_grow_with_rows(client, tenant, clock, n, django_assert_num_queries):
     contact = ContactFactory(tenant=tenant)
