@@ -20,7 +20,9 @@ One idea per module:
 - `sending`: the provider call for one message; `outcomes`: what its answer (or a policy verdict) makes of
   the row (ambiguous timeout -> unknown, 429 hold, 5xx retry with back-off);
 - `engine_feed`: telling the engine the outcomes, once per batch;
-- `batch`: the batch entry point; `recovery`: stale claims and the lost-event sweep.
+- `settling`: ambiguous (`unknown`) sends settled from provider events already stored (events that arrived
+  while the row was still `sending`), at the move into `unknown` and again by the stale-send sweep;
+- `batch`: the batch entry point; `recovery`: stale claims, that settling pass and the lost-event sweep.
 
 docs/internal-interfaces/messaging-delivery.md states what this package offers and promises.
 """

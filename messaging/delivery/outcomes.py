@@ -5,8 +5,9 @@
 - 400/401/403/413 (permanent) -> failed (the engine hears `send_failed`);
 - 429 -> queued until the provider's reset time; the attempt does not count;
 - 5xx / refused (transient) -> queued with exponential back-off, failed past SENDGRID_SEND_MAX_ATTEMPTS;
-- timeout / connection lost AFTER the request went out (ambiguous) -> unknown: never resent blindly; a later
-  webhook event settles it as sent, an operator sees the rest.
+- timeout / connection lost AFTER the request went out (ambiguous) -> unknown: never resent blindly; a
+  webhook event settles it as sent (one stored before the move, while the row was `sending`, at once:
+  `settling`), an operator sees the rest.
 
 After a 429, 5xx or ambiguous error the rest of the batch waits (a `Breaker`) instead of hammering the provider.
 """
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from messaging import compliance
-from messaging.delivery import claiming
+from messaging.delivery import claiming, settling
 from messaging.delivery.engine_feed import EngineItem, engine_event
 from messaging.delivery.policy import Verdict, hold_recheck, send_policy
 from messaging.models import OutboundMessage
@@ -161,12 +162,15 @@ def _on_transient(message: OutboundMessage, exc: SendGridError, *, claimed_at: d
 
 
 def _on_ambiguous(message: OutboundMessage, exc: SendGridError, *, claimed_at: dt.datetime,
-                  report: DeliveryReport) -> Breaker:
-    # The mail may be out. Never resend; webhook events settle it.
+                  report: DeliveryReport, engine_items: list[EngineItem]) -> Breaker:
+    # The mail may be out. Never resend; webhook events settle it, those already stored at once (they may
+    # have arrived while the row was still `sending`).
     logger.error("message %s: ambiguous send outcome, marked unknown: %s", message.id, exc)
     if claiming.finish(message, claimed_at=claimed_at, statuses=_SENDING, status=OutboundMessage.Status.UNKNOWN,
                        status_reason="ambiguous: no answer after the request was sent", last_error=str(exc)[:4000]):
-        report.unknown.append(message.id)
+        settled = settling.unknown_sends_settle_from_stored(message_ids=[message.id], feed=False)
+        (report.sent if settled else report.unknown).append(message.id)
+        engine_items.extend(settled)
     return Breaker("after_ambiguous_error", clock.now() + AMBIGUOUS_PAUSE)
 
 
@@ -181,4 +185,4 @@ def on_provider_error(message: OutboundMessage, exc: SendGridError, *, claimed_a
     if exc.kind == SendGridErrorKind.TRANSIENT:
         return _on_transient(message, exc, claimed_at=claimed_at, attempts=attempts, report=report,
                              engine_items=engine_items)
-    return _on_ambiguous(message, exc, claimed_at=claimed_at, report=report)
+    return _on_ambiguous(message, exc, claimed_at=claimed_at, report=report, engine_items=engine_items)
