@@ -147,6 +147,14 @@ CELERY_BEAT_SCHEDULE.update({
         "task": str(TaskName.REQUEUE_STALE_GENERATION), "schedule": 300.0, "options": {"expires": 450},
     },
 })
+# Plan generation (campaigns/generation_leases.py): a job's enrolments are leased this long (real seconds), renewed
+# every third of it while the worker lives; the sweep republishes those whose lease ran out (a killed worker).
+PLAN_GENERATION_LEASE_SECONDS = env.int("PLAN_GENERATION_LEASE_SECONDS", default=30, minimum=3)
+PLAN_GENERATION_SWEEP_SECONDS = env.int("PLAN_GENERATION_SWEEP_SECONDS", default=15, minimum=1)
+CELERY_BEAT_SCHEDULE["campaigns-recover-generation-leases"] = {
+    "task": str(TaskName.RECOVER_GENERATION_LEASES), "schedule": float(PLAN_GENERATION_SWEEP_SECONDS),
+    "options": {"expires": PLAN_GENERATION_SWEEP_SECONDS * 1.5},
+}
 # A claimed scheduled action not finished within this lease (a worker died) is dispatched again.
 CAMPAIGN_ACTION_LEASE_SECONDS = env.int("CAMPAIGN_ACTION_LEASE_SECONDS", default=300, minimum=1)
 # Dispatcher back-pressure and fair share for sends (campaigns/dispatcher.py, README "Sizing delivery"): sends
