@@ -32,9 +32,10 @@ RETRY_CHUNK = 20
              time_limit=600)
 def deliver_messages(outbound_message_ids: list[int]) -> None:
     report = outbound_messages_deliver(outbound_message_ids=outbound_message_ids)
-    logger.info("delivered: sent=%d held=%d suppressed=%d failed=%d retrying=%d rate_limited=%d unknown=%d "
-                "not_claimed=%d", len(report.sent), len(report.held), len(report.suppressed), len(report.failed),
-                len(report.retrying), len(report.rate_limited), len(report.unknown), len(report.not_claimed))
+    logger.info("delivered: sent=%d held=%d suppressed=%d failed=%d retrying=%d rate_limited=%d paused=%d "
+                "unknown=%d not_claimed=%d", len(report.sent), len(report.held), len(report.suppressed),
+                len(report.failed), len(report.retrying), len(report.rate_limited), len(report.paused),
+                len(report.unknown), len(report.not_claimed))
 
 
 # Beat, every minute (expires at 90 s): bounded passes (1,000 stale claims, 20 pages of lost events per outcome).

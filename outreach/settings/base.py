@@ -181,6 +181,15 @@ SENDGRID_WEBHOOK_MAX_FUTURE_SECONDS = env.int("SENDGRID_WEBHOOK_MAX_FUTURE_SECON
 SENDGRID_VALIDATION_API_KEY = env.str("SENDGRID_VALIDATION_API_KEY", default="")
 # HTTP attempts of one message that ended in 5xx / refused before the message fails (messaging.delivery).
 SENDGRID_SEND_MAX_ATTEMPTS = env.int("SENDGRID_SEND_MAX_ATTEMPTS", default=5, minimum=1)
+# ...and only once its first failed attempt is this many hours old: a message fails after hours of being
+# undeliverable, not minutes (the back-off doubles from 1 min to 1 h between attempts).
+SENDGRID_UNDELIVERABLE_HOURS = env.float("SENDGRID_UNDELIVERABLE_HOURS", default=24.0, minimum=0)
+# The provider outage breaker (messaging/delivery/outage.py): this many consecutive 5xx / connection failures
+# (any worker) open it; while open nothing is sent or counted; it probes with one request after
+# SENDGRID_OUTAGE_PROBE_SECONDS, doubling up to SENDGRID_OUTAGE_PROBE_MAX_SECONDS, and closes on a 202.
+SENDGRID_OUTAGE_THRESHOLD = env.int("SENDGRID_OUTAGE_THRESHOLD", default=3, minimum=1)
+SENDGRID_OUTAGE_PROBE_SECONDS = env.float("SENDGRID_OUTAGE_PROBE_SECONDS", default=15.0, minimum=0.1)
+SENDGRID_OUTAGE_PROBE_MAX_SECONDS = env.float("SENDGRID_OUTAGE_PROBE_MAX_SECONDS", default=120.0, minimum=0.1)
 # Webhook processing (messaging.webhooks): soft bounces within the window before an address is suppressed;
 # a click this soon after delivery is a link scanner's; events naming only an address reach the tenants that
 # wrote to it within this many days.
