@@ -146,13 +146,31 @@ class MessageEventAdmin(ReadOnlyAdmin, BigTableAdmin):
     raw_id_fields = ("outbound_message", "webhook_delivery")
 
 
+class RejectedEventsFilter(admin.SimpleListFilter):
+    """Deliveries with events set aside (a NUL, a wrong type...): what an operator looks at."""
+
+    title = "rejected events"
+    parameter_name = "rejected"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "some rejected")]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.exclude(rejected_events=[]) if self.value() == "yes" else queryset
+
+
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin, BigTableAdmin):
-    list_display = ("received_at", "kind", "status", "signature_valid", "event_count", "attempts", "processed_at")
-    list_filter = ("kind", "status", "signature_valid")
+    list_display = ("received_at", "kind", "status", "signature_valid", "event_count", "rejected", "attempts",
+                    "processed_at")
+    list_filter = ("kind", "status", "signature_valid", RejectedEventsFilter)
     search_fields = ("payload_hash__exact",)
     exclude = ("body",)
     readonly_fields = ("body_text",)
+
+    @admin.display(description="rejected events")
+    def rejected(self, obj: WebhookDelivery) -> int:
+        return len(obj.rejected_events or [])
 
     # The raw bytes would render as "<memory at 0x...>"; show them decoded, capped for the page.
     @admin.display(description="body")

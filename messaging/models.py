@@ -151,6 +151,11 @@ class WebhookDelivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     received_at = ClockDateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    rejected_events = models.JSONField(
+        default=list, blank=True,
+        help_text="Events of this batch set aside when it was processed: [{index, reason, event excerpt}]; "
+                  "the rest of the batch was stored",
+    )
 
     class Meta:
         db_table = "webhook_deliveries"

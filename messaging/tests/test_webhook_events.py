@@ -182,18 +182,76 @@ def test_unconfigured_public_key_refuses_everything(client, sim, sent, settings)
     assert post(client, sim.private_key, [sendgrid_event(sent, "delivered")]).status_code == 403
 
 
+def _nested(levels: int) -> bytes:
+    return b"[" * levels + b"]" * levels
+
+
 @pytest.mark.parametrize("raw, reason", [
     (b'[{"event": "delivered", "timestamp": 1', "malformed JSON"),
     (b'{"event": "delivered"}', "JSON array"),
-    (b'[1, 2]', "not an object"),
-    (b'[{"email": "a@b.example", "timestamp": 1700000000}]', "missing 'event'"),
-    (b'[{"email": "a@b.example", "event": "open", "timestamp": "soon"}]', "timestamp"),
-    (b'[{"event": "open", "timestamp": 1700000000}]', "missing 'email'"),
+    (_nested(1000), "nested deeper"),
+    (_nested(5000), "malformed JSON"),
+    (b'[{"email": "a@b.example", "event": "open", "timestamp": 1700000000, "x": ' + _nested(1000) + b"}]",
+     "nested deeper"),
 ])
-def test_broken_json_or_events_is_400_with_a_reason_and_nothing_stored(client, sim, raw, reason):
+def test_a_body_that_is_no_event_batch_or_nests_deep_is_400_with_a_reason_and_nothing_stored(
+    client, sim, raw, reason,
+):
     response = post(client, sim.private_key, None, raw=raw)
     assert response.status_code == 400 and reason in response.json()["detail"]
     assert WebhookDelivery.objects.count() == 0
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (1, "not an object"),
+    ({"email": "a@acme.example", "timestamp": 1700000000}, "missing 'event'"),
+    ({"email": "a@acme.example", "event": "open", "timestamp": "soon"}, "'timestamp'"),
+    ({"event": "open", "timestamp": 1700000000}, "missing 'email'"),
+    ({"email": 5, "event": "open", "timestamp": 1700000000}, "missing 'email'"),
+    ({"email": "a@acme.example", "event": "open", "timestamp": 1700000000, "url": ["x"]}, "'url' must be a string"),
+    ({"email": "a\u0000@acme.example", "event": "open", "timestamp": 1700000000}, "'email' holds a NUL"),
+    ({"email": "a@acme.example", "event": "open", "timestamp": 1700000000, "plan": {"n": "x\u0000"}},
+     "'plan' holds a NUL"),
+])
+def test_one_bad_event_is_set_aside_with_its_reason_and_the_rest_of_its_batch_is_stored(
+    client, sim, sent, bad, reason,
+):
+    good = [sendgrid_event(sent, "delivered"), sendgrid_event(sent, "open", useragent=HUMAN_UA)]
+    body = orjson.dumps([good[0], bad, good[1]])
+
+    response = post(client, sim.private_key, None, raw=body)
+    process_all()
+
+    assert response.status_code == 200  # SendGrid must not retry (or drop) the valid events
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "processed", delivery.error
+    [rejected] = delivery.rejected_events
+    assert rejected["index"] == 1 and reason in rejected["reason"] and rejected["event"]
+    assert sorted(MessageEvent.objects.values_list("event_type", flat=True)) == ["delivered", "open"]
+    assert transitions(sent, "open").count() == 1
+
+
+def test_a_stored_delivery_that_failed_on_a_bad_event_is_processed_on_retry(client, sim, sent):
+    good = orjson.dumps(sendgrid_event(sent, "delivered"))
+    body = rb'[{"email": "x@acme.example", "event": "open", "timestamp": 1700000000, "ip": "1\u0000"}, ' + good + b"]"
+    delivery = WebhookDeliveryFactory(body=body, status="failed", attempts=3, error="DataError: NUL")
+
+    report = webhook_deliveries_process(delivery_ids=[delivery.id])
+
+    delivery.refresh_from_db()
+    assert report.processed == [delivery.id] and report.events.rejected == 1
+    assert delivery.status == "processed" and delivery.error == ""
+    assert [r["reason"] for r in delivery.rejected_events] == ["'ip' holds a NUL character"]
+    assert MessageEvent.objects.get().event_type == "delivered"
+
+
+def test_a_millisecond_timestamp_is_read_as_milliseconds(client, sim, sent):
+    seconds = int(time.time()) - 60
+    post(client, sim.private_key, [sendgrid_event(sent, "delivered", timestamp=seconds * 1000 + 250)])
+    process_all()
+    stored = MessageEvent.objects.get()
+    assert stored.occurred_at == dt.datetime.fromtimestamp(seconds + 0.25, dt.UTC)
+    assert WebhookDelivery.objects.get().rejected_events == []
 
 
 # --- processing ------------------------------------------------------------------------------------

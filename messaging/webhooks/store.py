@@ -36,8 +36,8 @@ def webhook_delivery_store(
     with fast_cursor() as cursor:
         cursor.execute(
             "INSERT INTO webhook_deliveries (kind, body, headers, payload_hash, signature_valid, status, "
-            "event_count, error, attempts, received_at) VALUES (%s, %b, %s::jsonb, %s, %s, 'pending', %s, '', 0, "
-            "%s) ON CONFLICT (payload_hash) DO NOTHING RETURNING id",
+            "event_count, error, attempts, received_at, rejected_events) VALUES (%s, %b, %s::jsonb, %s, %s, 'pending', "
+            "%s, '', 0, %s, '[]'::jsonb) ON CONFLICT (payload_hash) DO NOTHING RETURNING id",
             [kind, body, orjson.dumps(headers).decode(), payload_hash, signature_valid, event_count, clock.now()],
         )
         row = cursor.fetchone()

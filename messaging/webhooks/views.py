@@ -68,6 +68,8 @@ def sendgrid_events(request: HttpRequest) -> HttpResponse:
         events = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         return _error(400, f"malformed JSON: {exc}")
+    # Only a body that is no batch at all is refused: one bad event inside is set aside when the batch is
+    # processed (see processing._delivery_events), and the valid ones are not lost with it.
     problem = event_batch_problem(events)
     if problem:
         return _error(400, problem)
