@@ -28,12 +28,13 @@ import sendgrid
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from django.conf import settings
 from python_http_client import exceptions as http_exc
 
 from simulators.sendgrid import generate_key_pair, sign_event_payload, verify_event_payload
 from simulators.sendgrid.server import SimulatorHandle, start_simulator
 
-KEY = "SG.test-key"
+KEY = settings.SENDGRID_API_KEY  # random per run; the simulators started here accept it alone
 SIG = "X-Twilio-Email-Event-Webhook-Signature"
 TS = "X-Twilio-Email-Event-Webhook-Timestamp"
 
@@ -203,11 +204,21 @@ def test_message_ids_are_unique_under_concurrent_sends(sim: SimulatorHandle) -> 
     assert len(sim.messages()) == 24
 
 
+def test_a_simulator_started_without_keys_accepts_only_a_random_key_of_its_run():
+    from simulators.sendgrid.config import RUN_API_KEY, SimulatorConfig
+
+    assert SimulatorConfig().api_keys == [RUN_API_KEY] and len(RUN_API_KEY) > 30
+    assert KEY not in ("SG.test-key", "SG.local-simulator-key") and len(KEY) > 20
+
+
 @pytest.mark.parametrize(
     ("key", "message"),
     [
         (None, "authorization required"),
         ("SG.wrong", "The provided authorization grant is invalid, expired, or revoked"),
+        # The fixed keys the demo and the tests used before: another instance with default settings.
+        ("SG.test-key", "The provided authorization grant is invalid, expired, or revoked"),
+        ("SG.local-simulator-key", "The provided authorization grant is invalid, expired, or revoked"),
     ],
 )
 def test_missing_or_wrong_key_is_401_with_sendgrid_error_shape(sim: SimulatorHandle, key: str | None, message: str):
