@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import secrets
 import re
+import secrets
 from typing import Any
 
 # Behaviours a recipient can be forced into, by local part (``bounce@``, ``bounce+7@``,

@@ -6,10 +6,10 @@ outside the lock, and retry non-2xx answers with exponential backoff up to the c
 """
 from __future__ import annotations
 
+import base64
 import heapq
 import json
 import time
-import base64
 import urllib.error
 import urllib.parse
 import urllib.request
