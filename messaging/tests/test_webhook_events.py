@@ -358,6 +358,9 @@ def test_an_event_for_an_address_the_validator_refuses_does_not_lose_the_rest_of
     other = enrolled_message(email="lee@acme.example", plan=TEST_PLAN)
     outbound_messages_deliver(outbound_message_ids=[good.id, other.id])
     good.refresh_from_db()
+    # A recipient as the provider reports it, which Django's validator refuses (events link only to a message
+    # whose recipient agrees, so the stored one says the same).
+    OutboundMessage.objects.filter(id=other.id).update(to_address="lee..x@acme.example")
     other.refresh_from_db()
     now = int(time.time())
     post(client, sim.private_key, [
@@ -438,6 +441,35 @@ def test_idless_opt_out_for_an_address_last_mailed_beyond_the_window_still_block
         blocked = CommunicationSuppression.objects.filter(value="pat@acme.example", reason="spam_report")
     assert {row.tenant_id for row in blocked} == {old.tenant_id, other.tenant_id}
     assert never.tenant_id not in {row.tenant_id for row in blocked}
+
+
+@pytest.mark.parametrize("change, refused", [
+    ({"tenant_id": "999999"}, "tenant 999999 named"),
+    ({"tenant_id": None}, "without its tenant"),
+    ({"email": "someone-else@acme.example"}, "recipient someone-else@acme.example"),
+    ({"sg_message_id": "another-installations-id.filter0001.1.0"}, "sg_message_id another-installations-id"),
+])
+def test_custom_args_that_tenant_recipient_or_message_id_contradict_link_nothing_and_move_nothing(
+    client, sim, sent, change, refused,
+):
+    """A second installation sharing the account (or the demo's simulator) numbers messages from 1 too."""
+    event = {k: v for k, v in {**sendgrid_event(sent, "open", useragent=HUMAN_UA), **change}.items() if v is not None}
+
+    post(client, sim.private_key, [event])
+    process_all()
+
+    stored = MessageEvent.objects.get()
+    assert stored.outbound_message_id is None and stored.tenant_id is None
+    assert refused in stored.raw["link_refused"]
+    assert not transitions(sent, "open").exists()
+    assert WebhookDelivery.objects.get().status == "processed"
+
+
+def test_an_unsubscribe_whose_custom_args_are_contradicted_opts_no_one_out(client, sim, sent):
+    post(client, sim.private_key, [sendgrid_event(sent, "unsubscribe", sg_message_id="other.filter0001.1.0")])
+    process_all()
+    assert not ContactUnsubscribe.objects.exists()
+    assert ContactCampaign.objects.get(id=sent.contact_campaign_id).status != "stopped"
 
 
 def test_event_for_no_known_message_is_kept_with_no_tenant(client, sim, db):

@@ -131,6 +131,8 @@ class NormalisedEvent:
     # address-level action, that no tenant mailed within the window: the tenants that address-level
     # policy (hard bounce, opt-out) applies to. See address_policy.
     address_tenant_ids: tuple[int, ...] = ()
+    # Why the message its custom args or sg_message_id named was not taken (linking._disagreement).
+    link_refused: str = ""
 
 
 def _int_or_none(value: Any) -> int | None:
