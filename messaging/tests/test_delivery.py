@@ -339,3 +339,19 @@ def test_worker_killed_after_the_request_went_out_is_unknown_and_never_resent(si
     outbound_messages_deliver(outbound_message_ids=[message.id])
     message.refresh_from_db()
     assert message.status == OutboundMessage.Status.UNKNOWN and len(sim.messages()) == 1
+
+
+def test_display_names_with_commas_semicolons_or_line_breaks_are_quoted_or_cleaned_and_the_mail_goes_out(sim):
+    """The simulator refuses unquoted `,`/`;` names as SendGrid does; a CR/LF must never reach a header."""
+    message = enrolled_message(sender_kwargs={"from_name": "Sales; Acme\r\nBcc: evil@else.example"})
+    contact = message.contact
+    contact.first_name, contact.last_name = "Jo", "Smith, Jr."
+    contact.save()
+
+    outbound_messages_deliver(outbound_message_ids=[message.id])
+
+    message.refresh_from_db()
+    assert message.status == OutboundMessage.Status.SENT, message.last_error
+    [mail] = sim.messages()
+    assert mail["request"]["personalizations"][0]["to"][0]["name"] == '"Jo Smith, Jr."'
+    assert mail["request"]["from"]["name"] == '"Sales; Acme Bcc: evil@else.example"'

@@ -1,9 +1,10 @@
 """Linking events to the outbound messages (and tenants) they are about.
 
 custom_args outbound_message_id, else the sg_message_id prefix, else (async bounces) the address's latest
-sent message; a message found by id or prefix is taken only when the event's tenant, recipient and
-sg_message_id agree with it (else the event is stored unmatched, `raw.link_refused` saying why): in the tenant the custom args name, when they do; without a tenant, only when exactly one
-tenant mailed the address recently (else the event stays unlinked). Also what a message's delivery time
+sent message: in the tenant the custom args name, when they do; without a tenant, only when exactly one
+tenant mailed the address recently (else the event stays unlinked). A message found by id or prefix is
+taken only when the event's tenant, recipient and sg_message_id agree with it; else the event is stored
+unmatched, `raw.link_refused` saying why. Also what a message's delivery time
 says about its clicks (a click within seconds of delivery is a link scanner's).
 """
 from __future__ import annotations
