@@ -528,3 +528,24 @@ def test_simulator_replies_arrive_over_http_threaded_and_classified(live_server,
         assert ContactUnsubscribe.objects.filter(channel_value="stop@acme.example", source="reply").exists()
     finally:
         handle.stop()
+
+
+def test_a_large_raw_mode_post_is_stored_with_the_mails_attachments_emptied_and_its_text_kept():
+    from messaging.inbound import inbound_parse
+    from messaging.inbound.stored_form import inbound_form_for_storage
+
+    headers = reply_headers(to_message=None, sender="dana@acme.example")
+    mail = EmailMessage(policy=SMTP)
+    for name, value in headers.items():
+        mail[name] = value
+    mail.set_content("Sounds good, call me.")
+    mail.add_attachment(b"%PDF" + b"x" * 500_000, maintype="application", subtype="pdf", filename="deck.pdf")
+    body, content_type = encode_multipart([("email", mail.as_string()), ("from", headers["From"]),
+                                           ("to", headers["To"]), ("envelope", '{"to": ["rep@seller.example"]}')])
+
+    stored = inbound_form_for_storage(body=body, content_type=content_type, limit=64 * 1024)
+
+    assert len(stored.body) < 64 * 1024 and stored.dropped[0].startswith("email: attachment deck.pdf")
+    parsed = inbound_parse(body=stored.body, content_type=stored.content_type)
+    assert "Sounds good, call me." in parsed.text and parsed.from_email == "dana@acme.example"
+    assert parsed.message_id == inbound_parse(body=body, content_type=content_type).message_id
