@@ -14,6 +14,7 @@ from campaigns.holds import (
     send_holds,
 )
 from campaigns.models import Campaign, ContactCampaign
+from campaigns.scheduling import send_time_allowed
 from campaigns.services import (
     contact_campaign_handle_event,
     contact_campaigns_handle_events,
@@ -35,6 +36,8 @@ from campaigns.services.outbox import OUTBOX_CANCELED, OUTBOX_COLUMNS, OUTBOX_QU
 #   one message in Python, and as the WHERE fragment of a send's last re-check;
 #   contact_campaign_send_allowed_sql(...) adds the contact campaign's part (active, still at the node visit).
 # send_holds() -> SendHolds, HELD_SEND_SQL: the same rule as a snapshot for scheduled_actions rows.
+# send_time_allowed(*, plan, instant) -> bool: the plan's quiet hours and send days allow a send at `instant`
+#   (delivery's send-time check; a held send is re-timed to the next allowed moment by send_action_reschedule).
 # OUTBOX_*, outbox_dedupe_key: the outbox table contract (what campaigns writes into outbound_messages).
 
 __all__ = [
@@ -55,4 +58,5 @@ __all__ = [
     "send_allowed_sql",
     "send_hold_reason",
     "send_holds",
+    "send_time_allowed",
 ]

@@ -109,6 +109,21 @@ def _window(zone_name: Any, start: str | None, end: str | None, days: tuple[str,
     )
 
 
+def send_time_allowed(*, plan: Plan | Mapping[str, Any] | None, instant: datetime) -> bool:
+    """Whether the plan's quiet hours and send days allow a send at this aware instant (no plan: always).
+
+    For delivery's last look at a send that waited (rate limits, holds, a backlog): policy beats plans, and
+    the window is part of the plan's promise, so a send whose moment passed into quiet hours is held.
+    """
+    if plan is None:
+        return True
+    try:
+        window = send_window(plan)
+    except (TypeError, ValueError):
+        return True  # no usable window (a plan stored before the DSL required one): nothing to keep
+    return window.allows(instant)
+
+
 def next_send_time(plan: Plan | Mapping[str, Any], not_before: datetime) -> datetime:
     """The earliest instant at or after `not_before` at which the plan allows a send, as an aware UTC datetime.
 

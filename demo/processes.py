@@ -83,7 +83,9 @@ class DemoConfig:
     log_dir: Path = DEFAULT_LOG_DIR
     settings_module: str = "demo.settings"
     inbound_secret: str = field(default_factory=lambda: secrets.token_urlsafe(16))
-    sendgrid_api_key: str = "SG.local-simulator-key"
+    # Random per run, and the demo's simulator accepts it alone: another instance reaching the demo's
+    # simulator with default settings gets SendGrid's 401, so its events never land in the demo.
+    sendgrid_api_key: str = field(default_factory=lambda: f"SG.demo-{secrets.token_urlsafe(24)}")
     sim_seed: int = 7
     sim_args: list[str] = field(default_factory=list)
     worker_concurrency: int = 4

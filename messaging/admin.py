@@ -136,24 +136,60 @@ class OutboundMessageAdmin(ReadOnlyAdmin, BigTableAdmin):
     raw_id_fields = ("contact_campaign", "contact", "sender_identity")
 
 
+class LinkedFilter(admin.SimpleListFilter):
+    """Events linked to none of our messages: unknown ones, and the ones whose custom args named a message
+    that tenant, recipient or SendGrid's message id contradict (raw `link_refused` says which)."""
+
+    title = "linked to a message"
+    parameter_name = "linked"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", "unmatched"), ("refused", "link refused (custom args contradicted)")]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() == "no":
+            return queryset.filter(outbound_message__isnull=True)
+        if self.value() == "refused":
+            return queryset.filter(outbound_message__isnull=True, raw__has_key="link_refused")
+        return queryset
+
+
 @admin.register(MessageEvent)
 class MessageEventAdmin(ReadOnlyAdmin, BigTableAdmin):
     list_display = ("occurred_at", "event_type", "email", "is_machine", "bounce_type", "outbound_message_id",
                     "provider", "tenant")
-    list_filter = (static_choices_filter("event_type", EVENT_TYPES, "event type"), "is_machine",
+    list_filter = (static_choices_filter("event_type", EVENT_TYPES, "event type"), "is_machine", LinkedFilter,
                    static_choices_filter("provider", ("sendgrid", "twilio", "internal")), "tenant")
     search_fields = ("email__exact", "provider_event_id__exact", "dedupe_key__exact")
     list_select_related = ("tenant",)
     raw_id_fields = ("outbound_message", "webhook_delivery")
 
 
+class RejectedEventsFilter(admin.SimpleListFilter):
+    """Deliveries with events set aside (a NUL, a wrong type...): what an operator looks at."""
+
+    title = "rejected events"
+    parameter_name = "rejected"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "some rejected")]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.exclude(rejected_events=[]) if self.value() == "yes" else queryset
+
+
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin, BigTableAdmin):
-    list_display = ("received_at", "kind", "status", "signature_valid", "event_count", "attempts", "processed_at")
-    list_filter = ("kind", "status", "signature_valid")
+    list_display = ("received_at", "kind", "status", "signature_valid", "event_count", "rejected", "attempts",
+                    "processed_at")
+    list_filter = ("kind", "status", "signature_valid", RejectedEventsFilter)
     search_fields = ("payload_hash__exact",)
     exclude = ("body",)
     readonly_fields = ("body_text",)
+
+    @admin.display(description="rejected events")
+    def rejected(self, obj: WebhookDelivery) -> int:
+        return len(obj.rejected_events or [])
 
     # The raw bytes would render as "<memory at 0x...>"; show them decoded, capped for the page.
     @admin.display(description="body")

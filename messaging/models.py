@@ -1,6 +1,7 @@
 """Outbox, provider events, raw webhooks, replies, and the policy tables checked before every send."""
 from __future__ import annotations
 
+from django.core.validators import MinLengthValidator
 from django.db import models
 from django.db.models import Q
 
@@ -21,7 +22,8 @@ class EmailSenderIdentity(models.Model):
     provider_sender_id = models.CharField(max_length=64, blank=True, help_text="SendGrid verified sender id")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     is_paused = models.BooleanField(default=False, help_text="While set, nothing is sent from this identity")
-    ip_pool = models.CharField(max_length=64, blank=True)
+    # SendGrid refuses a mail whose ip_pool_name is not 2..64 characters (400): refused here, at the admin form.
+    ip_pool = models.CharField(max_length=64, blank=True, validators=[MinLengthValidator(2)])
     ip_warmup_started_on = models.DateField(
         null=True, blank=True,
         help_text="First day of the sending IP's warmup: delivery keeps this sender under SendGrid's hourly "
@@ -154,6 +156,11 @@ class WebhookDelivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     received_at = ClockDateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    rejected_events = models.JSONField(
+        default=list, blank=True,
+        help_text="Events of this batch set aside when it was processed: [{index, reason, event excerpt}]; "
+                  "the rest of the batch was stored",
+    )
 
     class Meta:
         db_table = "webhook_deliveries"

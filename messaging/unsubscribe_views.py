@@ -1,7 +1,9 @@
 """Public unsubscribe endpoints: the link in every mail and the RFC 8058 one-click POST.
 
-No login, no session, no cookies: the signed token is the only credential. Both verbs record the opt-out
-through messaging.compliance (idempotent), which also stops the address's active campaigns.
+No login, no session, no cookies: the signed token is the only credential. Only a POST records the opt-out
+(through messaging.compliance, idempotent, which also stops the address's active campaigns): the RFC 8058
+one-click POST of a mail client, or the button of the confirmation page a GET shows. A GET records nothing:
+link scanners of mail gateways fetch every link of a mail (RFC 8058 section 1).
 """
 from __future__ import annotations
 
@@ -56,18 +58,21 @@ def unsubscribe(request: HttpRequest) -> HttpResponse:
     if request.method == "HEAD":
         # Link checkers probe with HEAD; only a GET or POST is someone's act, so nothing is recorded.
         return HttpResponse(status=200)
-    if request.method == "POST":
-        one_click = request.POST.get("List-Unsubscribe") == "One-Click"
-        # A POST is never a prefetch; one without the RFC 8058 body is still a deliberate opt-out.
-        unsubscribe_record(
-            tenant=tenant.pk, channel=target.channel, value=target.value,
-            source=UnsubscribeSource.ONE_CLICK if one_click else UnsubscribeSource.LINK_CLICK,
-            detail=("RFC 8058 one-click POST" if one_click else "POST without the one-click body")
-            + f"; user agent: {_user_agent(request)}",
-        )
+    if request.method == "GET":
+        return render(request, "messaging/unsubscribe_confirm.html",
+                      {"tenant_name": tenant.name, "address": target.value, "channel": target.channel})
+    if request.POST.get("List-Unsubscribe") == "One-Click":
+        unsubscribe_record(tenant=tenant.pk, channel=target.channel, value=target.value,
+                           source=UnsubscribeSource.ONE_CLICK,
+                           detail=f"RFC 8058 one-click POST; user agent: {_user_agent(request)}")
         return HttpResponse("Unsubscribed.\n", content_type="text/plain; charset=utf-8")
-    unsubscribe_record(tenant=tenant.pk, channel=target.channel, value=target.value,
-                       source=UnsubscribeSource.LINK_CLICK, detail=f"link GET; user agent: {_user_agent(request)}")
+    # A POST is never a prefetch: the confirmation page's button, or a deliberate POST without the body.
+    confirmed = request.POST.get("confirm") == "yes"
+    unsubscribe_record(
+        tenant=tenant.pk, channel=target.channel, value=target.value, source=UnsubscribeSource.LINK_CLICK,
+        detail=("confirmed on the unsubscribe page" if confirmed else "POST without the one-click body")
+        + f"; user agent: {_user_agent(request)}",
+    )
     if tenant.unsubscribe_redirect_url:
         return HttpResponseRedirect(tenant.unsubscribe_redirect_url)
     return render(request, "messaging/unsubscribe_done.html",

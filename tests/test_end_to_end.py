@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -222,6 +223,22 @@ def test_invariant_check_reports_a_mail_sent_after_a_human_reply():
     failures = invariants.check_invariants(anchor=_real_time_anchor(), sim_url=None).failures
 
     assert any(f.startswith(f"sent after a reply: message {late.pk} ") for f in failures), failures
+
+
+@pytest.mark.django_db
+def test_invariant_check_reports_a_mail_sent_inside_the_contacts_quiet_hours_and_not_one_outside():
+    """The issue's case: 06:17 in Sydney against quiet hours 20:00-08:00."""
+    sydney = ZoneInfo("Australia/Sydney")
+    cc = ContactCampaignFactory(status="completed", plan_json={"timezone": "Australia/Sydney",
+                                                               "quietHours": {"start": "20:00", "end": "08:00"}})
+    inside = _sent(cc, at=dt.datetime(2026, 3, 10, 6, 17, tzinfo=sydney))
+    outside = _sent(cc, node_id="email_bump", at=dt.datetime(2026, 3, 10, 10, 0, tzinfo=sydney))
+
+    failures = invariants.check_invariants(anchor=_real_time_anchor(), sim_url=None).failures
+
+    quiet = [f for f in failures if f.startswith("sent inside quiet hours")]
+    assert len(quiet) == 1 and f"message {inside.pk} " in quiet[0], failures
+    assert not any(f"message {outside.pk} " in f for f in failures)
 
 
 @pytest.mark.django_db

@@ -81,7 +81,7 @@ def settle_by_policy(message: OutboundMessage, verdict: tuple[str, str], *, clai
             report.suppressed.append(message.id)
             engine_items.append(engine_event(message, "suppressed", clock.now(), {"reason": reason}))
     else:
-        not_before = hold_until or clock.now() + hold_recheck()
+        not_before = hold_until or clock.now() + hold_recheck(reason)
         if claiming.hold(message, claimed_at=claimed_at, reason=reason, not_before=not_before):
             report.held.append(message.id)
 

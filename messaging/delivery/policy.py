@@ -24,6 +24,7 @@ from campaigns.interface import (
     contact_campaign_send_allowed_sql,
     send_allowed_sql,
     send_hold_reason,
+    send_time_allowed,
 )
 from messaging import compliance
 from messaging.delivery.rendering import Thread
@@ -33,6 +34,7 @@ from outreach.addresses import normalise_email
 from outreach.channels import CHANNEL_EMAIL
 
 # A verdict: None (send), or (action, reason) with action in cancel / suppress / hold.
+OUTSIDE_SEND_WINDOW = "outside_send_window"
 Verdict = tuple[str, str] | None
 
 
@@ -86,12 +88,19 @@ def send_policy(*, message: OutboundMessage, global_stop: bool, block_reason: st
                             campaign_status=cc.campaign.status if cc is not None else None,
                             contact_campaign_status=cc.status if cc is not None else None,
                             sender=sender_for(message))
-    return ("hold", held) if held else None
+    if held:
+        return "hold", held
+    if cc is not None and not send_time_allowed(plan=cc.plan_json, instant=clock.now()):
+        # The send waited (a backlog, rate limits, a hold) until its moment passed into the contact's quiet
+        # hours or off its send days: held like a pause and re-timed to the next allowed moment.
+        return "hold", OUTSIDE_SEND_WINDOW
+    return None
 
 
-def hold_recheck() -> dt.timedelta:
-    """How much later a held message looks again."""
-    return settings.SENDING_HOLD_RECHECK
+def hold_recheck(reason: str = "") -> dt.timedelta:
+    """How much later a held message looks again: at once for a send-window hold (re-arming moves it to the
+    window's next opening), else SENDING_HOLD_RECHECK."""
+    return dt.timedelta(0) if reason == OUTSIDE_SEND_WINDOW else settings.SENDING_HOLD_RECHECK
 
 
 # --- the request-start check ---------------------------------------------------------------------------

@@ -143,15 +143,30 @@ def _custom_args(message: OutboundMessage, campaign_id: int | None) -> dict[str,
     return {k: v for k, v in custom_args.items() if v}
 
 
+_LINE_BREAKS = re.compile(r"[\r\n\t\x00-\x1f\x7f]+")
+
+
+def display_name(name: str) -> str:
+    """A display name SendGrid takes as it is meant: control characters (CR/LF above all, a header injection)
+    become spaces, and a name with `,` or `;` becomes an RFC 5322 quoted-string. SendGrid answers 202 to an
+    unquoted "Smith, Jo" and then drops the mail as invalid; quoted, it is one name."""
+    cleaned = " ".join(_LINE_BREAKS.sub(" ", name).split())
+    if "," in cleaned or ";" in cleaned:
+        inner = cleaned[1:-1] if len(cleaned) > 1 and cleaned[0] == cleaned[-1] == '"' else cleaned
+        return '"' + inner.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return cleaned
+
+
 def _addresses(message: OutboundMessage, sender: EmailSenderIdentity) -> tuple[dict[str, str], dict[str, str]]:
     """(recipient, sender) blocks, each with a display name when there is one."""
     recipient: dict[str, str] = {"email": message.to_address}
-    contact_name = message.contact.full_name if message.contact is not None else ""
+    contact_name = display_name(message.contact.full_name) if message.contact is not None else ""
     if contact_name:
         recipient["name"] = contact_name
     sender_block: dict[str, str] = {"email": sender.from_email}
-    if sender.from_name:
-        sender_block["name"] = sender.from_name
+    from_name = display_name(sender.from_name)
+    if from_name:
+        sender_block["name"] = from_name
     return recipient, sender_block
 
 

@@ -15,11 +15,14 @@ import email
 import email.policy
 import email.utils
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
 from email.parser import BytesParser, HeaderParser
+
+import orjson
+
+from messaging.webhooks.nesting import json_loads_bounded, nesting_too_deep
 
 MESSAGE_ID_RE = re.compile(r"<[^<>\s]+>")
 
@@ -63,7 +66,7 @@ class _MailContent:
 # Multipart form parsing (stdlib email package, from the stored bytes)
 # --------------------------------------------------------------------------------------------
 
-def _form_parts(*, body: bytes, content_type: str) -> FormParts:
+def form_parts(*, body: bytes, content_type: str) -> FormParts:
     if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type.lower():
         raise ValueError("expected multipart/form-data with a boundary")
     wrapper = b"Content-Type: " + content_type.encode("latin-1") + b"\r\nMIME-Version: 1.0\r\n\r\n" + body
@@ -78,7 +81,7 @@ def _form_parts(*, body: bytes, content_type: str) -> FormParts:
     return parts
 
 
-def _part_bytes(part: Message) -> bytes:
+def part_bytes(part: Message) -> bytes:
     payload = part.get_payload(decode=True)
     if payload is None:  # e.g. an attached message/rfc822 parsed as a nested message
         return part.as_bytes()
@@ -89,7 +92,7 @@ def _field_text(parts: FormParts, name: str, charsets: dict[str, str]) -> str:
     found = parts.get(name)
     if not found:
         return ""
-    raw = _part_bytes(found[0])
+    raw = part_bytes(found[0])
     charset = charsets.get(name) or found[0].get_content_charset() or "utf-8"
     try:
         return raw.decode(charset, "replace")
@@ -100,12 +103,27 @@ def _field_text(parts: FormParts, name: str, charsets: dict[str, str]) -> str:
 def inbound_form_problem(*, body: bytes, content_type: str) -> str | None:
     """Why a POST is not an Inbound Parse form (checked before anything is stored), or None."""
     try:
-        parts = _form_parts(body=body, content_type=content_type)
+        parts = form_parts(body=body, content_type=content_type)
     except (ValueError, UnicodeError) as exc:
         return f"not an Inbound Parse form: {exc}"
     if "email" not in parts and "headers" not in parts and "from" not in parts:
         return "neither 'email' (raw mode) nor 'headers'/'from' (parsed mode) present"
+    for name in ("envelope", "charsets"):
+        if _json_field_too_deep(parts, name):
+            return f"'{name}' is JSON nested too deeply"
     return None
+
+
+def _json_field_too_deep(parts: FormParts, name: str) -> bool:
+    """A JSON field nested beyond any real one (a malformed one is read as absent later, as before)."""
+    text = _field_text(parts, name, {})
+    if not text:
+        return False
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return "depth" in str(exc)
+    return nesting_too_deep(value)
 
 
 def _header_map(message: Message) -> dict[str, str]:
@@ -133,7 +151,7 @@ def _charsets(parts: FormParts) -> dict[str, str]:
     if not raw_charsets:
         return {}
     try:
-        loaded = json.loads(raw_charsets)
+        loaded = json_loads_bounded(raw_charsets)
     except ValueError:
         return {}
     return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
@@ -161,7 +179,7 @@ def raw_mail_content(raw_mail: bytes) -> _MailContent:
 
 def _raw_mode_content(parts: FormParts, charsets: dict[str, str]) -> _MailContent:
     """Raw mode: the whole MIME message in the field `email`."""
-    content = raw_mail_content(_part_bytes(parts["email"][0]))
+    content = raw_mail_content(part_bytes(parts["email"][0]))
     if not content.subject:
         content.subject = _field_text(parts, "subject", charsets)
     return content
@@ -195,7 +213,7 @@ def _envelope(parts: FormParts, charsets: dict[str, str]) -> tuple[list[str], st
     if not envelope:
         return [], ""
     try:
-        env = json.loads(envelope)
+        env = json_loads_bounded(envelope)
     except ValueError:
         return [], ""
     if not isinstance(env, dict):
@@ -223,7 +241,7 @@ def _spam_score(parts: FormParts, charsets: dict[str, str]) -> float | None:
 
 
 def inbound_parse(*, body: bytes, content_type: str) -> ParsedInbound:
-    parts = _form_parts(body=body, content_type=content_type)
+    parts = form_parts(body=body, content_type=content_type)
     charsets = _charsets(parts)
     content = _raw_mode_content(parts, charsets) if "email" in parts else _parsed_mode_content(parts, charsets)
     headers = content.headers

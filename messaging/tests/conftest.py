@@ -5,6 +5,9 @@ import pytest
 
 from messaging.delivery.outage import outage_reset
 
+INBOUND_PATH = "/webhooks/sendgrid/inbound"
+INBOUND_SECRET = "s3cret-inbound"
+
 
 @pytest.fixture(autouse=True)
 def _provider_outage_breaker_closed():
@@ -13,3 +16,11 @@ def _provider_outage_breaker_closed():
     outage_reset()
     yield
     outage_reset()
+
+
+@pytest.fixture
+def inbound_url(settings) -> str:
+    """The Inbound Parse endpoint, with the settings' credentials set to the ones `post_and_process` sends."""
+    settings.SENDGRID_INBOUND_SECRET = INBOUND_SECRET
+    settings.SENDGRID_INBOUND_USERNAME = "inbound"
+    return INBOUND_PATH

@@ -47,12 +47,6 @@ def sim(settings):
         yield handle
 
 
-@pytest.fixture
-def inbound_url(settings):
-    settings.SENDGRID_INBOUND_SECRET = "s3cret-inbound"
-    return "/webhooks/sendgrid/inbound/s3cret-inbound"
-
-
 def listed(tenant, query: str = "") -> list[int]:
     response = api_client(tenant=tenant, role=Role.VIEWER).get(f"/api/v1/replies{query}")
     assert response.status_code == 200, response.content

@@ -120,3 +120,27 @@ def test_import_command_refuses_an_unknown_tenant(tmp_path):
     f.write_text("dana@acme.example\n")
     with pytest.raises(CommandError, match="No tenant"):
         call_command("import_do_not_contact", "--tenant", "nope", str(f))
+
+
+def test_an_upload_over_the_request_limit_is_refused_with_413_before_any_of_it_is_written_to_disk(
+    tenant, staff_client, settings, monkeypatch,
+):
+    from django.core.files import uploadhandler
+
+    opened: list[str] = []
+    real_new_file = uploadhandler.TemporaryFileUploadHandler.new_file
+
+    def recording_new_file(self, *args, **kwargs):
+        opened.append(args[0] if args else kwargs.get("field_name", ""))
+        return real_new_file(self, *args, **kwargs)
+
+    monkeypatch.setattr(uploadhandler.TemporaryFileUploadHandler, "new_file", recording_new_file)
+    settings.REQUEST_MAX_BYTES = 1024 * 1024
+    upload = SimpleUploadedFile("dnc.csv", b"x@acme.example\n" * 200_000, content_type="text/csv")  # 3 MB
+
+    response = staff_client.post("/admin/messaging/communicationsuppression/import-do-not-contact/",
+                                 {"tenant": tenant.pk, "file": upload})
+
+    assert response.status_code == 413 and "larger than 1048576 bytes" in response.json()["detail"]
+    assert opened == []  # Django's multipart parser never ran, so no temporary file was made
+    assert not CommunicationSuppression.objects.exists()

@@ -18,7 +18,7 @@ from messaging.delivery import (
 from messaging.delivery.claiming import claim as _claim
 from messaging.models import EmailSenderIdentity, OutboundMessage
 from messaging.sendgrid import client as sg
-from messaging.tests.factories import enrolled_message
+from messaging.tests.factories import TEST_PLAN, enrolled_message
 from outreach import clock
 from outreach.tenancy.models import GlobalSendingSwitch
 from simulators.sendgrid.testing import free_port, running_simulator
@@ -347,3 +347,48 @@ def test_worker_killed_after_the_request_went_out_is_unknown_and_never_resent(si
     outbound_messages_deliver(outbound_message_ids=[message.id])
     message.refresh_from_db()
     assert message.status == OutboundMessage.Status.UNKNOWN and len(sim.messages()) == 1
+
+
+def test_display_names_with_commas_semicolons_or_line_breaks_are_quoted_or_cleaned_and_the_mail_goes_out(sim):
+    """The simulator refuses unquoted `,`/`;` names as SendGrid does; a CR/LF must never reach a header."""
+    message = enrolled_message(sender_kwargs={"from_name": "Sales; Acme\r\nBcc: evil@else.example"})
+    contact = message.contact
+    contact.first_name, contact.last_name = "Jo", "Smith, Jr."
+    contact.save()
+
+    outbound_messages_deliver(outbound_message_ids=[message.id])
+
+    message.refresh_from_db()
+    assert message.status == OutboundMessage.Status.SENT, message.last_error
+    [mail] = sim.messages()
+    assert mail["request"]["personalizations"][0]["to"][0]["name"] == '"Jo Smith, Jr."'
+    assert mail["request"]["from"]["name"] == '"Sales; Acme Bcc: evil@else.example"'
+
+
+@pytest.mark.parametrize("window", ["send_days", "quiet_hours"])
+def test_a_send_whose_moment_is_outside_the_plans_window_is_held_and_retimed_to_the_next_allowed_moment(
+    sim, window,
+):
+    """Policy beats plans at send time: a send that waited into quiet hours (or off its send days) is held."""
+    from campaigns.interface import send_time_allowed
+
+    now = clock.now().astimezone(dt.UTC)
+    plan = dict(TEST_PLAN)
+    if window == "send_days":
+        today = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[now.weekday()]
+        plan["sendDays"] = [d for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun") if d != today]
+    else:
+        start, end = now - dt.timedelta(hours=1), now + dt.timedelta(hours=2)
+        plan["quietHours"] = {"start": f"{start:%H}:00", "end": f"{end:%H}:00"}
+    # Enrolled now, its send handed to delivery now: as a send that waited in a backlog into the window's close.
+    message = enrolled_message(plan=plan)
+
+    report = outbound_messages_deliver(outbound_message_ids=[message.id])
+
+    message.refresh_from_db()
+    assert report.held == [message.id] and not report.sent
+    assert message.status == OutboundMessage.Status.QUEUED and message.status_reason == "outside_send_window"
+    assert sim.messages() == []
+    action = _send_action(message)
+    assert action is not None and action.due_at > now and send_time_allowed(plan=plan, instant=action.due_at)
+    assert not send_time_allowed(plan=plan, instant=action.due_at - dt.timedelta(minutes=1))

@@ -1,6 +1,7 @@
 """Inbound Parse: replies stored once, threaded to what they answer, classified, fed to the engine."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import email.utils
 import logging
@@ -22,6 +23,7 @@ from messaging.models import (
     OutboundMessage,
     WebhookDelivery,
 )
+from messaging.tests.conftest import INBOUND_SECRET
 from messaging.tests.factories import (
     TEST_PLAN,
     EmailSenderIdentityFactory,
@@ -45,12 +47,6 @@ pytestmark = pytest.mark.django_db
 def sim(settings):
     with running_simulator(settings, seed=9) as handle:
         yield handle
-
-
-@pytest.fixture
-def inbound_url(settings):
-    settings.SENDGRID_INBOUND_SECRET = "s3cret-inbound"
-    return "/webhooks/sendgrid/inbound/s3cret-inbound"
 
 
 def sent_message(email: str = "dana@acme.example", plan: dict | None = None) -> OutboundMessage:
@@ -97,9 +93,13 @@ def raw_form(headers: dict[str, str], text: str) -> tuple[bytes, str]:
                              ("subject", headers["Subject"]), ("envelope", '{"to": ["rep@seller.example"]}')])
 
 
+def basic_auth(username: str = "inbound", password: str = INBOUND_SECRET) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
 def post_and_process(client, url: str, form: tuple[bytes, str]):
     body, content_type = form
-    response = client.post(url, data=body, content_type=content_type)
+    response = client.post(url, data=body, content_type=content_type, HTTP_AUTHORIZATION=basic_auth())
     ids = list(WebhookDelivery.objects.filter(kind="sendgrid_inbound", status="pending").values_list("id", flat=True))
     webhook_deliveries_process(delivery_ids=ids)
     return response
@@ -160,15 +160,95 @@ def test_the_same_reply_twice_is_stored_once(client, sim, inbound_url):
                                              event__startswith="reply").count() == 1
 
 
-def test_wrong_secret_is_404_and_stores_nothing(client, inbound_url):
+@pytest.mark.parametrize("authorization", [None, basic_auth(password="guess"), basic_auth(username="other"),
+                                           "Bearer s3cret-inbound", "Basic !!!"])
+def test_missing_or_wrong_basic_auth_is_401_with_a_challenge_and_stores_nothing(client, inbound_url, authorization):
     body, content_type = parsed_form(reply_headers(to_message=None, sender="a@acme.example"), "hi")
-    response = client.post("/webhooks/sendgrid/inbound/guess", data=body, content_type=content_type)
-    assert response.status_code == 404 and WebhookDelivery.objects.count() == 0
+    extra = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+    response = client.post(inbound_url, data=body, content_type=content_type, **extra)
+    assert response.status_code == 401 and response["WWW-Authenticate"].startswith("Basic ")
+    assert WebhookDelivery.objects.count() == 0
+
+
+def test_the_secret_in_the_url_path_is_refused_unless_the_deprecation_setting_allows_it(client, inbound_url,
+                                                                                        settings):
+    body, content_type = parsed_form(reply_headers(to_message=None, sender="a@acme.example"), "hi")
+    legacy = f"{inbound_url}/{INBOUND_SECRET}"
+    assert client.post(legacy, data=body, content_type=content_type).status_code == 404
+    assert WebhookDelivery.objects.count() == 0
+
+    settings.SENDGRID_INBOUND_SECRET_IN_PATH = True
+    assert client.post(f"{inbound_url}/guess", data=body, content_type=content_type).status_code == 404
+    assert client.post(legacy, data=body, content_type=content_type).status_code == 200
+    assert WebhookDelivery.objects.count() == 1
+
+
+def test_the_inbound_secret_never_reaches_a_log_line(client, inbound_url, settings, caplog):
+    """The console handler's filter (settings.LOGGING) rewrites records before any handler formats them."""
+    import io
+    import logging.config
+
+    from django.utils.module_loading import import_string
+
+    spec = settings.LOGGING["filters"]["redact_secrets"]
+    assert "redact_secrets" in settings.LOGGING["handlers"]["console"]["filters"]
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(import_string(spec["()"])())
+    logging.getLogger("django").addHandler(handler)
+    try:
+        body, content_type = parsed_form(reply_headers(to_message=None, sender="a@acme.example"), "hi")
+        client.post(f"{inbound_url}/{INBOUND_SECRET}", data=body, content_type=content_type)  # 404, logged
+        logging.getLogger("django.request").warning("seen https://inbound:%s@web.example/x", INBOUND_SECRET)
+    finally:
+        logging.getLogger("django").removeHandler(handler)
+
+    logged = stream.getvalue()
+    assert "Not Found: /webhooks/sendgrid/inbound/[redacted]" in logged
+    assert INBOUND_SECRET not in logged and "https://[redacted]@web.example/x" in logged
 
 
 def test_a_post_that_is_not_an_inbound_form_is_400(client, inbound_url):
-    response = client.post(inbound_url, data=b'{"a": 1}', content_type="application/json")
+    response = client.post(inbound_url, data=b'{"a": 1}', content_type="application/json",
+                           HTTP_AUTHORIZATION=basic_auth())
     assert response.status_code == 400 and WebhookDelivery.objects.count() == 0
+
+
+@pytest.mark.parametrize("field", ["envelope", "charsets"])
+def test_an_inbound_json_field_nested_a_thousand_levels_deep_is_400_not_a_crash(client, inbound_url, field):
+    headers = reply_headers(to_message=None, sender="a@acme.example")
+    body, content_type = encode_multipart([("headers", "\r\n".join(f"{k}: {v}" for k, v in headers.items())),
+                                           ("text", "hi"), ("from", "a@acme.example"),
+                                           (field, "[" * 1000 + "]" * 1000)])
+    response = client.post(inbound_url, data=body, content_type=content_type, HTTP_AUTHORIZATION=basic_auth())
+    assert response.status_code == 400 and field in response.json()["detail"]
+    assert WebhookDelivery.objects.count() == 0
+
+
+def test_a_large_inbound_post_is_stored_without_its_attachments_and_the_reply_is_still_read(
+    client, sim, inbound_url, settings,
+):
+    settings.SENDGRID_INBOUND_STORED_MAX_BYTES = 64 * 1024
+    message = sent_message()
+    headers = reply_headers(to_message=message, sender=message.to_address)
+    body, content_type = parsed_form(headers, "Tell me more.")
+    boundary = content_type.split("boundary=", 1)[1].strip('"')
+    attachment = (f'--{boundary}\r\nContent-Disposition: form-data; name="attachment1"; filename="deck.pdf"\r\n'
+                  f"Content-Type: application/pdf\r\n\r\n").encode() + b"%PDF" + b"x" * 2_000_000 + b"\r\n"
+    body = body.replace(f"--{boundary}--".encode(), attachment + f"--{boundary}--".encode())
+
+    response = post_and_process(client, inbound_url, (body, content_type))
+
+    assert response.status_code == 200
+    delivery = WebhookDelivery.objects.get(kind="sendgrid_inbound")
+    assert len(bytes(delivery.body)) < 64 * 1024 and delivery.status == "processed"
+    assert delivery.headers["dropped"] == ["attachment1: file deck.pdf (2000004 bytes)"]
+    assert delivery.headers["received_bytes"] == len(body)
+    reply = InboundMessage.objects.get()
+    assert reply.outbound_message_id == message.id and "Tell me more." in reply.text
+    # SendGrid's retry of the same POST is still recognised as a repeat.
+    assert client.post(inbound_url, data=body, content_type=content_type,
+                       HTTP_AUTHORIZATION=basic_auth()).json() == {"status": "duplicate"}
 
 
 def test_out_of_office_auto_reply_feeds_reply_ooo_with_the_return_date(client, sim, inbound_url):
@@ -388,7 +468,7 @@ def test_a_reply_processed_late_counts_at_its_receipt_time_for_within_windows(cl
     frozen.advance(hours=20)  # the reply arrives within the day the plan gives
     body, content_type = parsed_form(reply_headers(to_message=message, sender=message.to_address),
                                      "Sounds great, can we talk on Tuesday?")
-    client.post(inbound_url, data=body, content_type=content_type)
+    client.post(inbound_url, data=body, content_type=content_type, HTTP_AUTHORIZATION=basic_auth())
     delivery = WebhookDelivery.objects.get()
     frozen.advance(hours=10)  # ... but is processed (a retry, a backlog) after the window closed
 
@@ -424,8 +504,8 @@ def test_mail_to_our_list_unsubscribe_mailto_records_an_opt_out(client, sim, inb
 @pytest.mark.django_db(transaction=True)
 def test_simulator_replies_arrive_over_http_threaded_and_classified(live_server, settings):
     settings.SENDGRID_INBOUND_SECRET = "live-secret"
-    handle = start_simulator(port=0, seed=4, auto_emit=False,
-                             inbound_url=f"{live_server.url}/webhooks/sendgrid/inbound/live-secret")
+    base = live_server.url.replace("http://", "http://inbound:live-secret@")  # basic auth, as Inbound Parse sends
+    handle = start_simulator(port=0, seed=4, auto_emit=False, inbound_url=f"{base}/webhooks/sendgrid/inbound")
     settings.SENDGRID_API_HOST = handle.base_url
     try:
         messages = {kind: sent_message(f"{kind}@acme.example") for kind in ("reply", "ooo", "stop")}
@@ -448,3 +528,24 @@ def test_simulator_replies_arrive_over_http_threaded_and_classified(live_server,
         assert ContactUnsubscribe.objects.filter(channel_value="stop@acme.example", source="reply").exists()
     finally:
         handle.stop()
+
+
+def test_a_large_raw_mode_post_is_stored_with_the_mails_attachments_emptied_and_its_text_kept():
+    from messaging.inbound import inbound_parse
+    from messaging.inbound.stored_form import inbound_form_for_storage
+
+    headers = reply_headers(to_message=None, sender="dana@acme.example")
+    mail = EmailMessage(policy=SMTP)
+    for name, value in headers.items():
+        mail[name] = value
+    mail.set_content("Sounds good, call me.")
+    mail.add_attachment(b"%PDF" + b"x" * 500_000, maintype="application", subtype="pdf", filename="deck.pdf")
+    body, content_type = encode_multipart([("email", mail.as_string()), ("from", headers["From"]),
+                                           ("to", headers["To"]), ("envelope", '{"to": ["rep@seller.example"]}')])
+
+    stored = inbound_form_for_storage(body=body, content_type=content_type, limit=64 * 1024)
+
+    assert len(stored.body) < 64 * 1024 and stored.dropped[0].startswith("email: attachment deck.pdf")
+    parsed = inbound_parse(body=stored.body, content_type=stored.content_type)
+    assert "Sounds good, call me." in parsed.text and parsed.from_email == "dana@acme.example"
+    assert parsed.message_id == inbound_parse(body=body, content_type=content_type).message_id

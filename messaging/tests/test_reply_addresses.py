@@ -26,12 +26,6 @@ def sim(settings):
 
 
 @pytest.fixture
-def inbound_url(settings):
-    settings.SENDGRID_INBOUND_SECRET = "s3cret-inbound"
-    return "/webhooks/sendgrid/inbound/s3cret-inbound"
-
-
-@pytest.fixture
 def domain(settings):
     settings.INBOUND_REPLY_DOMAIN = DOMAIN
     return DOMAIN

@@ -29,12 +29,6 @@ def sim(settings):
         yield handle
 
 
-@pytest.fixture
-def inbound_url(settings):
-    settings.SENDGRID_INBOUND_SECRET = "s3cret-inbound"
-    return "/webhooks/sendgrid/inbound/s3cret-inbound"
-
-
 def form(fields: list[tuple[str, bytes | str, str]]) -> tuple[bytes, str]:
     """A multipart/form-data body like SendGrid's, each field in its own charset."""
     boundary = "xYzZY" + uuid.uuid4().hex

@@ -193,3 +193,17 @@ def test_client_classifies_a_refused_connection_as_transient(settings):
     with pytest.raises(sg.SendGridError) as caught:
         sg.verified_senders_list()
     assert caught.value.kind == SendGridErrorKind.TRANSIENT
+
+
+@pytest.mark.parametrize("pool, ok", [("x", False), ("xy", True), ("x" * 64, True)])
+def test_an_ip_pool_name_sendgrid_would_refuse_is_refused_at_the_form(pool, ok):
+    from django.core.exceptions import ValidationError
+
+    identity = EmailSenderIdentityFactory(ip_pool="")
+    identity.ip_pool = pool
+    if ok:
+        identity.full_clean()
+    else:
+        with pytest.raises(ValidationError) as caught:
+            identity.full_clean()
+        assert "ip_pool" in caught.value.message_dict

@@ -255,7 +255,8 @@ def test_admin_gets_a_working_signed_link_and_headers(tenant, settings):
     assert body["headers"]["List-Unsubscribe"].startswith(f"<{body['url']}>, <mailto:")
     assert body["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     path = body["url"][len("https://out.example.com"):]
-    assert APIClient().get(path).status_code == 200
+    assert APIClient().get(path).status_code == 200  # the confirmation page; its button POSTs
+    assert APIClient().post(path, {"confirm": "yes"}, format="multipart").status_code == 200
     assert ContactUnsubscribe.objects.get(tenant=tenant).channel_value == ADDRESS
 
 
@@ -265,7 +266,7 @@ def test_member_cannot_mint_links(member):
 
 def test_a_link_minted_by_another_tenant_unsubscribes_only_in_that_tenant(tenant, other_tenant, stranger):
     body = stranger.get("/api/v1/unsubscribes/link" + _q(channel="email", value=ADDRESS)).json()
-    APIClient().get(body["url"].split("127.0.0.1:8000", 1)[-1])
+    APIClient().post(body["url"].split("127.0.0.1:8000", 1)[-1], {"confirm": "yes"}, format="multipart")
     assert not ContactUnsubscribe.objects.filter(tenant=tenant).exists()
     assert ContactUnsubscribe.objects.filter(tenant=other_tenant).exists()
 

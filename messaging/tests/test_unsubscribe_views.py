@@ -24,29 +24,46 @@ def _path(tenant, value: str = ADDRESS, channel: str = "email") -> str:
     return url[url.index("/unsubscribe"):]
 
 
-def test_link_click_records_the_opt_out_and_shows_a_confirmation_page(tenant, mail_client):
-    response = mail_client.get(_path(tenant), HTTP_USER_AGENT="Mozilla/5.0 test")
+def _confirm(mail_client, path: str, **extra):
+    """The confirmation page's button: a form POST of `confirm=yes` to the same URL."""
+    return mail_client.post(path, data="confirm=yes", content_type="application/x-www-form-urlencoded", **extra)
+
+
+def test_a_get_of_the_link_shows_a_confirmation_page_with_a_button_and_records_nothing(tenant, mail_client):
+    """Link scanners of mail gateways GET every link of a mail (RFC 8058 section 1): a GET is nobody's act."""
+    response = mail_client.get(_path(tenant), HTTP_USER_AGENT="Mozilla/5.0 (compatible; Barracuda link scan)")
     assert response.status_code == 200
-    assert b"You are unsubscribed" in response.content and ADDRESS.encode() in response.content
-    row = ContactUnsubscribe.objects.get(tenant=tenant)
-    assert (row.channel, row.channel_value, row.source) == ("email", ADDRESS, "link_click")
-    assert "Mozilla/5.0 test" in row.detail
-    assert send_block_reason(tenant_id=tenant.pk, channel="email", value=ADDRESS) == "unsubscribed"
+    assert b'<form method="post"' in response.content and b'name="confirm" value="yes"' in response.content
+    assert ADDRESS.encode() in response.content
+    assert not ContactUnsubscribe.objects.exists()
+    assert send_block_reason(tenant_id=tenant.pk, channel="email", value=ADDRESS) is None
     assert not response.cookies
     assert "no-cache" in response["Cache-Control"] or "no-store" in response["Cache-Control"]
 
 
-def test_link_click_twice_is_idempotent(tenant, mail_client):
-    first = mail_client.get(_path(tenant))
-    second = mail_client.get(_path(tenant))
+def test_the_confirmation_button_records_the_opt_out_and_shows_the_done_page(tenant, mail_client):
+    response = _confirm(mail_client, _path(tenant), HTTP_USER_AGENT="Mozilla/5.0 test")
+    assert response.status_code == 200
+    assert b"You are unsubscribed" in response.content and ADDRESS.encode() in response.content
+    row = ContactUnsubscribe.objects.get(tenant=tenant)
+    assert (row.channel, row.channel_value, row.source) == ("email", ADDRESS, "link_click")
+    assert "confirmed on the unsubscribe page" in row.detail and "Mozilla/5.0 test" in row.detail
+    assert send_block_reason(tenant_id=tenant.pk, channel="email", value=ADDRESS) == "unsubscribed"
+    assert not response.cookies
+
+
+def test_confirming_twice_is_idempotent(tenant, mail_client):
+    first = _confirm(mail_client, _path(tenant))
+    second = _confirm(mail_client, _path(tenant))
     assert first.status_code == second.status_code == 200
     assert ContactUnsubscribe.objects.filter(tenant=tenant).count() == 1
 
 
-def test_link_click_redirects_to_the_tenants_page_when_configured(tenant, mail_client):
+def test_confirming_redirects_to_the_tenants_page_when_configured(tenant, mail_client):
     tenant.unsubscribe_redirect_url = "https://seller.example/bye"
     tenant.save()
-    response = mail_client.get(_path(tenant))
+    assert mail_client.get(_path(tenant)).status_code == 200  # the confirmation page first
+    response = _confirm(mail_client, _path(tenant))
     assert response.status_code == 302 and response["Location"] == "https://seller.example/bye"
     assert ContactUnsubscribe.objects.filter(tenant=tenant, channel_value=ADDRESS).exists()
 
@@ -62,7 +79,7 @@ def test_one_click_post_as_a_mail_client_sends_it_records_without_session_csrf_o
 
 
 def test_one_click_post_after_a_link_click_keeps_the_first_record(tenant, mail_client):
-    mail_client.get(_path(tenant))
+    _confirm(mail_client, _path(tenant))
     response = mail_client.post(_path(tenant), data="List-Unsubscribe=One-Click",
                                 content_type="application/x-www-form-urlencoded")
     assert response.status_code == 200
@@ -70,7 +87,7 @@ def test_one_click_post_after_a_link_click_keeps_the_first_record(tenant, mail_c
 
 
 def test_sms_link_unsubscribes_the_e164_number(tenant, mail_client):
-    response = mail_client.get(_path(tenant, value="(415) 555-0100", channel="sms"))
+    response = _confirm(mail_client, _path(tenant, value="(415) 555-0100", channel="sms"))
     assert response.status_code == 200
     assert ContactUnsubscribe.objects.get().channel_value == "+14155550100"
 
@@ -118,5 +135,5 @@ def test_other_methods_are_not_allowed(tenant, mail_client):
 
 
 def test_unsubscribing_in_tenant_a_leaves_tenant_b_free_to_mail_the_address(tenant, other_tenant, mail_client):
-    mail_client.get(_path(tenant))
+    _confirm(mail_client, _path(tenant))
     assert send_block_reason(tenant_id=other_tenant.pk, channel="email", value=ADDRESS) is None

@@ -182,18 +182,76 @@ def test_unconfigured_public_key_refuses_everything(client, sim, sent, settings)
     assert post(client, sim.private_key, [sendgrid_event(sent, "delivered")]).status_code == 403
 
 
+def _nested(levels: int) -> bytes:
+    return b"[" * levels + b"]" * levels
+
+
 @pytest.mark.parametrize("raw, reason", [
     (b'[{"event": "delivered", "timestamp": 1', "malformed JSON"),
     (b'{"event": "delivered"}', "JSON array"),
-    (b'[1, 2]', "not an object"),
-    (b'[{"email": "a@b.example", "timestamp": 1700000000}]', "missing 'event'"),
-    (b'[{"email": "a@b.example", "event": "open", "timestamp": "soon"}]', "timestamp"),
-    (b'[{"event": "open", "timestamp": 1700000000}]', "missing 'email'"),
+    (_nested(1000), "nested deeper"),
+    (_nested(5000), "malformed JSON"),
+    (b'[{"email": "a@b.example", "event": "open", "timestamp": 1700000000, "x": ' + _nested(1000) + b"}]",
+     "nested deeper"),
 ])
-def test_broken_json_or_events_is_400_with_a_reason_and_nothing_stored(client, sim, raw, reason):
+def test_a_body_that_is_no_event_batch_or_nests_deep_is_400_with_a_reason_and_nothing_stored(
+    client, sim, raw, reason,
+):
     response = post(client, sim.private_key, None, raw=raw)
     assert response.status_code == 400 and reason in response.json()["detail"]
     assert WebhookDelivery.objects.count() == 0
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (1, "not an object"),
+    ({"email": "a@acme.example", "timestamp": 1700000000}, "missing 'event'"),
+    ({"email": "a@acme.example", "event": "open", "timestamp": "soon"}, "'timestamp'"),
+    ({"event": "open", "timestamp": 1700000000}, "missing 'email'"),
+    ({"email": 5, "event": "open", "timestamp": 1700000000}, "missing 'email'"),
+    ({"email": "a@acme.example", "event": "open", "timestamp": 1700000000, "url": ["x"]}, "'url' must be a string"),
+    ({"email": "a\u0000@acme.example", "event": "open", "timestamp": 1700000000}, "'email' holds a NUL"),
+    ({"email": "a@acme.example", "event": "open", "timestamp": 1700000000, "plan": {"n": "x\u0000"}},
+     "'plan' holds a NUL"),
+])
+def test_one_bad_event_is_set_aside_with_its_reason_and_the_rest_of_its_batch_is_stored(
+    client, sim, sent, bad, reason,
+):
+    good = [sendgrid_event(sent, "delivered"), sendgrid_event(sent, "open", useragent=HUMAN_UA)]
+    body = orjson.dumps([good[0], bad, good[1]])
+
+    response = post(client, sim.private_key, None, raw=body)
+    process_all()
+
+    assert response.status_code == 200  # SendGrid must not retry (or drop) the valid events
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "processed", delivery.error
+    [rejected] = delivery.rejected_events
+    assert rejected["index"] == 1 and reason in rejected["reason"] and rejected["event"]
+    assert sorted(MessageEvent.objects.values_list("event_type", flat=True)) == ["delivered", "open"]
+    assert transitions(sent, "open").count() == 1
+
+
+def test_a_stored_delivery_that_failed_on_a_bad_event_is_processed_on_retry(client, sim, sent):
+    good = orjson.dumps(sendgrid_event(sent, "delivered"))
+    body = rb'[{"email": "x@acme.example", "event": "open", "timestamp": 1700000000, "ip": "1\u0000"}, ' + good + b"]"
+    delivery = WebhookDeliveryFactory(body=body, status="failed", attempts=3, error="DataError: NUL")
+
+    report = webhook_deliveries_process(delivery_ids=[delivery.id])
+
+    delivery.refresh_from_db()
+    assert report.processed == [delivery.id] and report.events.rejected == 1
+    assert delivery.status == "processed" and delivery.error == ""
+    assert [r["reason"] for r in delivery.rejected_events] == ["'ip' holds a NUL character"]
+    assert MessageEvent.objects.get().event_type == "delivered"
+
+
+def test_a_millisecond_timestamp_is_read_as_milliseconds(client, sim, sent):
+    seconds = int(time.time()) - 60
+    post(client, sim.private_key, [sendgrid_event(sent, "delivered", timestamp=seconds * 1000 + 250)])
+    process_all()
+    stored = MessageEvent.objects.get()
+    assert stored.occurred_at == dt.datetime.fromtimestamp(seconds + 0.25, dt.UTC)
+    assert WebhookDelivery.objects.get().rejected_events == []
 
 
 # --- processing ------------------------------------------------------------------------------------
@@ -300,6 +358,9 @@ def test_an_event_for_an_address_the_validator_refuses_does_not_lose_the_rest_of
     other = enrolled_message(email="lee@acme.example", plan=TEST_PLAN)
     outbound_messages_deliver(outbound_message_ids=[good.id, other.id])
     good.refresh_from_db()
+    # A recipient as the provider reports it, which Django's validator refuses (events link only to a message
+    # whose recipient agrees, so the stored one says the same).
+    OutboundMessage.objects.filter(id=other.id).update(to_address="lee..x@acme.example")
     other.refresh_from_db()
     now = int(time.time())
     post(client, sim.private_key, [
@@ -380,6 +441,35 @@ def test_idless_opt_out_for_an_address_last_mailed_beyond_the_window_still_block
         blocked = CommunicationSuppression.objects.filter(value="pat@acme.example", reason="spam_report")
     assert {row.tenant_id for row in blocked} == {old.tenant_id, other.tenant_id}
     assert never.tenant_id not in {row.tenant_id for row in blocked}
+
+
+@pytest.mark.parametrize("change, refused", [
+    ({"tenant_id": "999999"}, "tenant 999999 named"),
+    ({"tenant_id": None}, "without its tenant"),
+    ({"email": "someone-else@acme.example"}, "recipient someone-else@acme.example"),
+    ({"sg_message_id": "another-installations-id.filter0001.1.0"}, "sg_message_id another-installations-id"),
+])
+def test_custom_args_that_tenant_recipient_or_message_id_contradict_link_nothing_and_move_nothing(
+    client, sim, sent, change, refused,
+):
+    """A second installation sharing the account (or the demo's simulator) numbers messages from 1 too."""
+    event = {k: v for k, v in {**sendgrid_event(sent, "open", useragent=HUMAN_UA), **change}.items() if v is not None}
+
+    post(client, sim.private_key, [event])
+    process_all()
+
+    stored = MessageEvent.objects.get()
+    assert stored.outbound_message_id is None and stored.tenant_id is None
+    assert refused in stored.raw["link_refused"]
+    assert not transitions(sent, "open").exists()
+    assert WebhookDelivery.objects.get().status == "processed"
+
+
+def test_an_unsubscribe_whose_custom_args_are_contradicted_opts_no_one_out(client, sim, sent):
+    post(client, sim.private_key, [sendgrid_event(sent, "unsubscribe", sg_message_id="other.filter0001.1.0")])
+    process_all()
+    assert not ContactUnsubscribe.objects.exists()
+    assert ContactCampaign.objects.get(id=sent.contact_campaign_id).status != "stopped"
 
 
 def test_event_for_no_known_message_is_kept_with_no_tenant(client, sim, db):

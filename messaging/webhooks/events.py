@@ -13,7 +13,10 @@ from typing import Any
 
 import orjson
 
+from messaging.webhooks.nesting import MAX_JSON_DEPTH, nesting_too_deep
+
 _MAX_EPOCH = 32503680000  # year 3000: anything beyond is not a real event time
+_MS_THRESHOLD = 100_000_000_000  # epoch seconds of the year 5138, epoch milliseconds of 1973
 _STRING_FIELDS = ("sg_event_id", "sg_message_id", "url", "reason", "useragent")
 # Kept in columns, or our own custom args echoed back: not repeated in MessageEvent.raw (the
 # complete original stays in the webhook delivery's body). Halves the bytes of the hot insert.
@@ -29,46 +32,75 @@ SCANNER_USER_AGENT = re.compile(
 )
 
 
-# --- validation (the endpoint, before anything is stored) ----------------------------------------------
+# --- validation ---------------------------------------------------------------------------------------
+# The endpoint refuses a body only when it is not an event batch at all (not an array, nested too deep);
+# a bad event inside a batch is rejected alone when the delivery is processed (`event_problem`), so
+# SendGrid, which retries or drops a batch as a whole, never loses the valid events with it.
 
-def _timestamp_ok(value: Any) -> bool:
+def _timestamp_seconds(value: Any) -> float | None:
+    """Epoch seconds from an event's `timestamp`, or None when it is not one.
+
+    Epoch milliseconds (as in SendGrid's Single Send examples) are read as such: any value above
+    _MS_THRESHOLD would be a year past 5000 in seconds, so the reading is unambiguous.
+    """
     kind = type(value)
     if kind is str:
         if not value.isdigit():
-            return False
+            return None
         value = int(value)
     elif kind is not int and kind is not float:  # bool is not a timestamp
-        return False
-    return 0 < value < _MAX_EPOCH
+        return None
+    if value >= _MS_THRESHOLD:
+        value = value / 1000
+    return float(value) if 0 < value < _MAX_EPOCH else None
 
 
-def _event_problem(event: Any) -> str | None:
-    """What is wrong with one event, as the rest of a sentence starting "event <index>"; None if nothing."""
+def _nul_field(event: dict) -> str | None:
+    """The first key whose name or string value holds a NUL (PostgreSQL text and jsonb cannot store one)."""
+    stack: list[tuple[str, Any]] = list(event.items())
+    while stack:
+        key, value = stack.pop()
+        if "\x00" in key or (type(value) is str and "\x00" in value):
+            return key.replace("\x00", "\\0")
+        if type(value) is dict:
+            stack.extend((key, v) for v in value.values())
+            stack.extend((k, None) for k in value)
+        elif type(value) is list:
+            stack.extend((key, v) for v in value)
+    return None
+
+
+def event_problem(event: Any, *, check_nul: bool = True) -> str | None:
+    """Why one event cannot be stored (a sentence fragment naming the field), or None."""
     if type(event) is not dict:
-        return " is not an object"
+        return "not an object"
     kind = event.get("event")
     if type(kind) is not str or not kind:
-        return ": missing 'event'"
-    if not _timestamp_ok(event.get("timestamp")):
-        return ": 'timestamp' must be epoch seconds"
+        return "missing 'event'"
+    if _timestamp_seconds(event.get("timestamp")) is None:
+        return "'timestamp' must be epoch seconds (or milliseconds)"
     email = event.get("email")
     if (type(email) is not str or not email) and kind != "account_status_change":
-        return ": missing 'email'"
+        return "missing 'email'"
     for key in _STRING_FIELDS:
         value = event.get(key)
         if value is not None and type(value) is not str:
-            return f": '{key}' must be a string"
+            return f"'{key}' must be a string"
+    if nesting_too_deep(event):
+        return f"nested deeper than {MAX_JSON_DEPTH} levels"
+    if check_nul:
+        nul_key = _nul_field(event)
+        if nul_key is not None:
+            return f"'{nul_key}' holds a NUL character"
     return None
 
 
 def event_batch_problem(events: Any) -> str | None:
-    """Why a parsed body is not a SendGrid event batch, or None. Checked before anything is stored."""
+    """Why a parsed body is not a SendGrid event batch at all, or None. Checked before anything is stored."""
     if type(events) is not list:
         return "body must be a JSON array of event objects"
-    for index, event in enumerate(events):
-        problem = _event_problem(event)
-        if problem is not None:
-            return f"event {index}{problem}"
+    if nesting_too_deep(events, limit=MAX_JSON_DEPTH + 1):
+        return f"events nested deeper than {MAX_JSON_DEPTH} levels"
     return None
 
 
@@ -99,6 +131,8 @@ class NormalisedEvent:
     # address-level action, that no tenant mailed within the window: the tenants that address-level
     # policy (hard bounce, opt-out) applies to. See address_policy.
     address_tenant_ids: tuple[int, ...] = ()
+    # Why the message its custom args or sg_message_id named was not taken (linking._disagreement).
+    link_refused: str = ""
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -141,7 +175,9 @@ def _dedupe_key(event: dict, *, kind: str, email: str, timestamp: float, message
 def normalise_event(event: dict, *, delivery_id: int) -> NormalisedEvent:
     kind = str(event.get("event") or "")
     email = str(event.get("email") or "").strip().lower()
-    timestamp = float(event["timestamp"])
+    timestamp = _timestamp_seconds(event.get("timestamp"))
+    if timestamp is None:
+        raise ValueError("'timestamp' must be epoch seconds (or milliseconds)")
     sg_message_id = str(event.get("sg_message_id") or "")
     prefix = sg_message_id.split(".", 1)[0] if sg_message_id else ""
     custom_message_id = _int_or_none(event.get("outbound_message_id"))

@@ -2,13 +2,16 @@
 
 custom_args outbound_message_id, else the sg_message_id prefix, else (async bounces) the address's latest
 sent message: in the tenant the custom args name, when they do; without a tenant, only when exactly one
-tenant mailed the address recently (else the event stays unlinked). Also what a message's delivery time
+tenant mailed the address recently (else the event stays unlinked). A message found by id or prefix is
+taken only when the event's tenant, recipient and sg_message_id agree with it; else the event is stored
+unmatched, `raw.link_refused` saying why. Also what a message's delivery time
 says about its clicks (a click within seconds of delivery is a link scanner's).
 """
 from __future__ import annotations
 
 import datetime as dt
 
+import orjson
 from django.conf import settings
 from django.db.models import Q
 
@@ -64,6 +67,33 @@ def _assign_tenants(events: list[NormalisedEvent]) -> None:
             event.tenant_id = event.custom_tenant_id
 
 
+def _disagreement(event: NormalisedEvent, message: dict) -> str | None:
+    """Why ``message`` is not the one ``event`` is about, or None when tenant, recipient and (once both are
+    known) SendGrid's message id agree. Custom args alone prove nothing: another installation sharing the
+    SendGrid account, or reaching the same simulator, numbers its messages and tenants from 1 too."""
+    if event.custom_tenant_id is not None and event.custom_tenant_id != message["tenant_id"]:
+        return f"tenant {event.custom_tenant_id} named, message {message['id']} is tenant {message['tenant_id']}'s"
+    if event.custom_message_id and event.custom_tenant_id is None:
+        return f"message {event.custom_message_id} named without its tenant"
+    if event.email and event.email != (message["to_address"] or "").lower():
+        return f"recipient {event.email} is not message {message['id']}'s"
+    known = message["provider_message_id"]
+    if known and event.message_prefix and event.message_prefix != known:
+        return f"sg_message_id {event.message_prefix} is not message {message['id']}'s {known}"
+    return None
+
+
+def _refuse_link(event: NormalisedEvent, reason: str) -> None:
+    """Stored unmatched, with the reason in its raw fields (the admin shows it), and trusted for nothing else:
+    no tenant, no address fallback, so no enrolment moves and no tenant's policy changes."""
+    event.message = None
+    event.link_refused = reason
+    event.custom_tenant_id = None
+    raw = orjson.loads(event.raw_json)
+    raw["link_refused"] = reason
+    event.raw_json = orjson.dumps(raw).decode("utf-8")
+
+
 def link_messages(events: list[NormalisedEvent]) -> None:
     """Set each event's message (a dict of _MESSAGE_FIELDS) and tenant, where they can be told."""
     by_id = _messages_by_id(events)
@@ -73,6 +103,10 @@ def link_messages(events: list[NormalisedEvent]) -> None:
         message = by_id.get(event.custom_message_id) if event.custom_message_id else None
         if message is None and event.message_prefix:
             message = by_prefix.get(event.message_prefix)
+        reason = _disagreement(event, message) if message is not None else None
+        if reason is not None:
+            _refuse_link(event, reason)
+            continue
         event.message = message
         if message is None and event.email and event.event_type in ADDRESS_FALLBACK_EVENTS:
             unmatched.append(event)

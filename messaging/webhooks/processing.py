@@ -26,7 +26,7 @@ from messaging.inbound import inbound_delivery_process
 from messaging.models import WebhookDelivery
 from messaging.webhooks.address_policy import apply_compliance
 from messaging.webhooks.engine_feed import engine_feed, engine_items
-from messaging.webhooks.events import NormalisedEvent, normalise_event
+from messaging.webhooks.events import NormalisedEvent, event_problem, normalise_event
 from messaging.webhooks.linking import link_messages, mark_scanner_clicks
 from messaging.webhooks.statuses import delivery_statuses_update, unknown_sends_settle
 from messaging.webhooks.store import events_insert, events_unique
@@ -38,6 +38,7 @@ MAX_PROCESS_ATTEMPTS = 10
 # A pending delivery this old (its task was lost, or the worker died mid-transaction: rolled back) is picked up
 # by the retry sweep (every 30 s): processed within a minute. Doing one twice is harmless (row locks, dedupe).
 PENDING_GRACE = dt.timedelta(seconds=30)
+REJECTED_EXCERPT_BYTES = 500
 
 
 @dataclass
@@ -48,6 +49,7 @@ class IngestStats:
     unmatched: int = 0
     engine_events: int = 0
     settled: int = 0
+    rejected: int = 0
 
     def add(self, part: IngestStats) -> None:
         for f in fields(self):
@@ -117,15 +119,58 @@ def _process_event_deliveries(delivery_ids: list[int], *, absorb_pending: int = 
         if not rows:
             return [], IngestStats()
         events: list[NormalisedEvent] = []
+        rejected: dict[int, list[dict]] = {}
         for delivery_id, body in rows:
-            for raw in orjson.loads(bytes(body)):
-                events.append(normalise_event(raw, delivery_id=delivery_id))
+            good, bad = _delivery_events(delivery_id, bytes(body))
+            events.extend(good)
+            if bad:
+                rejected[delivery_id] = bad
         stats = events_ingest(events=events)
+        stats.rejected = sum(len(bad) for bad in rejected.values())
         locked = sorted(row[0] for row in rows)
+        now = clock.now()
         WebhookDelivery.objects.filter(id__in=locked).update(
-            status=WebhookDelivery.Status.PROCESSED, processed_at=clock.now(), error="",
+            status=WebhookDelivery.Status.PROCESSED, processed_at=now, error="", rejected_events=[],
         )
+        for delivery_id, bad in rejected.items():
+            WebhookDelivery.objects.filter(id=delivery_id).update(rejected_events=bad)
     return locked, stats
+
+
+def _rejection(index: int, raw: object, reason: str) -> dict:
+    """What the admin shows of a rejected event: its place, the reason, and a bounded excerpt (the whole
+    original stays in the delivery's body). NULs are escaped by orjson, so the excerpt fits in jsonb."""
+    try:
+        excerpt = orjson.dumps(raw)[:REJECTED_EXCERPT_BYTES].decode("utf-8", "replace")
+    except (TypeError, orjson.JSONEncodeError):
+        excerpt = "(not serialisable)"
+    return {"index": index, "reason": reason, "event": excerpt}
+
+
+def _delivery_events(delivery_id: int, body: bytes) -> tuple[list[NormalisedEvent], list[dict]]:
+    """A stored batch's events, normalised, and the ones that cannot be stored, each with its reason.
+
+    One bad event (a NUL byte, a wrong type, a timestamp that is no time) must not fail its batch, now or
+    on any retry: it is set aside on the delivery (`rejected_events`) and the rest goes on. A body that is
+    not an array at all fails the delivery as before (nothing in it can be trusted).
+    """
+    raws = orjson.loads(body)
+    if type(raws) is not list:
+        raise ValueError("body is not a JSON array of events")
+    check_nul = b"\\u0000" in body  # JSON can carry a NUL only as this escape
+    good: list[NormalisedEvent] = []
+    bad: list[dict] = []
+    for index, raw in enumerate(raws):
+        problem = event_problem(raw, check_nul=check_nul)
+        if problem is None:
+            try:
+                good.append(normalise_event(raw, delivery_id=delivery_id))
+                continue
+            except (TypeError, ValueError, OverflowError) as exc:
+                problem = f"cannot be normalised: {exc}"
+        logger.warning("webhook delivery %s: event %s rejected: %s", delivery_id, index, problem)
+        bad.append(_rejection(index, raw, problem))
+    return good, bad
 
 
 def _mark_failed(delivery_id: int, error: BaseException) -> None:

@@ -25,19 +25,21 @@ INSERT_CHUNK = 5000
 
 
 def webhook_delivery_store(
-    *, kind: str, body: bytes, headers: dict, signature_valid: bool | None, event_count: int
+    *, kind: str, body: bytes, headers: dict, signature_valid: bool | None, event_count: int,
+    payload_hash: str | None = None,
 ) -> int | None:
     """Store a raw POST once (payload_hash unique). Returns its id, or None for a byte-identical repeat.
 
+    ``payload_hash`` is that of the POST as received when what is stored is a capped copy of it.
     Processing is enqueued after commit, so a worker never sees a row that was rolled back; if the broker
     is down the row is stored all the same and the retry sweep (webhooks.retry_deliveries) picks it up.
     """
-    payload_hash = hashlib.sha256(body).hexdigest()
+    payload_hash = payload_hash or hashlib.sha256(body).hexdigest()
     with fast_cursor() as cursor:
         cursor.execute(
             "INSERT INTO webhook_deliveries (kind, body, headers, payload_hash, signature_valid, status, "
-            "event_count, error, attempts, received_at) VALUES (%s, %b, %s::jsonb, %s, %s, 'pending', %s, '', 0, "
-            "%s) ON CONFLICT (payload_hash) DO NOTHING RETURNING id",
+            "event_count, error, attempts, received_at, rejected_events) VALUES (%s, %b, %s::jsonb, %s, %s, 'pending', "
+            "%s, '', 0, %s, '[]'::jsonb) ON CONFLICT (payload_hash) DO NOTHING RETURNING id",
             [kind, body, orjson.dumps(headers).decode(), payload_hash, signature_valid, event_count, clock.now()],
         )
         row = cursor.fetchone()

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "outreach.request_size.RequestSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -177,6 +178,20 @@ DISPATCH_TENANT_MAX_OUTSTANDING_SENDS = env.int("DISPATCH_TENANT_MAX_OUTSTANDING
 # CSV import (contacts.imports): the largest upload accepted, in bytes, and the most rows in one file.
 CONTACT_IMPORT_MAX_BYTES = env.int("CONTACT_IMPORT_MAX_BYTES", default=20 * 1024 * 1024, minimum=1)
 CONTACT_IMPORT_MAX_ROWS = env.int("CONTACT_IMPORT_MAX_ROWS", default=100_000, minimum=1)
+# Request bodies (outreach.request_size): anything larger is refused with a 413 before it is read, so a
+# 200 MB upload never reaches the disk. The default leaves room for a CONTACT_IMPORT_MAX_BYTES file plus its
+# multipart envelope; SendGrid's webhooks have their own (events: ~768 KB batches; inbound: 30 MB mail).
+REQUEST_MAX_BYTES = env.int("REQUEST_MAX_BYTES", default=CONTACT_IMPORT_MAX_BYTES + 1024 * 1024, minimum=1024)
+SENDGRID_EVENTS_MAX_BYTES = 16 * 1024 * 1024
+SENDGRID_INBOUND_MAX_BYTES = 40 * 1024 * 1024
+# What of an inbound POST webhook_deliveries keeps (messaging.inbound.stored_form): the whole body up to this,
+# else the fields a reply is read from, attachments dropped with a note.
+SENDGRID_INBOUND_STORED_MAX_BYTES = env.int("SENDGRID_INBOUND_STORED_MAX_BYTES", default=1024 * 1024,
+                                            minimum=64 * 1024)
+REQUEST_MAX_BYTES_BY_PATH = {
+    "/webhooks/sendgrid/events": SENDGRID_EVENTS_MAX_BYTES,
+    "/webhooks/sendgrid/inbound": SENDGRID_INBOUND_MAX_BYTES,
+}
 
 # --- Providers --------------------------------------------------------------
 SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="SG.local-simulator-key")
@@ -213,7 +228,12 @@ SENDING_HOLD_RECHECK = dt.timedelta(seconds=env.int("SENDING_HOLD_RECHECK_SECOND
 # 60 s: a batch of 500 at DELIVERY_CONCURRENCY 128 takes seconds (README "Sizing delivery"); a live batch judged
 # dead loses nothing (every later write is conditional on its claim): its unstarted rows are re-queued.
 SENDING_LEASE = dt.timedelta(seconds=env.int("SENDING_LEASE_SECONDS", default=60, minimum=1))
+# Inbound Parse authenticates with HTTP basic auth: its URL is https://USERNAME:SECRET@host/webhooks/sendgrid/inbound.
 SENDGRID_INBOUND_SECRET = env.str("SENDGRID_INBOUND_SECRET", default="dev-inbound-secret")
+SENDGRID_INBOUND_USERNAME = env.str("SENDGRID_INBOUND_USERNAME", default="inbound")
+# Deprecated: also accept the secret in the URL path (/webhooks/sendgrid/inbound/SECRET), where it lands in every
+# access log. Off unless set; for an Inbound Parse setting not yet moved to basic auth.
+SENDGRID_INBOUND_SECRET_IN_PATH = env.bool("SENDGRID_INBOUND_SECRET_IN_PATH", default=False)
 SENDGRID_REQUEST_TIMEOUT_SECONDS = env.float("SENDGRID_REQUEST_TIMEOUT_SECONDS", default=10.0, minimum=0.1)
 # Concurrent delivery (issue 19; README "Sizing delivery"). Requests one delivery worker process keeps in
 # flight at once (its thread pool and its keep-alive connection pool to SendGrid): processes x this should be
@@ -310,7 +330,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Secrets (the inbound mail secret, basic auth credentials) never reach a log line: outreach.log_redaction.
+    "filters": {"redact_secrets": {"()": "outreach.log_redaction.SecretRedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env.choice("LOG_LEVEL", default="INFO",
                                                         choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))},
 }

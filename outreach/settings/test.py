@@ -1,5 +1,6 @@
 """Settings for the test suite: the real PostgreSQL and Redis, fast hashing."""
 import os
+import secrets
 from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -40,6 +41,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TEST_REDIS_BASE_URL = redis_url("TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
 REDIS_URL = _per_worker_redis_url(TEST_REDIS_BASE_URL)
 CELERY_BROKER_URL = REDIS_URL
-SENDGRID_API_KEY = "SG.test-key"
+# Random per run: the simulators the tests start accept this key alone (simulators.sendgrid.server).
+SENDGRID_API_KEY = f"SG.test-{secrets.token_urlsafe(16)}"
 OPENAI_API_KEY = env.str("TEST_OPENAI_API_KEY", default="")
 SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdefghijklmnop"

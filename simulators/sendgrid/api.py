@@ -194,7 +194,7 @@ class MailApi:
         except (UnicodeDecodeError, json.JSONDecodeError):
             return error_response(400, "Bad Request", None, rate)
         try:
-            validation.validate_mail(data)
+            validation.validate_mail(data, now=self.state.clock.now())
         except validation.MailError as exc:
             state.stats["rejected_400"] += 1
             return json_response(exc.status, exc.body(), rate)

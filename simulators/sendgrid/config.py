@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
+import secrets
 from typing import Any
 
 # Behaviours a recipient can be forced into, by local part (``bounce@``, ``bounce+7@``,
@@ -64,10 +65,15 @@ class Rates:
     reply_negative_share: float = 0.2
 
 
+# A simulator started without keys accepts only this one, random per process: no other installation that
+# happens to reach it with a default key gets its mail accepted (and its events posted here).
+RUN_API_KEY = f"SG.sim-{secrets.token_urlsafe(24)}"
+
+
 @dataclasses.dataclass
 class SimulatorConfig:
     seed: int = 0
-    api_keys: list[str] = dataclasses.field(default_factory=lambda: ["SG.test-key"])
+    api_keys: list[str] = dataclasses.field(default_factory=lambda: [RUN_API_KEY])
     # SendGrid wants a separate key for Email Validation; None = the mail keys work too.
     validation_api_keys: list[str] | None = None
     any_sender: bool = True

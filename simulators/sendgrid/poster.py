@@ -6,10 +6,12 @@ outside the lock, and retry non-2xx answers with exponential backoff up to the c
 """
 from __future__ import annotations
 
+import base64
 import heapq
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -21,6 +23,20 @@ TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 FINISHED = ("delivered", "failed", "no_url")
 # Receivers are configured explicitly: never route them through an environment proxy.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def url_without_credentials(url: str) -> tuple[str, str | None]:
+    """A ``https://user:pass@host/path`` URL (how Inbound Parse is given basic auth credentials) as the URL
+    without them and the ``Authorization: Basic`` value SendGrid sends; urllib would take them for a port."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url, None
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+    token = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), f"Basic {token}"
 
 
 class Poster:
@@ -187,8 +203,11 @@ class Poster:
 
     def _post(self, delivery: Delivery, timeout: float) -> tuple[int | None, str | None]:
         assert delivery.url is not None
-        request = urllib.request.Request(delivery.url, data=delivery.body, headers=self._headers(delivery),
-                                         method="POST")
+        url, authorization = url_without_credentials(delivery.url)
+        headers = self._headers(delivery)
+        if authorization:
+            headers["Authorization"] = authorization
+        request = urllib.request.Request(url, data=delivery.body, headers=headers, method="POST")
         try:
             with _OPENER.open(request, timeout=timeout) as response:
                 response.read()

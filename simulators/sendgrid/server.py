@@ -17,9 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from django.conf import settings as django_settings
 
 from simulators.sendgrid.clock import SimClock
-from simulators.sendgrid.config import SimulatorConfig, config_update
+from simulators.sendgrid.config import RUN_API_KEY, SimulatorConfig, config_update
 from simulators.sendgrid.core import Simulator
 from simulators.sendgrid.responses import Response, error_response, json_response
 from simulators.sendgrid.signing import generate_key_pair, sign_event_payload
@@ -239,6 +240,11 @@ class SimulatorHandle:
         self.base_url = f"http://{self.host}:{self.port}"
 
     @property
+    def api_keys(self) -> list[str]:
+        """The Bearer keys this simulator accepts (every other key gets SendGrid's 401)."""
+        return list(self.sim.config.api_keys)
+
+    @property
     def public_key_b64(self) -> str:
         return self.sim.public_key_b64
 
@@ -308,6 +314,13 @@ def serve(
     return server, thread
 
 
+def _configured_api_key() -> str:
+    """The key the project under test sends (its settings, random per test run), else this process's own."""
+    if django_settings.configured:
+        return django_settings.SENDGRID_API_KEY
+    return RUN_API_KEY
+
+
 def start_simulator(
     *,
     port: int = 0,
@@ -315,7 +328,7 @@ def start_simulator(
     webhook_url: str | None = None,
     inbound_url: str | None = None,
     seed: int = 0,
-    api_keys: Iterable[str] = ("SG.test-key",),
+    api_keys: Iterable[str] | None = None,
     any_sender: bool = True,
     time_scale: float = 0.0,
     flush_interval_seconds: float = 0.05,
@@ -343,7 +356,7 @@ def start_simulator(
         **defaults,
         **settings,
         "seed": seed,
-        "api_keys": list(api_keys),
+        "api_keys": list(api_keys) if api_keys is not None else [_configured_api_key()],
         "any_sender": any_sender,
         "time_scale": time_scale,
         "flush_interval_seconds": flush_interval_seconds,

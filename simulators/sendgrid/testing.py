@@ -14,7 +14,7 @@ def running_simulator(settings, *, seed: int, **options) -> Iterator[SimulatorHa
     public key and a short request timeout pointed at it for the test's duration."""
     handle = start_simulator(port=0, seed=seed, auto_emit=False, **options)
     settings.SENDGRID_API_HOST = handle.base_url
-    settings.SENDGRID_API_KEY = "SG.test-key"
+    settings.SENDGRID_API_KEY = handle.api_keys[0]
     settings.SENDGRID_WEBHOOK_PUBLIC_KEY = handle.public_key_b64
     settings.SENDGRID_REQUEST_TIMEOUT_SECONDS = 3.0
     try:

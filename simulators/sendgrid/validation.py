@@ -15,6 +15,9 @@ MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000
 MAX_CATEGORIES = 10
 MAX_CUSTOM_ARGS_BYTES = 10_000
+MAX_SEND_AT_AHEAD_SECONDS = 72 * 3600
+MAX_GROUPS_TO_DISPLAY = 25
+IP_POOL_NAME_LENGTH = (2, 64)
 
 # Headers SendGrid refuses to let a sender set (providers.md), compared case-insensitively.
 RESERVED_HEADERS = frozenset(
@@ -109,10 +112,16 @@ def _check_custom_args(args: Any, field: str) -> dict[str, str]:
     return args
 
 
-def validate_mail(body: Any) -> None:
-    """Raise MailError (400) for the first problem SendGrid would report."""
+def validate_mail(body: Any, *, now: float | None = None) -> None:
+    """Raise MailError (400) for the first problem SendGrid would report (``now``: the clock ``send_at`` is
+    measured against; without one, send_at's horizon is not checked)."""
     if not isinstance(body, dict):
         raise MailError(400, "Bad Request", None, None)
+    _validate_structure(body)
+    _check_refusals(body, now)
+
+
+def _validate_structure(body: dict[str, Any]) -> None:
     personalizations = body.get("personalizations")
     if not isinstance(personalizations, list) or not personalizations:
         raise MailError(
@@ -178,7 +187,7 @@ def validate_mail(body: Any) -> None:
                 recipients += 1
         if p.get("subject") is not None:
             _expect(p["subject"], str, f"{field}.subject")
-        elif not top_subject and not body.get("template_id"):
+        if not p.get("subject") and not top_subject and not body.get("template_id"):
             raise MailError(
                 400,
                 "The subject is required. You can get around this requirement if you use a template with a subject "
@@ -239,6 +248,77 @@ def validate_mail(body: Any) -> None:
     for name in ("ip_pool_name", "batch_id", "template_id"):
         if body.get(name) is not None:
             _expect(body[name], str, name)
+
+
+# --- what else mail/send refuses with a 400 (issue 12: the simulator used to accept these) ---------------
+
+def _name_problem(obj: Any) -> bool:
+    """A display name with `,` or `;` outside an RFC 5322 quoted-string: SendGrid refuses it."""
+    name = obj.get("name") if isinstance(obj, dict) else None
+    if not isinstance(name, str) or ("," not in name and ";" not in name):
+        return False
+    return not (len(name) >= 2 and name.startswith('"') and name.endswith('"'))
+
+
+def _named_objects(body: dict[str, Any]) -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = [("from", body.get("from")), ("reply_to", body.get("reply_to"))]
+    found += [(f"reply_to_list.{i}", item) for i, item in enumerate(body.get("reply_to_list") or [])]
+    for i, p in enumerate(body.get("personalizations") or []):
+        for kind in ("to", "cc", "bcc"):
+            found += [(f"personalizations.{i}.{kind}.{j}", r) for j, r in enumerate(p.get(kind) or [])]
+    return found
+
+
+def _check_names(body: dict[str, Any]) -> None:
+    for field, obj in _named_objects(body):
+        if _name_problem(obj):
+            raise MailError(400, "Names containing ';' or ',' must be enclosed in double quotes.", f"{field}.name",
+                            f"{HELP_MAIL}#message.from")
+
+
+def _check_send_at(body: dict[str, Any], now: float | None) -> None:
+    if now is None:
+        return
+    stamps = [("send_at", body.get("send_at"))]
+    stamps += [(f"personalizations.{i}.send_at", p.get("send_at"))
+               for i, p in enumerate(body.get("personalizations") or [])]
+    for field, value in stamps:
+        if isinstance(value, int) and value > now + MAX_SEND_AT_AHEAD_SECONDS:
+            raise MailError(400, "The send_at parameter can't be more than 72 hours in the future.", field,
+                            f"{HELP_MAIL}#message.send_at")
+
+
+def _check_attachments(body: dict[str, Any]) -> None:
+    attachments = body.get("attachments")
+    if attachments is None:
+        return
+    _expect(attachments, list, "attachments")
+    for i, attachment in enumerate(attachments):
+        _expect(attachment, dict, f"attachments.{i}")
+        if not attachment.get("filename"):
+            raise MailError(400, "The attachment filename parameter is required.", f"attachments.{i}.filename",
+                            f"{HELP_MAIL}#message.attachments.filename")
+        if not attachment.get("content"):
+            raise MailError(400, "The attachment content is required.", f"attachments.{i}.content",
+                            f"{HELP_MAIL}#message.attachments.content")
+
+
+def _check_refusals(body: dict[str, Any], now: float | None) -> None:
+    if body.get("reply_to") is not None and body.get("reply_to_list"):
+        raise MailError(400, "The reply_to and reply_to_list parameters may not be used together.", "reply_to_list",
+                        f"{HELP_MAIL}#message.reply_to_list")
+    _check_names(body)
+    _check_send_at(body, now)
+    pool = body.get("ip_pool_name")
+    low, high = IP_POOL_NAME_LENGTH
+    if isinstance(pool, str) and not low <= len(pool) <= high:
+        raise MailError(400, f"The ip_pool_name must be between {low} and {high} characters.", "ip_pool_name",
+                        f"{HELP_MAIL}#message.ip_pool_name")
+    _check_attachments(body)
+    groups = (body.get("asm") or {}).get("groups_to_display")
+    if isinstance(groups, list) and len(groups) > MAX_GROUPS_TO_DISPLAY:
+        raise MailError(400, f"The asm.groups_to_display may contain at most {MAX_GROUPS_TO_DISPLAY} group ids.",
+                        "asm.groups_to_display", f"{HELP_MAIL}#message.asm.groups_to_display")
 
 
 def _check_content(body: dict[str, Any]) -> None:

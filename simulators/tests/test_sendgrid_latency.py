@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from django.conf import settings
 
 from simulators.management.commands.sendgrid_simulator import Command
 from simulators.sendgrid.config import SimulatorConfig, config_update
@@ -19,7 +20,7 @@ MAIL = json.dumps({"personalizations": [{"to": [{"email": "silent@example.com"}]
 
 def _post(conn: http.client.HTTPConnection, path: str, body: str) -> tuple[int, float]:
     started = time.perf_counter()
-    conn.request("POST", path, body=body, headers={"Authorization": "Bearer SG.test-key",
+    conn.request("POST", path, body=body, headers={"Authorization": f"Bearer {settings.SENDGRID_API_KEY}",
                                                    "Content-Type": "application/json"})
     response = conn.getresponse()
     response.read()

@@ -28,12 +28,13 @@ import sendgrid
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from django.conf import settings
 from python_http_client import exceptions as http_exc
 
 from simulators.sendgrid import generate_key_pair, sign_event_payload, verify_event_payload
 from simulators.sendgrid.server import SimulatorHandle, start_simulator
 
-KEY = "SG.test-key"
+KEY = settings.SENDGRID_API_KEY  # random per run; the simulators started here accept it alone
 SIG = "X-Twilio-Email-Event-Webhook-Signature"
 TS = "X-Twilio-Email-Event-Webhook-Timestamp"
 
@@ -203,11 +204,21 @@ def test_message_ids_are_unique_under_concurrent_sends(sim: SimulatorHandle) -> 
     assert len(sim.messages()) == 24
 
 
+def test_a_simulator_started_without_keys_accepts_only_a_random_key_of_its_run():
+    from simulators.sendgrid.config import RUN_API_KEY, SimulatorConfig
+
+    assert SimulatorConfig().api_keys == [RUN_API_KEY] and len(RUN_API_KEY) > 30
+    assert KEY not in ("SG.test-key", "SG.local-simulator-key") and len(KEY) > 20
+
+
 @pytest.mark.parametrize(
     ("key", "message"),
     [
         (None, "authorization required"),
         ("SG.wrong", "The provided authorization grant is invalid, expired, or revoked"),
+        # The fixed keys the demo and the tests used before: another instance with default settings.
+        ("SG.test-key", "The provided authorization grant is invalid, expired, or revoked"),
+        ("SG.local-simulator-key", "The provided authorization grant is invalid, expired, or revoked"),
     ],
 )
 def test_missing_or_wrong_key_is_401_with_sendgrid_error_shape(sim: SimulatorHandle, key: str | None, message: str):
@@ -279,6 +290,46 @@ def test_invalid_body_is_400_with_the_field_sendgrid_names(sim: SimulatorHandle,
     assert error["field"] == field
     assert error["message"]
     assert sim.messages() == []
+
+
+def _to(name: str) -> list[dict[str, Any]]:
+    return [{"to": [{"email": "a@example.com", "name": name}]}]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (_without(mail("a@example.com", personalizations=[{"to": [{"email": "a@example.com"}], "subject": ""}]),
+                  "subject"), "subject"),
+        (mail("a@example.com", send_at=int(time.time()) + 73 * 3600), "send_at"),
+        (mail("a@example.com", reply_to={"email": "r@seller.example"}, reply_to_list=[{"email": "s@seller.example"}]),
+         "reply_to_list"),
+        (mail("a@example.com", personalizations=_to("Smith, Jo")), "personalizations.0.to.0.name"),
+        (mail("a@example.com", **{"from": {"email": "rep@seller.example", "name": "Sam; Sales"}}), "from.name"),
+        (mail("a@example.com", ip_pool_name="x"), "ip_pool_name"),
+        (mail("a@example.com", ip_pool_name="x" * 65), "ip_pool_name"),
+        (mail("a@example.com", attachments=[{"content": "aGVsbG8=", "type": "text/plain"}]), "attachments.0.filename"),
+        (mail("a@example.com", asm={"group_id": 1, "groups_to_display": list(range(1, 27))}), "asm.groups_to_display"),
+    ],
+    ids=["empty-personalization-subject", "send-at-73h", "reply-to-and-list", "to-name-comma", "from-name-semicolon",
+         "ip-pool-1", "ip-pool-65", "attachment-no-filename", "26-groups-to-display"],
+)
+def test_requests_the_real_mail_send_refuses_are_400_in_sendgrid_shape(sim: SimulatorHandle, body: dict,
+                                                                        field: str) -> None:
+    with pytest.raises(http_exc.BadRequestsError) as caught:
+        send(sim, body)
+
+    [error] = caught.value.to_dict["errors"]
+    assert error["field"] == field and error["message"] and "help" in error
+    assert sim.messages() == []
+
+
+def test_quoted_names_a_near_send_at_and_edge_pool_names_are_accepted(sim: SimulatorHandle) -> None:
+    body = mail("a@example.com", personalizations=_to('"Smith, Jo"'), send_at=int(time.time()) + 71 * 3600,
+                ip_pool_name="xy", attachments=[{"content": "aGVsbG8=", "filename": "a.txt"}],
+                asm={"group_id": 1, "groups_to_display": list(range(1, 26))})
+    assert send(sim, body).status_code == 202
+    assert send(sim, mail("b@example.com", ip_pool_name="x" * 64)).status_code == 202
 
 
 def test_thousand_personalizations_and_per_personalization_subject_are_accepted(sim: SimulatorHandle) -> None:

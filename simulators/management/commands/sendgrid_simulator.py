@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,14 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
     return out
 
 
+def inbound_parse_url(base: str) -> str:
+    """This project's Inbound Parse URL with its basic auth credentials in it, as SendGrid is configured."""
+    parts = urllib.parse.urlsplit(f"{base}/webhooks/sendgrid/inbound")
+    user = urllib.parse.quote(settings.SENDGRID_INBOUND_USERNAME, safe="")
+    secret = urllib.parse.quote(settings.SENDGRID_INBOUND_SECRET, safe="")
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:{secret}@{parts.netloc}"))
+
+
 class Command(BaseCommand):
     help = "Run a local SendGrid (mail/send, verified senders, validation) that plays the recipients."
 
@@ -42,7 +51,8 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--inbound-url",
-            help="Inbound Parse target (default: PUBLIC_BASE_URL/webhooks/sendgrid/inbound/SENDGRID_INBOUND_SECRET)",
+            help="Inbound Parse target (default: PUBLIC_BASE_URL/webhooks/sendgrid/inbound with the basic auth "
+                 "credentials SENDGRID_INBOUND_USERNAME:SENDGRID_INBOUND_SECRET)",
         )
         parser.add_argument("--no-webhooks", action="store_true", help="post nothing; events stay inspectable")
         parser.add_argument("--inbound-raw", action="store_true", help="Inbound Parse raw mode (field 'email')")
@@ -109,11 +119,8 @@ class Command(BaseCommand):
         if options["no_webhooks"]:
             return None, None
         base = settings.PUBLIC_BASE_URL.rstrip("/")
-        secret = settings.SENDGRID_INBOUND_SECRET
         webhook_url = options["webhook_url"] or changes.get("webhook_url") or f"{base}/webhooks/sendgrid/events"
-        inbound_url = (
-            options["inbound_url"] or changes.get("inbound_url") or f"{base}/webhooks/sendgrid/inbound/{secret}"
-        )
+        inbound_url = options["inbound_url"] or changes.get("inbound_url") or inbound_parse_url(base)
         return webhook_url, inbound_url
 
     def _config(self, options: dict[str, Any]) -> SimulatorConfig:
