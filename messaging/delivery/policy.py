@@ -90,9 +90,17 @@ def send_policy(*, message: OutboundMessage, global_stop: bool, block_reason: st
                             sender=sender_for(message))
     if held:
         return "hold", held
+    return send_window_verdict(message)
+
+
+def send_window_verdict(message: OutboundMessage) -> Verdict:
+    """None while the plan's quiet hours and send days allow a send now, else a send-window hold.
+
+    The send waited (a backlog, rate limits, a hold) until its moment passed into the contact's quiet hours or
+    off its send days: held like a pause and re-timed to the next allowed moment. Checked at batch start and
+    again as each request (or wave) starts, since a long batch can run across the window's close."""
+    cc = message.contact_campaign
     if cc is not None and not send_time_allowed(plan=cc.plan_json, instant=clock.now()):
-        # The send waited (a backlog, rate limits, a hold) until its moment passed into the contact's quiet
-        # hours or off its send days: held like a pause and re-timed to the next allowed moment.
         return "hold", OUTSIDE_SEND_WINDOW
     return None
 

@@ -59,6 +59,11 @@ def prepare(message: OutboundMessage, *, thread: Thread) -> Prepared:
 def send_one(message: OutboundMessage, *, claimed_at: dt.datetime, thread: Thread, report: outcomes.DeliveryReport,
              engine_items: list[EngineItem]) -> outcomes.Breaker | None:
     """Render, mark the request start, call the channel's transport and settle the row by its answer."""
+    window_closed = policy.send_window_verdict(message)  # the batch may have run past the window's close
+    if window_closed is not None:  # not sent: its reserved rate-limit room is given back after the batch
+        outcomes.settle_by_policy(message, window_closed, claimed_at=claimed_at, report=report,
+                                  engine_items=engine_items)
+        return None
     prepared = prepare(message, thread=thread)
     # Commit the identity of the mail and the "request started" marker BEFORE the request goes out, only
     # while policy still allows the send (checked again by that same statement, see policy._START_REQUEST_SQL).

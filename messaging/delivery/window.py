@@ -113,6 +113,19 @@ class _Window:
         sender = policy.sender_for(message)
         self.per_sender[sender.id if sender is not None else 0] -= 1
 
+    def _in_window(self, wave: list[OutboundMessage]) -> list[OutboundMessage]:
+        """The wave's messages whose send window is still open; the others are held and re-timed."""
+        allowed: list[OutboundMessage] = []
+        for message in wave:
+            verdict = policy.send_window_verdict(message)
+            if verdict is None:
+                allowed.append(message)
+                continue
+            self._release(message)  # its reserved rate-limit room is given back after the batch
+            outcomes.settle_by_policy(message, verdict, claimed_at=self.claimed_at, report=self.report,
+                                      engine_items=self.engine_items)
+        return allowed
+
     def _prepared(self, wave: list[OutboundMessage]) -> list[Prepared]:
         ready: list[Prepared] = []
         for message in wave:
@@ -131,7 +144,7 @@ class _Window:
             return
         if self.in_flight and free < min(MIN_WAVE, len(self.pending)):
             return
-        ready = self._prepared(self._take(free))
+        ready = self._prepared(self._in_window(self._take(free)))
         # One statement re-checks policy for the whole wave and marks what it allows as started (committed:
         # the connection is in autocommit), before any of these requests goes out.
         started = policy.start_requests([p.start_row() for p in ready], claimed_at=self.claimed_at)

@@ -13,6 +13,7 @@ from messaging.delivery import (
     message_render,
     outbound_messages_deliver,
     outbound_messages_recover_stale,
+    policy,
     sanitise_html,
 )
 from messaging.delivery.claiming import claim as _claim
@@ -392,3 +393,26 @@ def test_a_send_whose_moment_is_outside_the_plans_window_is_held_and_retimed_to_
     action = _send_action(message)
     assert action is not None and action.due_at > now and send_time_allowed(plan=plan, instant=action.due_at)
     assert not send_time_allowed(plan=plan, instant=action.due_at - dt.timedelta(minutes=1))
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_a_batch_that_runs_past_the_windows_close_holds_the_sends_not_yet_started(sim, settings, monkeypatch,
+                                                                                  concurrency):
+    """The window is checked at batch start and again as each request (or wave) starts: a long batch never
+    sends into quiet hours (the demo saw a mail go out two minutes after 20:00 in Chicago)."""
+    settings.DELIVERY_CONCURRENCY = concurrency
+    first, second = enrolled_message(), enrolled_message()
+    checks = {"n": 0}
+
+    def window_closes_after_the_batch_start_checks(*, plan, instant) -> bool:
+        checks["n"] += 1
+        return checks["n"] <= 3  # both batch-start checks, then the first request's: open; later: closed
+
+    monkeypatch.setattr(policy, "send_time_allowed", window_closes_after_the_batch_start_checks)
+
+    report = outbound_messages_deliver(outbound_message_ids=[first.id, second.id])
+
+    assert report.sent == [first.id] and report.held == [second.id]
+    second.refresh_from_db()
+    assert second.status == OutboundMessage.Status.QUEUED and second.status_reason == "outside_send_window"
+    assert [m["request"]["personalizations"][0]["to"][0]["email"] for m in sim.messages()] == [first.to_address]
