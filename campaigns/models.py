@@ -212,6 +212,8 @@ class CampaignTransition(models.Model):
     created_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
+        # Partitioned by month of created_at (campaigns/0007; the database's primary key is (id, created_at));
+        # retention drops whole months (outreach.retention, docs/storage.md).
         db_table = "campaign_transitions"
         indexes = [models.Index(fields=["contact_campaign", "created_at"], name="ct_cc_created")]
 

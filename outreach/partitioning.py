@@ -43,6 +43,8 @@ PARTITIONED_TABLES: dict[str, PartitionedTable] = {
         PartitionedTable("message_events", "occurred_at", MONTH, ahead=3),
         # Raw bodies go after 30 days: weekly partitions let them go close to that.
         PartitionedTable("webhook_deliveries", "received_at", WEEK, ahead=4),
+        # Append-only history, read by enrolment (the timeline); kept 25 months.
+        PartitionedTable("campaign_transitions", "created_at", MONTH, ahead=3),
     )
 }
 
@@ -152,8 +154,10 @@ def _ensure_table(cursor: CursorWrapper, spec: PartitionedTable, *, now: dt.date
                   since: dt.datetime | None) -> list[str]:
     if not is_partitioned(spec.table, cursor=cursor):
         return []
-    # Serialises concurrent runs (beat overlap, a migration) on this table.
+    # Serialises concurrent runs (beat overlap, a migration) on this table. Attaching waits for a lock on
+    # the default partition: give up after a few seconds (the next hourly run tries again).
     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"partitions:{spec.table}"])
+    cursor.execute("SET LOCAL lock_timeout = '5s'")
     existing = {p.start for p in partitions(spec.table, cursor=cursor) if not p.is_default}
     start = period_start(since or now, spec.period)
     last = period_start(now, spec.period)
@@ -183,20 +187,29 @@ def partition_stats(name: str, *, cursor: CursorWrapper) -> tuple[int, int]:
 
 def table_partition(cursor: CursorWrapper, *, table: str, primary_key: tuple[str, ...], now: dt.datetime,
                     keep_periods: int) -> None:
-    """Turn a plain table into its partitioned form (for migrations): same columns, defaults and identity,
-    the primary key `primary_key` (it must hold the partition column), a default partition and the periods
-    from `keep_periods` before `now` through `ahead` after it; rows are copied over (older ones land in
-    the default partition). The caller then creates the indexes and constraints on the new table.
+    """Turn a plain table into its partitioned form (for migrations): same columns, defaults, checks and
+    identity, the primary key `primary_key` (it must hold the partition column), a default partition and
+    the periods from the oldest row's (at most `keep_periods` before `now`) through `ahead` after it; rows
+    are copied over (older ones land in the default partition). The caller then creates the indexes,
+    constraints and foreign keys on the new table.
 
     A copy, so on a big production table this runs in a maintenance window (docs/storage.md says how long).
     """
     spec = PARTITIONED_TABLES[table]
     staging = f"{table}__partitioned"
+    # CHECK constraints come along (Django's positive-integer checks), with their names; foreign keys do not
+    # (LIKE never copies them): the caller adds those it wants back.
     cursor.execute(f'CREATE TABLE "{staging}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING IDENTITY '
-                   f'INCLUDING STORAGE) PARTITION BY RANGE ("{spec.column}")')
+                   f'INCLUDING STORAGE INCLUDING CONSTRAINTS) PARTITION BY RANGE ("{spec.column}")')
     cursor.execute(f'CREATE TABLE "{default_partition_name(table)}" PARTITION OF "{staging}" DEFAULT')
+    # From the oldest row's period (at most keep_periods back: older rows land in the default partition),
+    # so a fresh database starts with the current period only.
+    cursor.execute(f'SELECT min("{spec.column}") FROM "{table}"')
+    oldest = cursor.fetchone()[0]
     start = period_start(now, spec.period)
     for _ in range(keep_periods):
+        if oldest is None or start <= oldest:
+            break
         start = period_start(start - dt.timedelta(days=1), spec.period)
     end = period_start(now, spec.period)
     for _ in range(spec.ahead + 1):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.backends.utils import CursorWrapper
 
 from outreach.extensions import Listeners
@@ -93,12 +93,18 @@ def retention_apply(*, now: dt.datetime) -> list[PartitionFate]:
     for fate in retention_plan(now=now):
         if fate.fate != DROP:
             continue
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f'LOCK TABLE "{fate.partition}" IN ACCESS EXCLUSIVE MODE')
-            part = Partition(fate.partition, fate.start, fate.end)
-            if any(retention_guards.send(fate.table, part, cursor)):
-                continue
-            partition_drop(table=fate.table, name=fate.partition, cursor=cursor)
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                # DETACH locks the parent: never queue behind a long query (and every insert behind us).
+                cursor.execute("SET LOCAL lock_timeout = '5s'")
+                cursor.execute(f'LOCK TABLE "{fate.partition}" IN ACCESS EXCLUSIVE MODE')
+                part = Partition(fate.partition, fate.start, fate.end)
+                if any(retention_guards.send(fate.table, part, cursor)):
+                    continue
+                partition_drop(table=fate.table, name=fate.partition, cursor=cursor)
+        except OperationalError:
+            logger.warning("retention could not lock %s in time; the next run tries again", fate.partition)
+            continue
         logger.info("retention dropped %s (%s rows, %s bytes)", fate.partition, fate.rows, fate.bytes)
         dropped.append(fate)
     return dropped
