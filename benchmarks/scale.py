@@ -3,7 +3,7 @@
 For each size N (BENCH_SCALE_SIZES, default "1000000"; add 10000000 for the big one) the tables are
 emptied and rebuilt with generate_series, realistic in shape: 10 tenants, 200 campaigns, N/10 contacts
 and enrolments, N/5 outbox rows (most sent), N/5 scheduled actions (90% done), N events over 90 days (a
-few rare types), N/1000 raw webhook POSTs. Then it prints:
+few rare types), N/1000 raw webhook POSTs, one transition per message. Then it prints:
 
 - event ingest events/s: the webhook processor's deduplicating bulk insert (messaging.webhooks.store,
   20 batches of 1,000 new events, then the same again as retries);
@@ -77,6 +77,10 @@ def _build(n: int) -> None:
                 "SELECT om.tenant_id, om.contact_campaign_id, CASE WHEN om.id %% 2 = 0 THEN 'send' ELSE "
                 "'timeout' END, om.node_id, 1, '', '{}', om.created_at, CASE WHEN om.id %% 10 = 0 THEN 'pending' "
                 "ELSE 'done' END, 'a:' || om.id, NULL, om.id, 1, om.created_at FROM outbound_messages om")
+        _sql(c, "INSERT INTO campaign_transitions (tenant_id, contact_campaign_id, from_node_id, to_node_id, event, "
+                "node_visit, from_status, to_status, reason, detail, occurred_at, created_at) "
+                "SELECT om.tenant_id, om.contact_campaign_id, om.node_id, 'email_follow', 'sent', 1, 'active', "
+                "'active', '', '{}', om.created_at, om.created_at FROM outbound_messages om")
     with transaction.atomic(), connection.cursor() as c:
         # Five events per message: processed, delivered, open, click and, rarely, a spam report.
         _sql(c, "INSERT INTO message_events (tenant_id, outbound_message_id, webhook_delivery_id, provider, "
@@ -172,8 +176,7 @@ def _claim_rate(due: int = 20_000, batch: int = 1000) -> float:
     claimed, started = 0, time.perf_counter()
     while claimed < due:
         with transaction.atomic(), connection.cursor() as c:
-            c.execute(dispatcher._CLAIM_TIMERS_SQL.replace("AND kind <> 'send'", ""),
-                      {"now": NOW, "limit": batch, **holds.sql_params})
+            c.execute(dispatcher._CLAIM_SQL, {"now": NOW, "limit": batch, **holds.sql_params})
             got = len(c.fetchall())
         if not got:
             break
