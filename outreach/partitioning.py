@@ -45,6 +45,8 @@ PARTITIONED_TABLES: dict[str, PartitionedTable] = {
         PartitionedTable("webhook_deliveries", "received_at", WEEK, ahead=4),
         # Append-only history, read by enrolment (the timeline); kept 25 months.
         PartitionedTable("campaign_transitions", "created_at", MONTH, ahead=3),
+        # The AI call log (cost reporting): a year and a month.
+        PartitionedTable("ai_calls", "created_at", MONTH, ahead=3),
     )
 }
 

@@ -166,6 +166,7 @@ RETENTION_DAYS = {
     "webhook_deliveries": env.int("RETENTION_WEBHOOK_BODIES_DAYS", default=30, minimum=1),
     "message_events": env.int("RETENTION_EVENTS_DAYS", default=396, minimum=30),
     "campaign_transitions": env.int("RETENTION_TRANSITIONS_DAYS", default=760, minimum=30),
+    "ai_calls": env.int("RETENTION_AI_CALLS_DAYS", default=396, minimum=30),
 }
 WEBHOOK_DEDUPE_DAYS = env.int("WEBHOOK_DEDUPE_DAYS", default=8, minimum=7)
 CELERY_BEAT_SCHEDULE.update({
