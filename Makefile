@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PIP := .venv/bin/pip
 STAMP := .venv/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 
-.PHONY: install test lint run bench services demo demo-keep migrate
+.PHONY: install test lint run bench bench-scale services demo demo-keep migrate
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ run: install services migrate
 
 bench: install services
 	$(PY) -m benchmarks.run_all
+
+# The storage at scale (docs/storage.md): builds 1M events (BENCH_SCALE_SIZES=1000000,10000000 for both
+# sizes; ~6 GB of disk for 10M) on its own database and prints ingest, claims, bytes per row and reads.
+bench-scale: install services
+	$(PY) -m benchmarks.run_scale
 
 # The whole system on a fast virtual clock, checked end to end (docs/demo.md). demo-keep leaves it running.
 demo:

@@ -52,9 +52,12 @@ class ContactCampaign(models.Model):
     # Not final: the plan may still send (contacts may not be deleted while one of theirs is live).
     LIVE_STATUSES = (Status.PENDING, Status.ACTIVE, Status.PAUSED)
 
-    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+")
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="contact_campaigns")
-    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="contact_campaigns")
+    # db_index=False: a composite index below (or the unique key) leads with each of these columns.
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="contact_campaigns",
+                                 db_index=False)
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="contact_campaigns",
+                                db_index=False)
     channel = models.CharField(max_length=16, default="email")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     current_node_id = models.CharField(max_length=64, blank=True)
@@ -87,6 +90,8 @@ class ContactCampaign(models.Model):
         ]
         indexes = [
             models.Index(fields=["tenant", "status"], name="cc_tenant_status"),
+            # The API's enrolment list: a tenant's newest first, cursor on (created_at, id).
+            models.Index(fields=["tenant", "created_at", "id"], name="cc_tenant_created"),
             models.Index(fields=["contact", "status"], name="cc_contact_status"),
             models.Index(fields=["campaign", "status"], name="cc_campaign_status"),
         ]
@@ -142,9 +147,11 @@ class ScheduledAction(models.Model):
         # A timer that kept failing past its attempt bound (logged); never a send.
         FAILED = "failed"
 
-    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+")
+    # db_index=False: no query reads a tenant's actions except through sa_pending_send_tenant, and
+    # sa_cc_status leads with contact_campaign_id (it also serves the cascade when an enrolment goes).
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
     contact_campaign = models.ForeignKey(ContactCampaign, on_delete=models.CASCADE,
-                                         related_name="scheduled_actions")
+                                         related_name="scheduled_actions", db_index=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     node_id = models.CharField(max_length=64)
     node_visit = models.PositiveIntegerField()
@@ -152,7 +159,8 @@ class ScheduledAction(models.Model):
     payload = models.JSONField(default=dict, blank=True)
     due_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    dedupe_key = models.CharField(max_length=255, unique=True)
+    # Unique through Meta.constraints, not unique=True: that would add a second (LIKE) index per insert.
+    dedupe_key = models.CharField(max_length=255)
     # Denormalised (no FK, no index) so the dispatcher can hold sends of paused campaigns without a join.
     campaign_id = models.BigIntegerField(null=True, blank=True)
     # For sends: the outbox row this action hands to delivery (plain id: outbox rows outlive nothing here).
@@ -164,6 +172,10 @@ class ScheduledAction(models.Model):
 
     class Meta:
         db_table = "scheduled_actions"
+        constraints = [
+            # The name Django gave the unique=True constraint: the index is kept, only its LIKE twin goes.
+            models.UniqueConstraint(fields=["dedupe_key"], name="scheduled_actions_dedupe_key_key"),
+        ]
         indexes = [
             # The dispatcher's hot query: due pending rows in due order.
             models.Index(fields=["due_at"], name="sa_pending_due", condition=Q(status="pending")),
@@ -184,8 +196,10 @@ class ScheduledAction(models.Model):
 class CampaignTransition(models.Model):
     """Append-only history of a contact campaign's moves."""
 
-    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+")
-    contact_campaign = models.ForeignKey(ContactCampaign, on_delete=models.CASCADE, related_name="transitions")
+    # db_index=False: ct_cc_created leads with contact_campaign_id; nothing reads a tenant's transitions.
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    contact_campaign = models.ForeignKey(ContactCampaign, on_delete=models.CASCADE, related_name="transitions",
+                                         db_index=False)
     from_node_id = models.CharField(max_length=64, blank=True)
     to_node_id = models.CharField(max_length=64, blank=True)
     event = models.CharField(max_length=32)
@@ -198,6 +212,8 @@ class CampaignTransition(models.Model):
     created_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
+        # Partitioned by month of created_at (campaigns/0007; the database's primary key is (id, created_at));
+        # retention drops whole months (outreach.retention, docs/storage.md).
         db_table = "campaign_transitions"
         indexes = [models.Index(fields=["contact_campaign", "created_at"], name="ct_cc_created")]
 

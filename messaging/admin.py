@@ -10,10 +10,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import path
 
 from messaging import admin_replies  # noqa: F401 - registers the replies inbox (InboundMessage)
 from messaging.admin_compliance import ComplianceAdminMixin
@@ -27,7 +31,9 @@ from messaging.models import (
     OutboundMessage,
     SendRateLimit,
     WebhookDelivery,
+    WebhookPayloadHash,
 )
+from outreach import clock
 from outreach.addresses import normalise_address
 from outreach.admin import (
     BigTableAdmin,
@@ -39,6 +45,7 @@ from outreach.admin import (
 )
 from outreach.channels import CHANNEL_EMAIL_DOMAIN, Channel
 from outreach.errors import ApplicationError
+from outreach.retention import retention_plan
 from outreach.tenancy.services import audit_record
 
 ADMIN_REASON = "admin console"
@@ -160,9 +167,19 @@ class MessageEventAdmin(ReadOnlyAdmin, BigTableAdmin):
                     "provider", "tenant")
     list_filter = (static_choices_filter("event_type", EVENT_TYPES, "event type"), "is_machine", LinkedFilter,
                    static_choices_filter("provider", ("sendgrid", "twilio", "internal")), "tenant")
-    search_fields = ("email__exact", "provider_event_id__exact", "dedupe_key__exact")
+    search_fields = ("provider_event_id__exact", "dedupe_key__exact")
     list_select_related = ("tenant",)
     raw_id_fields = ("outbound_message", "webhook_delivery")
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[MessageEvent],
+                           search_term: str) -> tuple[QuerySet[MessageEvent], bool]:
+        """An address is found through the outbox rows sent to it (index om_to_created), then their events
+        (me_message_event): message_events has no index on email, and one would cost every insert."""
+        term = search_term.strip()
+        if "@" in term:
+            sent_to = OutboundMessage.objects.filter(to_address=term.lower()).values("id")
+            return queryset.filter(outbound_message_id__in=sent_to), False
+        return super().get_search_results(request, queryset, search_term)
 
 
 class RejectedEventsFilter(admin.SimpleListFilter):
@@ -191,6 +208,25 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin, BigTableAdmin):
     def rejected(self, obj: WebhookDelivery) -> int:
         return len(obj.rejected_events or [])
 
+    def get_urls(self) -> list:
+        own = [path("storage/", self.admin_site.admin_view(self.storage_view),
+                    name="messaging_webhookdelivery_storage")]
+        return own + super().get_urls()
+
+    def storage_view(self, request: HttpRequest) -> TemplateResponse:
+        """What retention keeps and what goes next, per partition (the storage_retention command's list)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {**self.admin_site.each_context(request), "title": "Storage and retention",
+                   "plan": retention_plan(now=clock.now()),
+                   "retention_days": sorted(settings.RETENTION_DAYS.items())}
+        return TemplateResponse(request, "admin/messaging/storage_retention.html", context)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookDelivery]:
+        # A raw body is up to a few hundred KB: a changelist page must not read 50 of them. The change page
+        # reads its one body when body_text asks for it (one query more).
+        return super().get_queryset(request).defer("body", "headers")
+
     # The raw bytes would render as "<memory at 0x...>"; show them decoded, capped for the page.
     @admin.display(description="body")
     def body_text(self, obj: WebhookDelivery) -> str:
@@ -200,6 +236,15 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin, BigTableAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: WebhookDelivery | None = None) -> list[str]:
         return [name for name in super().get_readonly_fields(request, obj) if name != "body"]
+
+
+@admin.register(WebhookPayloadHash)
+class WebhookPayloadHashAdmin(ReadOnlyAdmin, BigTableAdmin):
+    """The hashes of the last WEBHOOK_DEDUPE_DAYS of raw POSTs (repeats are caught by them; docs/storage.md)."""
+
+    list_display = ("payload_hash", "received_at")
+    search_fields = ("payload_hash__exact",)
+    ordering = ("-received_at",)
 
 
 def _suppression_lift(row: CommunicationSuppression, *, actor: Any, reason: str) -> None:

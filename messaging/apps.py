@@ -13,8 +13,10 @@ class MessagingConfig(AppConfig):
         from messaging import offline_answers
         from messaging.inbound.warm_up import on_worker_start
         from messaging.providers import provide_extension_points
+        from messaging.storage import connect_storage_rules
 
         provide_extension_points()
+        connect_storage_rules()
         offline_responders.register("reply_classification", offline_answers.reply_classification_answer, block="REPLY")
         # Worker processes only: the mail-reading libraries load at start, not on the first reply.
         worker_init.connect(on_worker_start, weak=False, dispatch_uid="messaging.inbound.warm_up.worker_init")

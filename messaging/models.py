@@ -119,7 +119,10 @@ class OutboundMessage(models.Model):
         indexes = [
             models.Index(fields=["provider_message_id"], name="om_provider_message_id",
                          condition=Q(provider_message_id__isnull=False)),
-            models.Index(fields=["tenant", "to_address", "-created_at"], name="om_tenant_to_created"),
+            # The API's message list: a tenant's newest first, cursor on (created_at, id) (docs/storage.md).
+            models.Index(fields=["tenant", "created_at", "id"], name="om_tenant_created"),
+            # Recovery of lost outcome events and the dispatcher's send rate read recently settled rows.
+            # The one index on a column every update moves (updated_at): see docs/storage.md, "HOT".
             models.Index(fields=["status", "updated_at"], name="om_status_updated"),
             models.Index(fields=["contact_campaign", "node_id"], name="om_cc_node"),
             # Asynchronous bounces carry only the address: find its latest message.
@@ -148,7 +151,8 @@ class WebhookDelivery(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     body = models.BinaryField()
     headers = models.JSONField(default=dict, blank=True)
-    payload_hash = models.CharField(max_length=64, help_text="SHA-256 of the raw body (unique)")
+    payload_hash = models.CharField(max_length=64,
+                                    help_text="SHA-256 of the raw body (a repeat is caught by WebhookPayloadHash)")
     signature_valid = models.BooleanField(null=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     event_count = models.PositiveIntegerField(default=0)
@@ -163,16 +167,35 @@ class WebhookDelivery(models.Model):
     )
 
     class Meta:
+        # Partitioned by week of received_at (messaging/0007; the database's primary key is (id, received_at)):
+        # raw bodies go by dropping whole weeks (outreach.retention). A repeat POST is caught by
+        # WebhookPayloadHash, not by a unique key here (one across partitions would have to hold the time).
         db_table = "webhook_deliveries"
         verbose_name_plural = "webhook deliveries"
-        constraints = [models.UniqueConstraint(fields=["payload_hash"], name="uniq_webhook_payload_hash")]
         indexes = [
+            # The admin's search by hash (one row per POST, not per event: cheap).
+            models.Index(fields=["payload_hash"], name="wd_payload_hash"),
             models.Index(fields=["received_at"], name="wd_pending_received", condition=Q(status="pending")),
             models.Index(fields=["received_at"], name="wd_failed_received", condition=Q(status="failed")),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.received_at:%Y-%m-%d %H:%M:%S} [{self.status}]"
+
+
+class WebhookPayloadHash(models.Model):
+    """The hash of every raw POST of the last days: a repeat within the provider's retry window is stored
+    once although webhook_deliveries is partitioned by time. Pruned by time (outreach.retention) after
+    WEBHOOK_DEDUPE_DAYS (at least 7, over SendGrid's 72 h of retries); one row per POST, so it stays small."""
+
+    payload_hash = models.CharField(max_length=64, primary_key=True)
+    received_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "webhook_payload_hashes"
+
+    def __str__(self) -> str:
+        return self.payload_hash
 
 
 class MessageEvent(models.Model):
@@ -187,8 +210,10 @@ class MessageEvent(models.Model):
                                db_index=False, db_constraint=False)
     outbound_message = models.ForeignKey(OutboundMessage, null=True, blank=True, on_delete=models.SET_NULL,
                                          related_name="events", db_index=False, db_constraint=False)
-    webhook_delivery = models.ForeignKey(WebhookDelivery, null=True, blank=True, on_delete=models.SET_NULL,
-                                         related_name="events", db_constraint=False)
+    # No index: no query looks events up by their delivery, and deliveries are never deleted row by row
+    # (retention drops whole partitions), so nothing has to null this column either.
+    webhook_delivery = models.ForeignKey(WebhookDelivery, null=True, blank=True, on_delete=models.DO_NOTHING,
+                                         related_name="events", db_index=False, db_constraint=False)
     provider = models.CharField(max_length=16, default="sendgrid")
     event_type = models.CharField(max_length=32)
     provider_event_id = models.CharField(max_length=128, blank=True)
@@ -204,15 +229,20 @@ class MessageEvent(models.Model):
     created_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
+        # Partitioned by month of occurred_at (messaging/0007; the database's primary key is (id, occurred_at)).
+        # The unique keys hold occurred_at, as a key of a partitioned table must, and stay exact: an event's
+        # time comes from its own timestamp, which its content key holds too, so a repeat has the same
+        # occurred_at and meets its first copy in the same partition (docs/storage.md).
         db_table = "message_events"
         constraints = [
-            models.UniqueConstraint(fields=["provider", "provider_event_id"], name="uniq_provider_event_id",
-                                    condition=~Q(provider_event_id="")),
-            models.UniqueConstraint(fields=["dedupe_key"], name="uniq_message_event_dedupe_key"),
+            models.UniqueConstraint(fields=["provider", "provider_event_id", "occurred_at"],
+                                    name="uniq_provider_event_id", condition=~Q(provider_event_id="")),
+            models.UniqueConstraint(fields=["dedupe_key", "occurred_at"], name="uniq_message_event_dedupe_key"),
         ]
         indexes = [
             models.Index(fields=["outbound_message", "event_type"], name="me_message_event"),
-            models.Index(fields=["tenant", "occurred_at"], name="me_tenant_occurred"),
+            # The admin's event list: a tenant's events of one type, newest id first.
+            models.Index(fields=["tenant", "event_type", "id"], name="me_tenant_type_id"),
             # Counting an address's recent soft bounces (repeated ones suppress it for a while).
             models.Index(fields=["tenant", "email", "occurred_at"], name="me_bounce_email",
                          condition=Q(event_type="bounce")),
@@ -249,12 +279,17 @@ class InboundMessage(models.Model):
         DISCARDED = "discarded", "Discarded by an operator"
         CORRECTED = "corrected", "Class corrected by an operator"
 
-    tenant = models.ForeignKey("tenancy.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    # No tenant index of its own: im_tenant_recent leads with tenant_id.
+    tenant = models.ForeignKey("tenancy.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                               db_index=False)
     outbound_message = models.ForeignKey(OutboundMessage, null=True, blank=True, on_delete=models.SET_NULL,
                                          related_name="replies")
-    webhook_delivery = models.ForeignKey(WebhookDelivery, null=True, blank=True, on_delete=models.SET_NULL,
-                                         related_name="+")
-    message_id_header = models.CharField(max_length=255, unique=True,
+    # No index, no database FK: nothing reads replies by delivery, and webhook_deliveries is partitioned
+    # by time (a partitioned table's id alone is not unique, so it cannot be a foreign key's target).
+    webhook_delivery = models.ForeignKey(WebhookDelivery, null=True, blank=True, on_delete=models.DO_NOTHING,
+                                         related_name="+", db_index=False, db_constraint=False)
+    # Unique through Meta.constraints, not unique=True: that would add a second (LIKE) index per insert.
+    message_id_header = models.CharField(max_length=255,
                                          help_text="The reply's own Message-ID (or a hash of its content)")
     in_reply_to = models.CharField(max_length=255, blank=True)
     references = models.TextField(blank=True)
@@ -288,8 +323,12 @@ class InboundMessage(models.Model):
 
     class Meta:
         db_table = "inbound_messages"
+        constraints = [
+            # The name Django gave the unique=True constraint: the index is kept, only its LIKE twin goes.
+            models.UniqueConstraint(fields=["message_id_header"], name="inbound_messages_message_id_header_key"),
+        ]
         indexes = [
-            models.Index(fields=["tenant", "received_at"], name="im_tenant_received"),
+            # The replies inbox and API (newest first); scanned backwards it serves (tenant, received_at) too.
             models.Index(fields=["tenant", "-received_at", "-id"], name="im_tenant_recent"),
         ]
 

@@ -36,6 +36,7 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.text import capfirst
 
+from outreach.db_router import replica_reads
 from outreach.errors import ApplicationError
 from outreach.extensions import Listeners
 
@@ -72,9 +73,20 @@ class EstimatedCountPaginator(Paginator):
             return _query_row_estimate(queryset)
 
 
+_ROW_ESTIMATE_SQL = """
+SELECT CASE WHEN c.relkind = 'p' THEN
+         (SELECT sum(GREATEST(p.reltuples, 0))::bigint FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid
+          WHERE i.inhparent = c.oid)
+       ELSE c.reltuples::bigint END
+FROM pg_class c WHERE c.oid = to_regclass(%s)
+"""
+
+
 def _table_row_estimate(db: str, table: str) -> int:
+    # A partitioned table's own reltuples stays -1 (autovacuum analyses its partitions, not the parent):
+    # its estimate is the sum of its partitions'.
     with connections[db].cursor() as cursor:
-        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)", [table])
+        cursor.execute(_ROW_ESTIMATE_SQL, [table])
         row = cursor.fetchone()
     # -1 means "never analysed": treat it as small so the exact count runs.
     return max(int(row[0]), 0) if row and row[0] is not None else 0
@@ -120,6 +132,17 @@ class BigTableAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
     ordering = ("-id",)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        # A list may lag a few seconds: read it from the replica when there is one (outreach/db_router.py).
+        # A POST here runs a bulk action (a write path that reads what it changes): always the primary.
+        if request.method != "GET":
+            return super().changelist_view(request, extra_context)
+        with replica_reads():
+            response = super().changelist_view(request, extra_context)
+            if hasattr(response, "render"):
+                response.render()  # the page's queries run here, inside the block
+        return response
 
 
 def _all_field_names(model: type[Model]) -> list[str]:

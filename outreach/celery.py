@@ -16,3 +16,5 @@ app.autodiscover_tasks()
 app.autodiscover_tasks(related_name="ai_tasks")
 # The project package is not an installed app: name it so its diagnostics (outreach/tasks.py) register.
 app.autodiscover_tasks(["outreach"])
+# ... and its storage upkeep (outreach/storage_tasks.py: partitions ahead, retention).
+app.autodiscover_tasks(["outreach"], related_name="storage_tasks")

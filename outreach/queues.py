@@ -39,6 +39,8 @@ class TaskName(StrEnum):
     DELIVER_OUTGOING_WEBHOOKS = f"{Queue.OUTGOING_WEBHOOKS}.deliver"
     RETRY_OUTGOING_WEBHOOKS = f"{Queue.OUTGOING_WEBHOOKS}.retry_due"
     PRUNE_IDEMPOTENCY_RECORDS = f"{Queue.ANALYTICS}.prune_idempotency_records"
+    ENSURE_PARTITIONS = f"{Queue.ANALYTICS}.ensure_partitions"
+    APPLY_RETENTION = f"{Queue.ANALYTICS}.apply_retention"
 
 
 QUEUE_NAMES: tuple[str, ...] = tuple(q.value for q in Queue)

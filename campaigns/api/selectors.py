@@ -10,11 +10,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import connection
+from django.db import connections
 from django.db.models import Count, F, QuerySet
 
 from campaigns.models import Campaign, CampaignTransition, ContactCampaign
 from messaging.interface import InboundMessage, MessageEvent, OutboundMessage
+from outreach.db_router import replica_reads
 from outreach.tenancy.models import Tenant
 
 # At the same instant, causes first: an event or reply moves the plan, and the move queues a message.
@@ -238,9 +239,13 @@ def campaign_metrics(*, campaign: Campaign) -> dict[str, Any]:
     auto-replies; an unsubscribe counts for the latest message of this campaign sent to the address
     before it. Two queries: the metrics statement and the enrolment status counts.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_METRICS_SQL, {"campaign_id": campaign.pk, "tenant_id": campaign.tenant_id})
-        rows = cursor.fetchall()
+    # Read-only and allowed to lag a little: on the replica when there is one (outreach/db_router.py).
+    with replica_reads() as alias:
+        with connections[alias].cursor() as cursor:
+            cursor.execute(_METRICS_SQL, {"campaign_id": campaign.pk, "tenant_id": campaign.tenant_id})
+            rows = cursor.fetchall()
+        statuses = list(ContactCampaign.objects.filter(campaign=campaign).order_by()
+                        .values_list("status").annotate(n=Count("id")))
     by_node = []
     totals = dict.fromkeys(METRIC_NAMES, 0)
     for node_id, *values in rows:
@@ -249,8 +254,7 @@ def campaign_metrics(*, campaign: Campaign) -> dict[str, Any]:
         for name, value in counts.items():
             totals[name] += value
     enrolments = defaultdict(int)
-    for status, count in (ContactCampaign.objects.filter(campaign=campaign).order_by()
-                          .values_list("status").annotate(n=Count("id"))):
+    for status, count in statuses:
         enrolments[status] = count
     return {
         "campaign_id": campaign.pk,

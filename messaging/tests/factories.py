@@ -9,6 +9,7 @@ from messaging.models import (
     OutboundMessage,
     SendRateLimit,
     WebhookDelivery,
+    WebhookPayloadHash,
 )
 from outreach import clock
 from outreach.tenancy.tests.factories import TenantFactory
@@ -45,6 +46,13 @@ class WebhookDeliveryFactory(factory.django.DjangoModelFactory):
     body = factory.Sequence(lambda n: f'[{{"n": {n}}}]'.encode())
     payload_hash = factory.Sequence(lambda n: f"{n:064x}")
     signature_valid = True
+
+    @factory.post_generation
+    def remembered_hash(self, create: bool, extracted: object, **kwargs: object) -> None:
+        # A stored POST's hash is remembered for the retry window, as webhook_delivery_store does.
+        if create:
+            WebhookPayloadHash.objects.get_or_create(payload_hash=self.payload_hash,
+                                                     defaults={"received_at": self.received_at})
 
 
 class MessageEventFactory(factory.django.DjangoModelFactory):

@@ -1,9 +1,10 @@
 """Raw storage and deduplication: the POSTed body once, each event once.
 
-Duplicates are normal (providers.md): the same POST can arrive twice (`payload_hash` unique), and the same
-event can arrive many times, sometimes with a new ``sg_event_id``. Two unique keys of message_events catch
-both: ``(provider, provider_event_id)`` and the content ``dedupe_key`` (message, recipient, event,
-timestamp, url/reason). The bulk statements bind server-side with binary parameters (``%b``) through
+Duplicates are normal (providers.md): the same POST can arrive twice (its hash in webhook_payload_hashes),
+and the same event can arrive many times, sometimes with a new ``sg_event_id``. Two unique keys of
+message_events catch both: ``(provider, provider_event_id)`` and the content ``dedupe_key`` (message,
+recipient, event, timestamp, url/reason), each with ``occurred_at``, the partition key, which the event's
+own timestamp fixes (docs/storage.md). The bulk statements bind server-side with binary parameters (``%b``) through
 `outreach.db.fast_cursor`: every element of a 1,000-item array parameter, and every byte of a 400 KB body,
 would otherwise be quoted into the SQL text in Python.
 """
@@ -28,19 +29,25 @@ def webhook_delivery_store(
     *, kind: str, body: bytes, headers: dict, signature_valid: bool | None, event_count: int,
     payload_hash: str | None = None,
 ) -> int | None:
-    """Store a raw POST once (payload_hash unique). Returns its id, or None for a byte-identical repeat.
+    """Store a raw POST once (its hash new in webhook_payload_hashes). Returns its id, or None for a
+    byte-identical repeat.
 
     ``payload_hash`` is that of the POST as received when what is stored is a capped copy of it.
     Processing is enqueued after commit, so a worker never sees a row that was rolled back; if the broker
     is down the row is stored all the same and the retry sweep (webhooks.retry_deliveries) picks it up.
     """
     payload_hash = payload_hash or hashlib.sha256(body).hexdigest()
+    now = clock.now()
     with fast_cursor() as cursor:
+        # webhook_deliveries is partitioned by time, so the repeat is caught in webhook_payload_hashes
+        # (kept WEBHOOK_DEDUPE_DAYS): the delivery row is inserted only when its hash is new.
         cursor.execute(
+            "WITH new_hash AS (INSERT INTO webhook_payload_hashes (payload_hash, received_at) VALUES (%s, %s) "
+            "ON CONFLICT DO NOTHING RETURNING payload_hash) "
             "INSERT INTO webhook_deliveries (kind, body, headers, payload_hash, signature_valid, status, "
-            "event_count, error, attempts, received_at, rejected_events) VALUES (%s, %b, %s::jsonb, %s, %s, 'pending', "
-            "%s, '', 0, %s, '[]'::jsonb) ON CONFLICT (payload_hash) DO NOTHING RETURNING id",
-            [kind, body, orjson.dumps(headers).decode(), payload_hash, signature_valid, event_count, clock.now()],
+            "event_count, error, attempts, received_at, rejected_events) SELECT %s::text, %b, %s::jsonb, payload_hash, "
+            "%s::bool, 'pending', %s::int, '', 0, %s::timestamptz, '[]'::jsonb FROM new_hash RETURNING id",
+            [payload_hash, now, kind, body, orjson.dumps(headers).decode(), signature_valid, event_count, now],
         )
         row = cursor.fetchone()
     if row is None:

@@ -11,8 +11,9 @@ class AICall(models.Model):
         ERROR = "error"
         RATE_LIMITED = "rate_limited"
 
+    # db_index=False: ai_calls_tenant_created leads with tenant_id.
     tenant = models.ForeignKey("tenancy.Tenant", null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="ai_calls")
+                               related_name="ai_calls", db_index=False)
     purpose = models.CharField(max_length=50)  # lead_analysis, plan, plan_repair, reply_classification
     model = models.CharField(max_length=100)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OK)
@@ -24,6 +25,8 @@ class AICall(models.Model):
     created_at = ClockDateTimeField(auto_now_add=True)
 
     class Meta:
+        # Partitioned by month of created_at (ai/0005; the database's primary key is (id, created_at));
+        # retention drops whole months (outreach.retention, docs/storage.md).
         db_table = "ai_calls"
         verbose_name = "AI call"
         verbose_name_plural = "AI calls"

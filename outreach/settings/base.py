@@ -76,6 +76,18 @@ DATABASES = {
     )
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60, minimum=0)
+# Read-only work (admin lists of big tables, metrics) may read from a streaming replica (outreach/db_router.py,
+# docs/scaling.md). Unset: the `replica` alias is the primary itself and nothing is routed to it.
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+READ_REPLICA_ENABLED = bool(DATABASE_REPLICA_URL)
+REPLICA_MAX_LAG_SECONDS = env.float("REPLICA_MAX_LAG_SECONDS", default=30.0, minimum=0)
+DATABASES["replica"] = {
+    **(database_config(DATABASE_REPLICA_URL) if DATABASE_REPLICA_URL else DATABASES["default"]),
+    "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+    # Tests: the same test database, never created separately.
+    "TEST": {"MIRROR": "default"},
+}
+DATABASE_ROUTERS = ["outreach.db_router.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -163,6 +175,25 @@ CELERY_BEAT_SCHEDULE["campaigns-recover-generation-leases"] = {
     "task": str(TaskName.RECOVER_GENERATION_LEASES), "schedule": float(PLAN_GENERATION_SWEEP_SECONDS),
     "options": {"expires": PLAN_GENERATION_SWEEP_SECONDS * 1.5},
 }
+
+# Storage (docs/storage.md): time partitions are created ahead hourly, retention drops whole partitions daily.
+# Days kept per partitioned table (raw webhook bodies 30, events 13 months); a partition goes once all of it
+# is older. Raw-POST hashes are kept WEBHOOK_DEDUPE_DAYS to catch repeats (at least 7: SendGrid retries 72 h).
+RETENTION_DAYS = {
+    "webhook_deliveries": env.int("RETENTION_WEBHOOK_BODIES_DAYS", default=30, minimum=1),
+    "message_events": env.int("RETENTION_EVENTS_DAYS", default=396, minimum=30),
+    "campaign_transitions": env.int("RETENTION_TRANSITIONS_DAYS", default=760, minimum=30),
+    "ai_calls": env.int("RETENTION_AI_CALLS_DAYS", default=396, minimum=30),
+}
+WEBHOOK_DEDUPE_DAYS = env.int("WEBHOOK_DEDUPE_DAYS", default=8, minimum=7)
+CELERY_BEAT_SCHEDULE.update({
+    "storage-ensure-partitions": {
+        "task": str(TaskName.ENSURE_PARTITIONS), "schedule": 3600.0, "options": {"expires": 1800},
+    },
+    "storage-apply-retention": {
+        "task": str(TaskName.APPLY_RETENTION), "schedule": 86400.0, "options": {"expires": 43200},
+    },
+})
 # A claimed scheduled action not finished within this lease (a worker died) is dispatched again.
 # 60 s: dispatcher passes run every second (run_dispatcher) or 5 s (beat), so a dead worker's actions are handed
 # out again within about a minute; back-pressure keeps what is outstanding to half of it (README "Sizing").
