@@ -176,19 +176,29 @@ def _words_of(text: str) -> set[str]:
     return {_norm_name(t) for t in re.split(r"[\s,!:;.?¿¡()]+", text) if _norm_name(t)}
 
 
+_COMMON = frozenset("about after their there these those which while would could should other every "
+                    "team teams company business process processes".split())
+
+
+def _fact_words(facts: Iterable[str]) -> set[str]:
+    """Distinctive words of the lead's facts: a model paraphrases a pain, but keeps its key word."""
+    return {w for fact in facts for w in _words_of(fact) if len(w) >= 4 and w not in _COMMON}
+
+
 def _personalisation_problems(path: str, node_id: str, text: str, audience: Audience) -> list[dict[str, str]]:
+    """`text`: the first email's subject and body. Its name (or company), and one fact of the lead."""
     name = person_name(audience.first_name, audience.last_name)
-    words, lowered = _words_of(text), text.casefold()
+    words = _words_of(text)
     names = [n for n in (name.given.split(" ")[0] if name.given else "", name.family) if n]
     named = any(_norm_name(n.split(" ")[-1]) in words for n in names)
-    company = audience.company.strip()
+    company = _fact_words([audience.company])
     problems = []
     # Only a known first name makes a name required ("Hi there," is right when we do not know it).
-    if name.given and not named and not (company and company.casefold() in lowered):
+    if name.given and not named and not company & words:
         problems.append(_problem(path, node_id, "personalisation",
                                  f"the first email does not address the contact by name ({names[0]!r})"))
-    facts = [f.strip() for f in (company, *audience.lead_facts) if f and f.strip()]
-    if facts and not any(f.casefold() in lowered for f in facts):
+    facts = [f.strip() for f in (audience.company, *audience.lead_facts) if f and f.strip()]
+    if _fact_words(facts) and not _fact_words(facts) & words:
         problems.append(_problem(path, node_id, "personalisation",
                                  f"the first email uses no fact of the lead (e.g. {facts[0]!r})"))
     return problems
@@ -205,8 +215,8 @@ def _language_problem(path: str, node_id: str, text: str, language: str) -> dict
                     f"the email is written in {written!r}; the contact's language is {wanted!r}")
 
 
-def _text_problems(path: str, node_id: str, text: str, *, is_first_email: bool, audience: Audience
-                   ) -> list[dict[str, str]]:
+def _text_problems(path: str, node_id: str, text: str, *, subject: str, is_first_email: bool,
+                   audience: Audience) -> list[dict[str, str]]:
     """Length, greeting, asks, spam, language and (in the first email) personalisation of a message's text."""
     problems = []
     if len(text) > MAX_TEXT_CHARS:
@@ -233,7 +243,7 @@ def _text_problems(path: str, node_id: str, text: str, *, is_first_email: bool, 
     if wrong_language:
         problems.append(wrong_language)
     if is_first_email:
-        problems += _personalisation_problems(path, node_id, text, audience)
+        problems += _personalisation_problems(path, node_id, f"{subject}\n{text}", audience)
     return problems
 
 
@@ -269,6 +279,6 @@ def copy_problems(
                                      f"subject is {len(subject)} characters; keep it under {MAX_SUBJECT_CHARS}"))
         text = message.get("text")
         if isinstance(text, str):
-            problems += _text_problems(f"{base}.text", node_id, text, is_first_email=node.get("id") == start_id,
-                                       audience=audience)
+            problems += _text_problems(f"{base}.text", node_id, text, subject=str(subject or ""),
+                                       is_first_email=node.get("id") == start_id, audience=audience)
     return problems

@@ -122,7 +122,9 @@ def test_the_first_email_needs_the_name_or_company_and_one_fact_of_the_lead():
     kwargs = {"company": "Acme Logistics", "lead_facts": ("slow onboarding",)}
     assert problems("Hi Dana,\n\nA short idea on slow onboarding. Worth a call?", **kwargs) == []
     assert problems("Hello,\n\nA short idea for Acme Logistics. Worth a call?", **kwargs) == []  # the company names
-    found = problems("Hi Dana,\n\nA short idea for your team. Worth a call?", **kwargs)
+    assert problems("Hi Dana,\n\nA short idea on how you onboard shippers. Worth a call?", **kwargs) == []
+    found = copy_problems(plan=plan_with("Hi Dana,\n\nA short idea for your team. Worth a call?",
+                                         subject="A quick idea"), first_name="Dana", **kwargs)
     assert [p["rule"] for p in found] == ["personalisation"] and "no fact of the lead" in found[0]["message"]
 
 
