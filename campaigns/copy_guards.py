@@ -185,20 +185,26 @@ def _fact_words(facts: Iterable[str]) -> set[str]:
     return {w for fact in facts for w in _words_of(fact) if len(w) >= 4 and w not in _COMMON}
 
 
+def _company_words(company: str) -> set[str]:
+    """Every word of the company's name counts, short ones too ("VW", "3M")."""
+    return {w for w in _words_of(company) if w not in _COMMON}
+
+
 def _personalisation_problems(path: str, node_id: str, text: str, audience: Audience) -> list[dict[str, str]]:
     """`text`: the first email's subject and body. Its name (or company), and one fact of the lead."""
     name = person_name(audience.first_name, audience.last_name)
     words = _words_of(text)
     names = [n for n in (name.given.split(" ")[0] if name.given else "", name.family) if n]
     named = any(_norm_name(n.split(" ")[-1]) in words for n in names)
-    company = _fact_words([audience.company])
+    company = _company_words(audience.company)
     problems = []
     # Only a known first name makes a name required ("Hi there," is right when we do not know it).
     if name.given and not named and not company & words:
         problems.append(_problem(path, node_id, "personalisation",
                                  f"the first email does not address the contact by name ({names[0]!r})"))
     facts = [f.strip() for f in (audience.company, *audience.lead_facts) if f and f.strip()]
-    if _fact_words(facts) and not _fact_words(facts) & words:
+    fact_words = company | _fact_words(audience.lead_facts)
+    if fact_words and not fact_words & words:
         problems.append(_problem(path, node_id, "personalisation",
                                  f"the first email uses no fact of the lead (e.g. {facts[0]!r})"))
     return problems

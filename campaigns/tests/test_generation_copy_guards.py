@@ -153,3 +153,9 @@ def test_an_english_email_for_a_german_contact_is_refused_but_unsupported_langua
 def test_a_word_limit_from_the_instructions_holds():
     text = "Hi Dana,\n\n" + "An idea for Acme. " * 20 + "Call?"
     assert [p["rule"] for p in problems(text, word_limit=40)] == ["word_limit"]
+
+
+def test_a_short_company_name_counts_as_the_lead_fact():
+    found = copy_problems(plan=plan_with("Hi Dana,\n\nA short idea for VW. Worth a call?", subject="A quick idea"),
+                          first_name="Dana", company="VW", lead_facts=("security risk",))
+    assert found == []
