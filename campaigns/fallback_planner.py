@@ -28,9 +28,22 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from campaigns.dsl import PLAN_VERSION
+from campaigns.language_guess import base_language, leans_to
+from campaigns.sequence_facts import (
+    ACADEMIC,
+    PersonName,
+    ask_of,
+    industry_of,
+    offer_of,
+    person_name,
+    title_area,
+    word_limit_of,
+)
+from campaigns.sequence_writer import Letter, copy_language, language_book, pick, render_subject, render_touch
 from outreach.timezones import is_iana_timezone
 
 QUIET_HOURS = {"start": "20:00", "end": "08:00"}
@@ -109,156 +122,146 @@ def plan_timezone(value: str) -> str:
     return value if value and is_iana_timezone(value) else DEFAULT_TIMEZONE
 
 
+
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if text[:1].isupper() and not text[1:2].isupper() else text
 
 
-def _sentence(text: str) -> str:
+def _phrase(text: str, language: str) -> str:
+    """Free text as a phrase inside a sentence: no end punctuation; lower-case start except in German."""
     text = text.strip().rstrip(".!;:, ")
-    return text
+    return text if language == "de" else _lower_first(text)
 
 
-def _pick(options: list[str], seed: str, salt: str) -> str:
-    digest = hashlib.sha256(f"{seed}:{salt}".encode()).digest()
-    return options[digest[0] % len(options)]
+# --- what the copy may say ------------------------------------------------------------------------------
+
+# Angles the deterministic lead analysis derives from a title or a word list: they read as notes, not as
+# something to tell a prospect ("What it would mean for a Directrice commerciale"), so the copy skips them.
+_NOTE_ANGLES = re.compile(r"^(?:what it would mean for|shared ground:|an outside view on|how .+ addresses )", re.I)
 
 
-_GOAL_VERBS = {
-    "book", "schedule", "get", "set", "have", "see", "talk", "discuss", "explore", "meet", "start", "try", "run",
-    "arrange", "find", "show", "walk", "share", "hop", "jump", "chat", "learn", "compare", "review", "plan",
-}
+def _pain_phrases(lead: LeadInput, language: str) -> list[str]:
+    """The lead's pains in the contact's language: known pains translated, free text only when it fits."""
+    known = {text.casefold(): key for key, text in language_book("en")["pains"].items()}
+    translated = language_book(language)["pains"]
+    phrases = []
+    for pain in lead.pains:
+        text = clean(pain, limit=160)
+        key = known.get(text.casefold().rstrip("."))
+        if key:
+            phrases.append(translated[key])
+        elif text and leans_to(text, language):
+            phrases.append(_phrase(text, language))
+    return phrases
 
 
-def _is_german(contact: ContactInput) -> bool:
-    return (contact.language or "").lower().replace("_", "-").split("-")[0] == "de"
+def _free_text(text: str, language: str, *, limit: int) -> str:
+    """Brief text that may go into a sentence of this language (a phrase), or "" when it is in another."""
+    text = clean(text, limit=limit)
+    if not text or not leans_to(text, language):
+        return ""
+    return _phrase(text, language)
 
 
-# --- copy -----------------------------------------------------------------------------------------------
+def _ask_phrase(book: Mapping[str, Any], goal: str) -> str:
+    ask = ask_of(goal)
+    forms = book["ask"][ask.kind]
+    return forms["minutes"].replace("$minutes", str(ask.minutes)) if ask.minutes else forms["plain"]
+
+
+def _offer_phrase(book: Mapping[str, Any], brief: BriefInput) -> str:
+    offer = offer_of(brief.offer, brief.ai_instructions, brief.goal)
+    if offer is None:
+        return ""
+    forms = book[offer.kind]
+    return forms["days"].replace("$days", str(offer.days)) if offer.days else forms["plain"]
+
+
+def _greeting(book: Mapping[str, Any], name: PersonName) -> str:
+    forms = book["greeting"]
+    given, family = clean(name.given, limit=60), clean(name.family, limit=60)
+    if name.honorific and family and (name.honorific in ACADEMIC or not given):
+        return forms["formal"].replace("$honorific", book["honorifics"][name.honorific]).replace("$last", family)
+    if given:
+        return forms["first"].replace("$first", given.split(" ")[0] if len(given) > 30 else given)
+    return forms["none"]
 
 
 @dataclasses.dataclass(frozen=True)
-class _Copy:
-    intro_subject: str
-    intro_text: str
-    hot_text: str
-    bump_text: str
-    breakup_text: str
+class _Voice:
+    """Everything the copy of one contact is written from, in the language it is written in."""
+
+    language: str
+    book: Mapping[str, Any]
+    slots: dict[str, str]
+    letter: Letter
+    word_limit: int | None
+    notes: tuple[str, ...]
 
 
-def _english_subject(first: str, company: str, seed: str) -> str:
-    subject_options = [f"Quick idea for {company}", f"An idea for {company}", f"{company} and a quick question"] \
-        if company else ["A quick idea", "Quick question", "An idea for your team"]
-    if first and company:
-        subject_options.append(f"{first}, a quick idea for {company}")
-    return clean(_pick(subject_options, seed, "subject"), limit=120)
-
-
-def _english_pitch(*, where: str, pain: str, offer: str, angle: str) -> list[str]:
-    """The pain, the offer and the lead's angle, each a line when known."""
-    lines = []
-    if pain:
-        lines.append(f"Teams in a similar spot often mention {_lower_first(pain)}.")
-    if offer:
-        lead_in = "We help with exactly that" if pain else "In short"
-        lines.append(f"{lead_in}: {_lower_first(offer)}.")
-    if angle and offer[:30].lower() not in angle.lower():  # a derived angle may only restate the offer
-        lines.append(f"For {where} in particular: {_lower_first(angle)}.")
-    return lines
-
-
-def _english_cta(goal: str) -> str:
-    if goal and goal.split(" ", 1)[0].lower() in _GOAL_VERBS:
-        return f"Would it make sense to {_lower_first(goal)}?"
-    if goal:
-        return f"What I have in mind: {_lower_first(goal)}. Would a short call next week work?"
-    return "Would a short call next week be worth it?"
-
-
-def _english_copy(inputs: PlanInputs, seed: str) -> _Copy:
+def _slots(inputs: PlanInputs, language: str, name: PersonName) -> dict[str, str]:
     brief, contact, lead = inputs.brief, inputs.contact, inputs.lead
-    first = clean(contact.first_name, limit=60)
-    company = clean(lead.name, limit=80)
-    title = clean(contact.title, limit=80)
-    offer = _sentence(clean(brief.offer, limit=400))
-    goal = _sentence(clean(brief.goal, limit=200))
-    pain = _sentence(clean(lead.pains[0], limit=160)) if lead.pains else ""
-    angle = _sentence(clean(lead.angles[0], limit=200)) if lead.angles else ""
-    sender = clean(brief.sender_name, limit=80)
-    sender_company = clean(brief.sender_company, limit=80)
-
-    greeting = f"Hi {first}," if first else "Hi there,"
-    where = company or "your team"
-    subject = _english_subject(first, company, seed)
-    role = f" as {title}" if title else ""
-    opener = _pick(
-        [f"I came across {where} and thought of you{role}.",
-         f"I was reading about {where} and wanted to reach you{role}."],
-        seed, "opener",
-    )
-    lines = [greeting, "", opener, *_english_pitch(where=where, pain=pain, offer=offer, angle=angle),
-             "", _english_cta(goal)]
-    signature = ["", "Best regards,"] + ([sender] if sender else []) + ([sender_company] if sender_company else [])
-    intro = "\n".join(lines + signature)
-
-    hot = "\n".join([
-        greeting, "",
-        "Thanks for taking a look. Happy to walk you through how this would work"
-        + (f" at {company}" if company else "") + ".",
-        "", "Do you have 20 minutes this week or next?",
-    ] + signature)
-    bump = "\n".join([
-        greeting, "",
-        "Just bringing this back to the top of your inbox"
-        + (f" in case {_lower_first(offer)} is on your list this quarter." if offer else "."),
-        "", "Is this something you look after, or is there someone better to talk to?",
-    ] + signature)
-    breakup = "\n".join([
-        greeting, "",
-        "I haven't heard back, so I'll assume the timing isn't right and won't follow up again.",
-        "If it becomes relevant later, just reply to this email.",
-    ] + signature)
-    return _Copy(subject, intro, hot, bump, breakup)
+    book = language_book(language)
+    pains = _pain_phrases(lead, language)
+    area, industry = title_area(contact.title), industry_of(f"{lead.summary} {lead.name} {lead.domain}")
+    angle = next((clean(a, limit=200) for a in lead.angles if not _NOTE_ANGLES.match(clean(a))), "")
+    return {
+        "first": clean(name.given, limit=60).split(" ")[0],
+        "company": clean(lead.name, limit=80),
+        "pain": pains[0] if pains else "",
+        "pain2": pains[1] if len(pains) > 1 else (pains[0] if pains else ""),
+        "area": book["areas"][area] if area else "",
+        "industry": book["industries"][industry] if industry else "",
+        "offer": _free_text(brief.offer, language, limit=300),
+        "angle": _phrase(angle, language) if angle and language == "en" and leans_to(angle, "en") else "",
+        "pilot": _offer_phrase(book, brief),
+        "ask": _ask_phrase(book, brief.goal),
+        "sender_company": clean(brief.sender_company, limit=80),
+    }
 
 
-def _german_copy(inputs: PlanInputs, seed: str) -> _Copy:
-    brief, contact, lead = inputs.brief, inputs.contact, inputs.lead
-    first = clean(contact.first_name, limit=60)
-    company = clean(lead.name, limit=80)
-    title = clean(contact.title, limit=80)
-    offer = _sentence(clean(brief.offer, limit=400))
-    goal = _sentence(clean(brief.goal, limit=200))
-    pain = _sentence(clean(lead.pains[0], limit=160)) if lead.pains else ""
-    sender = clean(brief.sender_name, limit=80)
-    sender_company = clean(brief.sender_company, limit=80)
+def _voice(inputs: PlanInputs, seed: str) -> _Voice:
+    requested = base_language(inputs.contact.language)
+    language = copy_language(requested)
+    book = language_book(language)
+    name = person_name(inputs.contact.first_name, inputs.contact.last_name)
+    slots = _slots(inputs, language, name)
+    sender = [line for line in (clean(inputs.brief.sender_name, limit=80), slots["sender_company"]) if line]
+    letter = Letter(greeting=_greeting(book, name), signature=(pick(book["signoff"], seed, "signoff"), *sender))
+    word_limit = word_limit_of(inputs.brief.ai_instructions)
+    notes = []
+    if requested and requested != language:
+        notes.append(f"no built-in copy for language {requested!r}: written in English")
+    if inputs.brief.offer and not slots["offer"]:
+        notes.append("the offer is written in another language than the contact's: not quoted")
+    if slots["pilot"]:
+        notes.append(f"offers {_offer_phrase(language_book('en'), inputs.brief)}")
+    if word_limit:
+        notes.append(f"each email at most {word_limit} words (ai_instructions)")
+    return _Voice(language, book, slots, letter, word_limit, tuple(notes))
 
-    greeting = f"Hallo {first}," if first else "Guten Tag,"
-    subject = _pick([f"Kurze Idee für {company}", f"Eine Frage zu {company}"] if company
-                    else ["Kurze Idee", "Eine kurze Frage"], seed, "subject")
-    subject = clean(subject, limit=120)
-    role = f" als {title}" if title else ""
-    opener = f"ich bin auf {company} gestoßen und dachte dabei an Sie{role}." if company else (
-        f"ich melde mich mit einer kurzen Idee für Sie{role}.")
-    lines = [greeting, "", opener]
-    if pain:
-        lines.append(f"Viele Teams in einer ähnlichen Lage nennen: {pain}.")
-    if offer:
-        lines.append(f"Kurz gesagt: {offer}.")
-    lines += ["", f"Unser Vorschlag: {goal}. Passt Ihnen ein kurzes Gespräch?" if goal
-              else "Passt Ihnen nächste Woche ein kurzes Gespräch?"]
-    signature = ["", "Viele Grüße"] + ([sender] if sender else []) + ([sender_company] if sender_company else [])
-    intro = "\n".join(lines + signature)
-    hot = "\n".join([greeting, "", "danke fürs Reinschauen. Ich zeige Ihnen gern, wie das"
-                     + (f" bei {company}" if company else "") + " aussehen würde.", "",
-                     "Haben Sie diese oder nächste Woche 20 Minuten Zeit?"] + signature)
-    bump = "\n".join([greeting, "", "ich hole meine Nachricht noch einmal nach oben.", "",
-                      "Sind Sie dafür zuständig, oder gibt es jemand Passenderen?"] + signature)
-    breakup = "\n".join([greeting, "", "ich habe nichts gehört und nehme an, dass es gerade nicht passt. "
-                         "Ich melde mich nicht noch einmal.",
-                         "Falls es später relevant wird, antworten Sie einfach auf diese E-Mail."] + signature)
-    return _Copy(subject, intro, hot, bump, breakup)
+
+def _contact_seed(inputs: PlanInputs) -> str:
+    """A seed per contact (and campaign): the same contact always gets the same copy."""
+    contact = inputs.contact
+    key = [contact.email.casefold(), contact.first_name, contact.last_name, contact.title, inputs.lead.name,
+           inputs.brief.campaign_name, inputs.fingerprint() if not contact.email else ""]
+    return hashlib.sha256("\x1f".join(key).encode()).hexdigest()
 
 
 # --- the plan -------------------------------------------------------------------------------------------
+
+# (node, touch of the language files, next node when nothing happens, after how long); every touch but the
+# last moves to email_hot on a click.
+SEQUENCE: list[tuple[str, str, str, str]] = [
+    ("email_intro", "intro", "email_proof", "P3D"),
+    ("email_proof", "proof", "email_question", "P4D"),
+    ("email_question", "question", "email_value", "P4D"),
+    ("email_value", "value", "email_breakup", "P5D"),
+    ("email_breakup", "breakup", "stop_done", "P5D"),
+]
+HOT = ("email_hot", "hot", "email_breakup", "P4D")
+CLICK_WINDOW = "P3D"
 
 
 def _reply_transitions() -> list[dict[str, str]]:
@@ -272,41 +275,50 @@ def _reply_transitions() -> list[dict[str, str]]:
     ]
 
 
+def _send_node(voice: _Voice, seed: str, step: tuple[str, str, str, str], subject: str) -> dict[str, Any]:
+    node_id, touch, next_id, after = step
+    transitions = _reply_transitions()
+    if next_id != "stop_done" and node_id != HOT[0]:
+        transitions.append({"on": "click", "within": CLICK_WINDOW, "to": HOT[0]})
+    transitions.append({"on": "no_reply", "after": after, "to": next_id})
+    text = render_touch(book=voice.book, touch=touch, slots=voice.slots, letter=voice.letter, seed=seed,
+                        word_limit=voice.word_limit)
+    return {"id": node_id, "type": "send", "channel": "email", "message": {"subject": subject, "text": text},
+            "transitions": transitions}
+
+
 def fallback_plan(inputs: PlanInputs) -> dict[str, Any]:
-    """The built-in plan for these inputs (a DSL 1.0 document; always passes validate_plan)."""
-    seed = inputs.fingerprint()
-    copy = _german_copy(inputs, seed) if _is_german(inputs.contact) else _english_copy(inputs, seed)
-    re_subject = clean(f"Re: {copy.intro_subject}", limit=200)
+    """The built-in plan for these inputs (a DSL 1.0 document; always passes validate_plan).
 
-    def send(node_id: str, subject: str, text: str, transitions: list[dict[str, str]]) -> dict[str, Any]:
-        return {"id": node_id, "type": "send", "channel": "email",
-                "message": {"subject": subject, "text": text}, "transitions": transitions}
-
+    Five touches over 16 days (intro, proof point, question, a useful idea, break-up), each its own angle,
+    follow-ups threaded under the intro's subject; a click moves the contact to a short "hot" follow-up
+    with a concrete ask, then the break-up; any reply ends the sequence with its reason.
+    """
+    seed = _contact_seed(inputs)
+    voice = _voice(inputs, seed)
+    subject = clean(render_subject(book=voice.book, slots=voice.slots, seed=seed), limit=120)
+    re_subject = clean(f"{voice.book['reply_prefix']} {subject}", limit=200)
+    sends = [_send_node(voice, seed, step, subject if step[0] == "email_intro" else re_subject)
+             for step in [*SEQUENCE, HOT]]
+    metadata: dict[str, Any] = {"generator": "built-in planner", "language": voice.language,
+                                "languageFallback": voice.language != (base_language(inputs.contact.language)
+                                                                       or voice.language)}
+    if base_language(inputs.contact.language):
+        metadata["requestedLanguage"] = clean(base_language(inputs.contact.language), limit=16) or "unknown"
+    if voice.notes:
+        metadata["notes"] = [clean(note, limit=300) for note in voice.notes]
     return {
         "version": PLAN_VERSION,
         "timezone": plan_timezone(inputs.contact.timezone),
         "quietHours": dict(QUIET_HOURS),
         "sendDays": list(SEND_DAYS),
         "startNodeId": "email_intro",
-        "nodes": [
-            send("email_intro", copy.intro_subject, copy.intro_text, _reply_transitions() + [
-                {"on": "click", "within": "P3D", "to": "email_hot"},
-                {"on": "no_reply", "after": "P4D", "to": "email_bump"},
-            ]),
-            send("email_hot", re_subject, copy.hot_text, _reply_transitions() + [
-                {"on": "no_reply", "after": "P4D", "to": "stop_done"},
-            ]),
-            send("email_bump", re_subject, copy.bump_text, _reply_transitions() + [
-                {"on": "click", "within": "P3D", "to": "email_hot"},
-                {"on": "no_reply", "after": "P5D", "to": "email_breakup"},
-            ]),
-            send("email_breakup", re_subject, copy.breakup_text, _reply_transitions() + [
-                {"on": "no_reply", "after": "P5D", "to": "stop_done"},
-            ]),
+        "nodes": sends + [
             {"id": "stop_meeting_booked", "type": "stop", "reason": "meeting_booked"},
             {"id": "stop_interested", "type": "stop", "reason": "interested"},
             {"id": "stop_not_interested", "type": "stop", "reason": "not_interested"},
             {"id": "stop_replied", "type": "stop", "reason": "replied"},
             {"id": "stop_done", "type": "stop", "reason": "completed"},
         ],
+        "metadata": metadata,
     }

@@ -31,6 +31,7 @@ from campaigns.fallback_planner import (
 )
 from campaigns.generation_leases import generation_locked
 from campaigns.models import ContactCampaign
+from campaigns.sequence_facts import word_limit_of
 from campaigns.services import contact_campaign_start, contact_campaign_store_plan
 from contacts.interface import lead_analyse
 from outreach import clock
@@ -83,6 +84,10 @@ def plan_problems(data: Any, *, inputs: PlanInputs) -> list[dict[str, str]]:
         first_name=inputs.contact.first_name.strip(),
         last_name=inputs.contact.last_name.strip(),
         allowed_link_domains=inputs.brief.allowed_link_domains,
+        company=inputs.lead.name,
+        lead_facts=(*inputs.lead.pains, *inputs.lead.angles),
+        language=inputs.contact.language,
+        word_limit=word_limit_of(inputs.brief.ai_instructions),
     )
     return problems
 

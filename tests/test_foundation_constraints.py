@@ -44,6 +44,7 @@ from messaging.tests.factories import (
     SendRateLimitFactory,
 )
 from outreach import clock
+from outreach.ai.models import AIBudgetAlert
 from outreach.tenancy.models import ApiKey, GlobalSendingSwitch, IdempotencyRecord, Tenant, TenantMembership
 from outreach.tenancy.services import api_key_create
 from outreach.tenancy.tests.factories import MembershipFactory, TenantFactory
@@ -132,6 +133,8 @@ UNIQUE_CASES = [
         CommunicationSuppression, _unsaved_kwargs(CommunicationSuppressionFactory(), reason="manual"))),
     Case("uniq_unsubscribe_tenant_channel_value", lambda: (
         ContactUnsubscribe, _unsaved_kwargs(ContactUnsubscribeFactory(), source="link_click"))),
+    Case("uniq_ai_budget_alert_month", lambda: (AIBudgetAlert, _unsaved_kwargs(AIBudgetAlert.objects.create(
+        tenant=TenantFactory(), month=dt.date(2026, 1, 1), spend_usd="10", budget_usd="10")))),
     Case("uniq_rate_limit_scope_key", lambda: (
         SendRateLimit, _unsaved_kwargs(SendRateLimitFactory(), per_hour=None, per_day=1000))),
 ]

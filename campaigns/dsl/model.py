@@ -145,6 +145,16 @@ class StopNode(_DslModel):
     reason: _text(1, 100, one_line=True) = DEFAULT_STOP_REASON
 
 
+class PlanMetadata(_DslModel):
+    """Facts about how the plan was written, for people and evaluation: the engine never reads them."""
+
+    generator: _text(1, 64, one_line=True) | None = None
+    language: _text(1, 16, one_line=True) | None = None
+    requested_language: _text(1, 16, one_line=True) | None = Field(default=None, alias="requestedLanguage")
+    language_fallback: bool | None = Field(default=None, alias="languageFallback")
+    notes: Annotated[list[_text(1, 300, one_line=True)], Field(max_length=10)] | None = None
+
+
 AnySendNode = Annotated[Union[EmailSendNode, SmsSendNode], Field(discriminator="channel")]  # noqa: UP007
 Node = Annotated[Union[AnySendNode, WaitNode, StopNode], Field(discriminator="type")]  # noqa: UP007
 
@@ -162,6 +172,7 @@ class Plan(_DslModel):
     ] | None = Field(default=None, alias="sendDays")
     start_node_id: NodeRef = Field(alias="startNodeId")
     nodes: Annotated[list[Node], Field(min_length=1, max_length=MAX_NODES)]
+    metadata: PlanMetadata | None = None
 
     _by_id: dict[str, SendNode | WaitNode | StopNode] = PrivateAttr(default_factory=dict)
 

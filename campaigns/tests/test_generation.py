@@ -250,3 +250,19 @@ def test_after_max_deferrals_the_fallback_writes_the_plan(stub, settings, tenant
 
     version = CampaignPlanVersion.objects.get(contact_campaign=c)
     assert version.source == "fallback" and "AI call failed (busy)" in version.source_detail
+
+
+def test_an_ai_plan_greeting_a_doctor_as_written_is_accepted_without_a_repair_call(stub, tenant):
+    lead = LeadFactory(tenant=tenant, name="Acme Logistics", analysis={"summary": "x", "pains": ["manual onboarding"]},
+                       analysis_status="done")
+    contact = ContactFactory(tenant=tenant, lead=lead, first_name="Dr. Alan", last_name="Turing",
+                             timezone="America/Los_Angeles")
+    cc = ContactCampaignFactory(tenant=tenant, contact=contact,
+                                campaign=CampaignFactory(tenant=tenant, allowed_link_domains=["shipfast.example"]))
+    plan = ai_plan("Dr. Alan")
+    stub.enqueue(chat_json(plan))
+
+    version = contact_campaign_generate_plan(contact_campaign=cc)
+
+    assert version.source == "ai" and len(stub.requests) == 1  # no repair round burnt on a correct greeting
+    assert version.plan_json["nodes"][0]["message"]["text"].startswith("Hi Dr. Alan,")

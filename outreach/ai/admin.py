@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from outreach.admin import BigTableAdmin, ReadOnlyAdmin, static_choices_filter
-from outreach.ai.models import AICall
+from outreach.ai.models import AIBudgetAlert, AICall
 
 AI_PURPOSES = ("lead_analysis", "plan", "plan_repair", "reply_classification")
 
@@ -15,4 +15,11 @@ class AICallAdmin(ReadOnlyAdmin, BigTableAdmin):
                     "cost_usd", "duration_ms")
     list_filter = ("status", static_choices_filter("purpose", AI_PURPOSES), "tenant")
     search_fields = ("error",)
+    list_select_related = ("tenant",)
+
+
+@admin.register(AIBudgetAlert)
+class AIBudgetAlertAdmin(ReadOnlyAdmin):
+    list_display = ("month", "tenant", "spend_usd", "budget_usd", "created_at")
+    list_filter = ("tenant",)
     list_select_related = ("tenant",)

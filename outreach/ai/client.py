@@ -46,7 +46,8 @@ class AIError(Exception):
 
     kind: "disabled", "busy" (our per-tenant cap refused), "rate_limited" (the provider's 429 outlasted our
     retries), "server" (5xx), "timeout", "connection", "client" (a 4xx we cannot fix by retrying),
-    "refused" (the model declined), "bad_output" (not the JSON we asked for).
+    "refused" (the model declined), "bad_output" (not the JSON we asked for), "budget" (the tenant's monthly
+    AI budget is spent: nothing was sent).
     """
 
     def __init__(self, message: str, *, kind: str, retry_after: float | None = None) -> None:
@@ -313,7 +314,12 @@ def complete_json(
     """
     if not ai_enabled():
         raise AIError("no OPENAI_API_KEY configured", kind="disabled")
+    from outreach.ai.budget import budget_refusal  # models: imported once the apps are ready, like services
+
     tenant_id = getattr(tenant, "pk", tenant)
+    over_budget = budget_refusal(tenant_id=tenant_id)
+    if over_budget:
+        raise AIError(f"{purpose}: {over_budget}", kind="budget")
     model_name = model or settings.OPENAI_MODEL
     params = _request_params(model_name=model_name, messages=messages, schema=schema, schema_name=schema_name,
                              strict=strict, max_completion_tokens=max_completion_tokens, temperature=temperature)

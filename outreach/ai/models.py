@@ -34,3 +34,22 @@ class AICall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} {self.model} {self.status}"
+
+
+class AIBudgetAlert(models.Model):
+    """The one alert a tenant's admins get in a month when its AI spend reaches the monthly budget."""
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="ai_budget_alerts")
+    month = models.DateField(help_text="First day of the calendar month (UTC).")
+    spend_usd = models.DecimalField(max_digits=12, decimal_places=6)
+    budget_usd = models.DecimalField(max_digits=12, decimal_places=2)
+    recipients = models.TextField(blank=True, help_text="Addresses the alert was mailed to, one a line.")
+    created_at = ClockDateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "ai_budget_alerts"
+        verbose_name = "AI budget alert"
+        constraints = [models.UniqueConstraint(fields=["tenant", "month"], name="uniq_ai_budget_alert_month")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.month:%Y-%m}: {self.spend_usd} of {self.budget_usd} USD"

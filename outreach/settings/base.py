@@ -298,7 +298,11 @@ AI_TENANT_CONCURRENCY = env.int("AI_TENANT_CONCURRENCY", default=4, minimum=1)
 AI_TENANT_RATE_PER_MINUTE = env.float("AI_TENANT_RATE_PER_MINUTE", default=120.0, minimum=0.001)
 AI_TENANT_BURST = env.int("AI_TENANT_BURST", default=20, minimum=1)
 AI_ACQUIRE_WAIT_SECONDS = env.float("AI_ACQUIRE_WAIT_SECONDS", default=30.0, minimum=0)
-# Per-tenant overrides of the caps: JSON {"<tenant id>": {"concurrency": 8, "rate_per_minute": 600, "burst": 50}}.
+# A tenant's AI spend per calendar month (UTC), USD as estimated from AI_MODEL_PRICES; 0 = no cap. At the cap
+# every AI call of the tenant is refused (plans come from the built-in planner) and its admins get one alert.
+AI_TENANT_MONTHLY_BUDGET_USD = env.float("AI_TENANT_MONTHLY_BUDGET_USD", default=0.0, minimum=0)
+# Per-tenant overrides of the caps: JSON {"<tenant id>": {"concurrency": 8, "rate_per_minute": 600, "burst": 50,
+# "monthly_budget_usd": 200}}.
 AI_TENANT_CAPS: dict[int, dict] = env.tenant_caps("AI_TENANT_CAPS")
 # Prices (USD per million prompt / completion tokens) added to or replacing the built-in table of
 # outreach/ai/client.py, by model-name prefix: JSON {"gpt-4.1": ["2.00", "8.00"]}.

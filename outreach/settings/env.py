@@ -32,7 +32,7 @@ _dotenv = BASE_DIR / ".env"
 if _dotenv.exists():
     environ.Env.read_env(str(_dotenv))
 
-_CAP_KEYS = frozenset({"concurrency", "rate_per_minute", "burst"})
+_CAP_KEYS = frozenset({"concurrency", "rate_per_minute", "burst", "monthly_budget_usd"})
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -156,14 +156,16 @@ class Env:
         return value.strip()
 
     def tenant_caps(self, name: builtins.str) -> builtins.dict[builtins.int, builtins.dict[builtins.str, Any]]:
-        """JSON {"<tenant id>": {"concurrency": 8, "rate_per_minute": 600, "burst": 50}}, each part optional."""
+        """JSON {"<tenant id>": {"concurrency": 8, "rate_per_minute": 600, "burst": 50, "monthly_budget_usd": 200}},
+        each part optional."""
         raw = self.dict(name, default={})
         caps: builtins.dict[builtins.int, builtins.dict[builtins.str, Any]] = {}
         for tenant_id, values in raw.items():
             if not (tenant_id.isdigit() and isinstance(values, builtins.dict)
                     and set(values) <= _CAP_KEYS and all(_positive_number(v) for v in values.values())):
                 raise self._bad(name, json.dumps({tenant_id: values}),
-                                'a JSON object of tenant ids to {"concurrency", "rate_per_minute", "burst"} '
+                                'a JSON object of tenant ids to {"concurrency", "rate_per_minute", "burst", '
+                                '"monthly_budget_usd"} '
                                 "positive numbers")
             caps[builtins.int(tenant_id)] = values
         return caps
