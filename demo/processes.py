@@ -214,6 +214,7 @@ class ManagedProcess:
     argv: list[str]
     popen: subprocess.Popen
     log_path: Path
+    env: dict[str, str] | None = None  # None: the group's
 
     @property
     def alive(self) -> bool:
@@ -243,19 +244,30 @@ class ProcessGroup:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self, name: str, argv: list[str], *, env: dict[str, str] | None = None) -> ManagedProcess:
+    def start(self, name: str, argv: list[str], *, env: dict[str, str] | None = None,
+              append_log: bool = False) -> ManagedProcess:
         if name in self.processes and self.processes[name].alive:
             raise DemoError(f"{name} is already running")
         log_path = self.log_dir / f"{name}.log"
-        log = open(log_path, "wb")  # noqa: SIM115 - the child keeps the descriptor; we close ours below
+        log = open(log_path, "ab" if append_log else "wb")  # noqa: SIM115 - the child keeps it; ours is closed below
         try:
             popen = subprocess.Popen(argv, cwd=self.cwd, env=env or self.env, stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # noqa: PLW1509
         finally:
             log.close()
-        process = ManagedProcess(name=name, argv=argv, popen=popen, log_path=log_path)
+        process = ManagedProcess(name=name, argv=argv, popen=popen, log_path=log_path, env=env)
         self.processes[name] = process
         return process
+
+    def restart(self, name: str) -> ManagedProcess:
+        """Start an exited process again with the same command and environment, its log appended to."""
+        previous = self.processes[name]
+        return self.start(name, previous.argv, env=previous.env, append_log=True)
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Signal the process's whole group (a gunicorn master and its workers alike)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.processes[name].popen.pid, sig)
 
     def dead(self) -> list[ManagedProcess]:
         return [p for p in self.processes.values() if not p.alive]

@@ -15,9 +15,7 @@ The fast tests at the end prove that each invariant check reports the failure it
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import os
 import time
@@ -32,7 +30,12 @@ from django.db import connection
 
 from campaigns.tests.factories import ContactCampaignFactory
 from demo import invariants, processes, progress
-from demo.scenario import CONTACTS_CSV, ClockAnchor, virtual_start_before_monday
+from demo.scenario import (
+    SHORT_RUN_SIMULATOR_SEED,
+    ClockAnchor,
+    virtual_start_before_monday,
+    write_sample_contacts,
+)
 from messaging.interface import OutboundMessage
 from messaging.tests.factories import ContactUnsubscribeFactory, InboundMessageFactory, OutboundMessageFactory
 
@@ -40,10 +43,6 @@ from messaging.tests.factories import ContactUnsubscribeFactory, InboundMessageF
 CLOCK_SPEED = 50_000.0
 RUN_TIMEOUT_SECONDS = 110.0
 SETUP_REAL_SECONDS = 10.0
-# ooo@ answers every mail with an out-of-office whose return date (2-14 days on) delays the next follow-up;
-# with this seed the simulator draws 4, 2 and 3 days, so that contact does not stretch the run to 5 weeks.
-SIMULATOR_SEED = 38
-SCRIPTED = ("reply", "stop", "unsub", "bounce", "spam", "ooo", "machine")
 LOCK_KEY = "outreach:e2e:owner"
 
 
@@ -55,27 +54,6 @@ def _e2e_redis_url() -> str:
     parts = urlsplit(settings.TEST_REDIS_BASE_URL)
     db = int(parts.path.strip("/") or 0)
     return urlunsplit(parts._replace(path=f"/{db - 1 if db > 0 else 1}"))
-
-
-def _contacts_csv(path: Path) -> dict[str, str]:
-    """20 rows of demo/contacts.csv: one of each scripted address, then random recipients. Returns
-    {scripted behaviour: email}."""
-    with CONTACTS_CSV.open(encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    chosen: list[dict[str, str]] = []
-    scripted: dict[str, str] = {}
-    for behaviour in SCRIPTED:
-        row = next(r for r in rows if r["email"].split("@")[0] == behaviour)
-        chosen.append(row)
-        scripted[behaviour] = row["email"].lower()
-    plain = [r for r in rows if "." in r["email"].split("@")[0]]
-    chosen += plain[: 20 - len(chosen)]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(chosen)
-    path.write_text(out.getvalue(), encoding="utf-8")
-    return scripted
 
 
 def _pid_alive(pid: int) -> bool:
@@ -116,7 +94,7 @@ def _demo_config(tmp_path: Path, redis_url: str) -> processes.DemoConfig:
         database_url=processes.database_url_from_settings(connection.settings_dict), redis_url=redis_url,
         web_port=processes.free_port(), sim_port=processes.free_port(), clock_speed=CLOCK_SPEED,
         log_dir=tmp_path / "logs", worker_concurrency=4, dispatcher_interval=0.1, web_server="gunicorn",
-        sim_seed=SIMULATOR_SEED, sim_args=["--flush-interval", "0.3"],
+        sim_seed=SHORT_RUN_SIMULATOR_SEED, sim_args=["--flush-interval", "0.3"],
     )
     config.generate_webhook_keys()
     return config
@@ -154,7 +132,7 @@ def _run_to_the_end(config: processes.DemoConfig, anchor: ClockAnchor, csv_path:
 @pytest.mark.django_db(transaction=True)
 def test_the_running_system_stops_on_replies_honours_opt_outs_and_sends_everything_once(tmp_path, e2e_redis):
     config = _demo_config(tmp_path, e2e_redis)
-    scripted = _contacts_csv(tmp_path / "contacts.csv")
+    scripted = write_sample_contacts(tmp_path / "contacts.csv")
     run = _run_to_the_end(config, _anchor_clock(config), tmp_path / "contacts.csv")
 
     # No double sends, every webhook event stored once, no mail after an opt-out or a reply, all final.
