@@ -24,6 +24,9 @@ SCRIPTED = ("reply", "stop", "unsub", "bounce", "spam", "ooo", "machine")
 # ooo@ answers every mail with an out-of-office whose return date (2-14 days on) delays the next follow-up;
 # with this seed the simulator draws 4, 2 and 3 days, so that contact does not stretch a short run to 5 weeks.
 SHORT_RUN_SIMULATOR_SEED = 38
+# A short run's clock: one virtual day in ~1.7 real seconds, so a plan's 4 + 5 + 5 days of waits and two
+# weekends take ~35 s when nothing breaks.
+SHORT_RUN_CLOCK_SPEED = 50_000.0
 
 DEMO_TENANT_NAME = "Demo Sales Team"
 DEMO_ADMIN_USERNAME = "admin"

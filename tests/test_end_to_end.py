@@ -15,6 +15,7 @@ The fast tests at the end prove that each invariant check reports the failure it
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -24,13 +25,13 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis
 from django.conf import settings
 from django.db import connection
 
 from campaigns.tests.factories import ContactCampaignFactory
 from demo import invariants, processes, progress
 from demo.scenario import (
+    SHORT_RUN_CLOCK_SPEED,
     SHORT_RUN_SIMULATOR_SEED,
     ClockAnchor,
     virtual_start_before_monday,
@@ -39,8 +40,7 @@ from demo.scenario import (
 from messaging.interface import OutboundMessage
 from messaging.tests.factories import ContactUnsubscribeFactory, InboundMessageFactory, OutboundMessageFactory
 
-# One virtual day in ~1.7 real seconds: the plans' 4 + 5 + 5 days of waits and two weekends take ~35 s.
-CLOCK_SPEED = 50_000.0
+CLOCK_SPEED = SHORT_RUN_CLOCK_SPEED
 RUN_TIMEOUT_SECONDS = 110.0
 SETUP_REAL_SECONDS = 10.0
 LOCK_KEY = "outreach:e2e:owner"
@@ -56,30 +56,15 @@ def _e2e_redis_url() -> str:
     return urlunsplit(parts._replace(path=f"/{db - 1 if db > 0 else 1}"))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @pytest.fixture
 def e2e_redis():
-    url = _e2e_redis_url()
-    client = redis.Redis.from_url(url)
-    # Refuse to share the database with another live run (a second pytest session of the same checkout);
-    # a lock left by a run that was killed is taken over.
-    if not client.set(LOCK_KEY, os.getpid(), nx=True, ex=600):
-        holder = int(client.get(LOCK_KEY) or 0)
-        if holder and holder != os.getpid() and _pid_alive(holder):
-            pytest.fail(f"{url} is in use by another end-to-end run (pid {holder}); set TEST_E2E_REDIS_URL")
-    client.flushdb()
-    client.set(LOCK_KEY, os.getpid(), ex=600)
-    yield url
-    client.flushdb()
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(processes.exclusive_redis_db(_e2e_redis_url(), lock_key=LOCK_KEY,
+                                                                   what="end-to-end run"))
+        except processes.DemoError as exc:
+            pytest.fail(f"{exc}; set TEST_E2E_REDIS_URL")
+        yield url
 
 
 @dataclass
