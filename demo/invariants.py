@@ -47,6 +47,7 @@ class InvariantReport:
 
 # The invariants check_invariants() proves, by section.
 NO_DOUBLE_SEND = "no double send"
+SENT_AT_PROVIDER = "sent = what the provider got"
 EVENTS_ONCE = "no event lost or doubled"
 OPT_OUTS = "nothing after an opt-out"
 REPLIES = "replies end enrolments"
@@ -129,6 +130,7 @@ def _check_simulator_messages(report: InvariantReport, sim_url: str) -> None:
     for outbound_id, n in sorted(by_id.items()):
         if n > 1:
             report.fail(f"double send: outbound message {outbound_id} reached the simulator {n} times")
+    report.begin(SENT_AT_PROVIDER)
     accepted = set(by_id)
     ours = {str(i) for i in OutboundMessage.objects.filter(provider_message_id__isnull=False)
             .values_list("id", flat=True)}

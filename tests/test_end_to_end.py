@@ -38,7 +38,12 @@ from demo.scenario import (
     write_sample_contacts,
 )
 from messaging.interface import OutboundMessage
-from messaging.tests.factories import ContactUnsubscribeFactory, InboundMessageFactory, OutboundMessageFactory
+from messaging.tests.factories import (
+    ContactUnsubscribeFactory,
+    InboundMessageFactory,
+    MessageEventFactory,
+    OutboundMessageFactory,
+)
 
 CLOCK_SPEED = SHORT_RUN_CLOCK_SPEED
 RUN_TIMEOUT_SECONDS = 110.0
@@ -140,9 +145,9 @@ def _real_time_anchor() -> ClockAnchor:
     return ClockAnchor(real_start=now, virtual_start=now, speed=1.0)
 
 
-def _sent(cc, *, node_id: str = "email_intro", at: dt.datetime, **fields) -> OutboundMessage:
+def _sent(cc, *, node_id: str = "email_intro", at: dt.datetime, status: str = "sent", **fields) -> OutboundMessage:
     return OutboundMessageFactory(tenant=cc.tenant, contact_campaign=cc, contact=cc.contact, node_id=node_id,
-                                  node_visit=1, status="sent", claimed_at=at, send_started_at=at, sent_at=at,
+                                  node_visit=1, status=status, claimed_at=at, send_started_at=at, sent_at=at,
                                   **fields)
 
 
@@ -194,6 +199,21 @@ def test_invariant_check_reports_an_enrolment_that_is_not_final():
     failures = invariants.check_invariants(anchor=_real_time_anchor(), sim_url=None).failures
 
     assert failures == [f"contact campaign {cc.pk} ({cc.contact.email}) is active at node email_bump, not final"]
+
+
+@pytest.mark.django_db
+def test_invariant_check_reports_an_unknown_message_whose_events_are_stored_and_not_one_without():
+    cc = ContactCampaignFactory(status="completed")
+    now = dt.datetime.now(dt.UTC)
+    settled_by_events = _sent(cc, at=now, status="unknown")
+    MessageEventFactory(tenant=cc.tenant, outbound_message=settled_by_events, event_type="delivered")
+    _sent(cc, node_id="email_bump", at=now, status="unknown")  # no event yet: unknown is right
+
+    report = invariants.check_invariants(anchor=_real_time_anchor(), sim_url=None)
+
+    assert report.failures == [f"message {settled_by_events.pk} to {settled_by_events.to_address} is still unknown "
+                               "although provider events for it are stored"]
+    assert report.failed_sections == {invariants.UNKNOWN_SETTLED: 1}
 
 
 def test_webhook_comparison_reports_lost_and_doubled_events_and_ignores_the_simulators_copies():
