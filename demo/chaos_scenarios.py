@@ -97,8 +97,10 @@ PROVIDER_5XX_BURSTS = (Step(2.0, _f(faults.provider_fault, "5xx", count=25)),
                        Step(14.0, _f(faults.provider_fault, "5xx", count=25)))
 PROVIDER_429_BURSTS = (Step(5.0, _f(faults.provider_fault, "429", count=30, delay_seconds=2.0)),
                        Step(18.0, _f(faults.provider_fault, "429", count=30, delay_seconds=2.0)))
-# Real seconds of the outage: at the chaos run's clock (SHORT_RUN_CLOCK_SPEED) about 14 virtual hours.
-OUTAGE_REAL_SECONDS = 1.0
+# Real seconds of the outage: at the chaos run's clock (SHORT_RUN_CLOCK_SPEED) about 22 virtual hours, under
+# the 24 h a message may stay undeliverable before it fails, and long enough in real time for the 5 attempts
+# of the retry schedule (1-2-4-8 virtual minutes) to be spent.
+OUTAGE_REAL_SECONDS = 1.6
 
 DISPATCHER_BEAT_KILLS = every(4.0, start=3.0, stop=31.0, fault=_f(faults.kill, "dispatcher", "beat"))
 
@@ -129,7 +131,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("provider drop", "twice 8 requests accepted, then the connection closed without an answer",
              (Step(3.0, _f(faults.provider_fault, "drop", count=8)),
               Step(15.0, _f(faults.provider_fault, "drop", count=8)))),
-    Scenario("provider outage", f"every mail/send answered 5xx for {OUTAGE_REAL_SECONDS:g} s real (about 14 "
+    Scenario("provider outage", f"every mail/send answered 5xx for {OUTAGE_REAL_SECONDS:g} s real (about 22 "
              "virtual hours): sending must pause, nothing fail",
              (Step(3.0, _f(faults.provider_fault, "5xx", count=None), recovers=False),
               Step(3.0 + OUTAGE_REAL_SECONDS, _f(faults.provider_fault, "none"))),
