@@ -23,7 +23,7 @@ from django.db import Error as DatabaseError
 from django.db import connection
 
 from demo import invariants, progress
-from demo.chaos_scenarios import Scenario, Step
+from demo.chaos_scenarios import WHEN_WAIT_SECONDS, Scenario, Step
 from demo.chaos_services import OwnPostgres, OwnRedis
 from demo.faults import FaultContext
 from demo.processes import DemoConfig, DemoError, Interrupted, ProcessGroup, run_python_module, sim_post, start_system
@@ -122,7 +122,10 @@ class _Driver:
 
     def _inject_due(self, elapsed: float) -> None:
         while self.pending and self.pending[0].at <= elapsed:
-            step = self.pending.pop(0)
+            step = self.pending[0]
+            if step.when is not None and elapsed < step.at + WHEN_WAIT_SECONDS and not self._holds(step):
+                return
+            self.pending.pop(0)
             try:
                 note = step.fault(self.ctx)
             except Exception as exc:  # noqa: BLE001 - a fault that could not be injected fails the scenario
@@ -133,6 +136,13 @@ class _Driver:
             if step.recovers:
                 count = _db_retry(_progress_count, attempts=30)
                 self.recoveries.append(_Recovery(since=time.monotonic(), baseline=count))
+
+    def _holds(self, step: Step) -> bool:
+        try:
+            return step.when(self.ctx)
+        except DatabaseError:
+            connection.close()
+            return False
 
     def _poll(self, elapsed: float) -> tuple[bool, str]:
         try:

@@ -1,12 +1,14 @@
 """The faults the chaos run injects into the running system, each one function of a `FaultContext`.
 
-Processes: `kill` (SIGKILL to the process group; the supervisor starts it again). Services: `redis_restart`
-(the run's own redis-server killed and started empty; the clock anchor written back), `postgres_restart`
-(the run's own cluster stopped in immediate mode and started). Provider: `provider_fault` (the simulator's
-/_sim/faults switch: 5xx, 429, slow, drop). Webhooks: `replay_webhooks` (every event SendGrid posted so far,
-re-signed and posted again in a new random order, three times). Opt-outs: `opt_out_in_flight` (the
-RFC 8058 one-click POST of recipients whose next mail is being sent right now; the time the web server
-acknowledged it is kept for the check that nothing went out after it).
+- processes: `kill` (SIGKILL to the process group; the supervisor starts it again);
+- services: `redis_restart` (the run's own redis-server killed and started empty, the clock anchor written
+  back), `postgres_restart` (the run's own cluster stopped in immediate mode and started);
+- provider: `provider_fault` (the simulator's /_sim/faults switch: 5xx, 429, slow, drop), `provider_outage`
+  (5xx on every request for a while); `sends_in_flight` tells when mails are on their way;
+- webhooks: `replay_webhooks` (every event SendGrid posted so far, re-signed and posted again in a new
+  random order, three times);
+- opt-outs: `opt_out_in_flight` (the RFC 8058 one-click POST of recipients whose next mail is being sent
+  right now; the time the web server acknowledged it is kept for the check that nothing went out after it).
 
 Imports the apps' models (for the opt-out race): import it after django.setup().
 """
@@ -105,6 +107,22 @@ def provider_fault(ctx: FaultContext, mode: str, *, count: int | None = 1, delay
     return f"provider {mode}" + (f" x{count}" if count else (" until switched off" if mode != "none" else ""))
 
 
+def provider_outage(ctx: FaultContext, *, seconds: float) -> str:
+    """Every /v3 request answered 5xx for `seconds` of real time, then the provider is back."""
+    provider_fault(ctx, "5xx", count=None)
+    try:
+        time.sleep(seconds)
+    finally:
+        provider_fault(ctx, "none")
+    return f"provider outage: every request 5xx for {seconds:g} s"
+
+
+def sends_in_flight(ctx: FaultContext) -> bool:
+    """A mail is queued or sending, or a send is due within a virtual hour: a fault now meets real traffic
+    (the plans send on weekdays only, so a fault timed in real seconds may fall on a quiet weekend)."""
+    return bool(_addresses_being_sent(ctx, within=dt.timedelta(hours=1), exclude_opted_out=False))
+
+
 # --------------------------------------------------------------------------------------------- webhooks
 
 
@@ -156,13 +174,13 @@ def _unsubscribe_url(ctx: FaultContext, address: str) -> str | None:
     return None
 
 
-def _addresses_being_sent(ctx: FaultContext, *, within: dt.timedelta) -> list[str]:
+def _addresses_being_sent(ctx: FaultContext, *, within: dt.timedelta, exclude_opted_out: bool = True) -> list[str]:
     """Recipients with a mail queued or sending now, or a send due within `within` (virtual)."""
     soon = ctx.anchor.virtual_now() + within
     in_flight = OutboundMessage.objects.filter(status__in=["queued", "sending"]).values_list("to_address", flat=True)
     due = (ScheduledAction.objects.filter(kind="send", status__in=["pending", "claimed"])
            .filter(Q(due_at__lte=soon)).values_list("contact_campaign__contact__email", flat=True))
-    done = {ack.address for ack in ctx.opt_outs}
+    done = {ack.address for ack in ctx.opt_outs} if exclude_opted_out else set()
     return sorted({a.lower() for a in [*in_flight, *due]} - done)
 
 

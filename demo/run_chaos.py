@@ -83,10 +83,11 @@ def _fresh_database(postgres: OwnPostgres, *, first: bool) -> None:
                                                                      sql.Identifier(TEMPLATE)))
 
 
-def _config(args: argparse.Namespace, postgres: OwnPostgres, redis: OwnRedis, log_dir: Path):
+def _config(args: argparse.Namespace, postgres: OwnPostgres, redis: OwnRedis, log_dir: Path, *,
+            clock_speed: float = SHORT_RUN_CLOCK_SPEED):
     config = processes.DemoConfig(
         database_url=postgres.url(DATABASE), redis_url=redis.url, web_port=args.web_port or processes.free_port(),
-        sim_port=args.sim_port or processes.free_port(), clock_speed=SHORT_RUN_CLOCK_SPEED, log_dir=log_dir,
+        sim_port=args.sim_port or processes.free_port(), clock_speed=clock_speed, log_dir=log_dir,
         worker_concurrency=4, dispatcher_interval=0.1, sim_seed=SHORT_RUN_SIMULATOR_SEED,
         sim_args=["--flush-interval", "0.3"],
     )
@@ -124,7 +125,8 @@ def _run_all(args: argparse.Namespace, postgres: OwnPostgres, redis: OwnRedis) -
     results = []
     for index, scenario in enumerate(scenarios):
         slug = "".join(c if c.isalnum() else "-" for c in scenario.name.lower()).strip("-")
-        config = _config(args, postgres, redis, args.log_dir / f"{index + 1:02d}-{slug}")
+        config = _config(args, postgres, redis, args.log_dir / f"{index + 1:02d}-{slug}",
+                         clock_speed=scenario.clock_speed)
         _say(f"== {index + 1}/{len(scenarios)} {scenario.name}: {scenario.what}  (logs in {config.log_dir}/)")
         _fresh_database(postgres, first=index == 0)
         processes.redis_flush(redis.url)
