@@ -5,6 +5,9 @@ process that exited, counting how often.
 The chaos run (demo/chaos.py) uses it so that a worker killed with -9, or a dispatcher that gives up on a
 database error, comes back by itself; the restart counts end up in its table. `paused()` holds restarts
 while a fault is being set up (a Redis restart writes the clock anchor back before anything may start).
+
+The processes it restarts are children of its thread, and PR_SET_PDEATHSIG (demo/processes.py) ends them
+when that thread ends: stop the supervisor only on the way to stopping the group.
 """
 from __future__ import annotations
 

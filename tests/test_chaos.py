@@ -50,7 +50,8 @@ def chaos_redis():
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_killed_dispatcher_and_beat_and_provider_error_bursts_lose_nothing_and_send_nothing_twice(tmp_path, chaos_redis):
+def test_killed_dispatcher_and_beat_and_provider_error_bursts_lose_nothing_and_send_nothing_twice(tmp_path,
+                                                                                                chaos_redis):
     config = processes.DemoConfig(
         database_url=processes.database_url_from_settings(connection.settings_dict), redis_url=chaos_redis,
         web_port=processes.free_port(), sim_port=processes.free_port(), clock_speed=SHORT_RUN_CLOCK_SPEED,
@@ -91,11 +92,11 @@ def test_the_supervisor_restarts_a_process_killed_with_9_and_counts_it(tmp_path)
         with Supervisor(group, check_every=0.05, restart_delay=0.0) as supervisor:
             group.kill("sleeper")
             _wait_for(lambda: supervisor.restarts["sleeper"] == 1 and group.processes["sleeper"].alive)
+            # The log of the restarted process is appended to, not truncated.
+            _wait_for(lambda: (tmp_path / "sleeper.log").read_text().count("up") == 2)
 
         assert group.processes["sleeper"].popen.pid != first_pid
         assert supervisor.summary() == "sleeper 1"
-        # The log of the restarted process is appended to, not truncated.
-        _wait_for(lambda: (tmp_path / "sleeper.log").read_text().count("up") == 2)
 
 
 def test_the_supervisor_does_not_restart_while_paused(tmp_path):
