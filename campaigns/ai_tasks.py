@@ -14,8 +14,9 @@ from campaigns.generation import (
     contact_campaign_generate_plan,
     contact_campaigns_requeue_stale_generation,
 )
+from campaigns.generation_leases import batch_leased, generation_leases_expired
 from campaigns.models import ContactCampaign
-from outreach.publishing import publish
+from outreach.publishing import publish, publish_ids
 from outreach.queues import TaskName
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,12 @@ GENERATE_SOFT_LIMIT_SECONDS = 1800
              soft_time_limit=GENERATE_SOFT_LIMIT_SECONDS, time_limit=GENERATE_SOFT_LIMIT_SECONDS + 120)
 def generate_plans(contact_campaign_ids: list[int], deferrals: int = 0) -> None:
     ids = [int(i) for i in contact_campaign_ids]
+    # The batch lease: should this worker die, the sweep below republishes these ids within a lease.
+    with batch_leased(ids):
+        _generate_batch(ids, deferrals)
+
+
+def _generate_batch(ids: list[int], deferrals: int) -> None:
     by_id = {cc.pk: cc for cc in ContactCampaign.objects.filter(pk__in=ids)}
     for index, cc_id in enumerate(ids):
         cc = by_id.get(cc_id)
@@ -72,3 +79,13 @@ def requeue_stale_generation() -> None:
         older_than=dt.timedelta(seconds=settings.STALE_WORK_REQUEUE_AFTER_SECONDS))
     if requeued:
         logger.info("re-published plan generation for %d enrolment(s)", requeued)
+
+
+@shared_task(name=TaskName.RECOVER_GENERATION_LEASES, ignore_result=True, soft_time_limit=10, time_limit=20)
+def recover_generation_leases() -> None:
+    """Beat, every PLAN_GENERATION_SWEEP_SECONDS: the enrolments of a job whose worker died (its batch lease ran
+    out, PLAN_GENERATION_LEASE_SECONDS after its last heartbeat) are published again at once."""
+    ids = generation_leases_expired()
+    if ids:
+        publish_ids(task_name=TaskName.GENERATE_PLANS, ids=ids)
+        logger.warning("plan generation of %d enrolment(s) resumed: their worker stopped renewing its lease", len(ids))

@@ -17,6 +17,8 @@ import json
 import logging
 from typing import Any
 
+from django.db import transaction
+
 from campaigns.copy_guards import copy_problems
 from campaigns.dsl import parse_plan, plan_json_schema, validate_plan
 from campaigns.fallback_planner import (
@@ -27,12 +29,12 @@ from campaigns.fallback_planner import (
     fallback_plan,
     plan_timezone,
 )
+from campaigns.generation_leases import generation_locked
 from campaigns.models import ContactCampaign
 from campaigns.services import contact_campaign_start, contact_campaign_store_plan
 from contacts.interface import lead_analyse
 from outreach import clock
 from outreach.ai import client as ai_client
-from outreach.ai.client import KEY_PREFIX, redis_client
 from outreach.ai.prompting import PromptBook
 from outreach.publishing import publish_ids
 from outreach.queues import TaskName
@@ -47,7 +49,6 @@ __all__ = [
 ]
 
 _MAX_PROBLEMS_SHOWN = 40  # problems listed in the repair prompt; a plan with more is rewritten anyway
-_GENERATION_LOCK_SECONDS = 600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,46 +221,48 @@ def plan_inputs_for_contact_campaign(*, contact_campaign: Any) -> PlanInputs:
     )
 
 
-def _generation_lock(contact_campaign_id: int):
-    """A Redis lock so two workers (a redelivered task) do not both pay for the same plan."""
-    return redis_client().lock(f"{KEY_PREFIX}:generate:{contact_campaign_id}", timeout=_GENERATION_LOCK_SECONDS,
-                                blocking=False)
+def _store_and_start(cc: ContactCampaign, draft: PlanDraft) -> Any:
+    """Store the plan and enter its start node in ONE transaction: a crash or a database outage in between
+    can no longer leave the enrolment `pending` with a plan."""
+    with transaction.atomic():
+        version = contact_campaign_store_plan(contact_campaign=cc, plan=draft.plan, source=draft.source,
+                                              source_detail=draft.source_detail)
+        contact_campaign_start(contact_campaign=cc)
+    return version
 
 
 def contact_campaign_generate_plan(*, contact_campaign: Any, allow_defer: bool = False) -> Any | None:
     """Write, store and start the plan of a pending contact campaign. Returns the CampaignPlanVersion, or
-    None when there is nothing to do (already planned, no longer pending, or another worker is on it).
+    None when there is nothing to do (no longer pending, or another live worker is on it).
+
+    A pending enrolment that already has a plan (stored before this change made store and start one
+    transaction, or set on a pending enrolment through the API) is started on it, without a model call.
     """
-    lock = _generation_lock(contact_campaign.pk)
-    if not lock.acquire():
-        logger.info("contact campaign %s: plan generation already running elsewhere", contact_campaign.pk)
-        return None
-    try:
+    with generation_locked(contact_campaign.pk) as locked:
+        if not locked:
+            logger.info("contact campaign %s: plan generation already running elsewhere", contact_campaign.pk)
+            return None
         cc = (ContactCampaign.objects.select_related("campaign__sender_identity", "contact__lead", "tenant")
               .filter(pk=contact_campaign.pk).first())
-        if cc is None or cc.status != ContactCampaign.Status.PENDING or cc.current_plan_version_id:
+        if cc is None or cc.status != ContactCampaign.Status.PENDING:
             return None
+        if cc.current_plan_version_id:
+            contact_campaign_start(contact_campaign=cc)
+            logger.warning("contact campaign %s: stored plan started (it had not been)", cc.pk)
+            return cc.current_plan_version
         draft = plan_draft(inputs=plan_inputs_for_contact_campaign(contact_campaign=cc), tenant=cc.tenant,
                            allow_defer=allow_defer)
-        version = contact_campaign_store_plan(contact_campaign=cc, plan=draft.plan, source=draft.source,
-                                              source_detail=draft.source_detail)
-        contact_campaign_start(contact_campaign=cc)
+        version = _store_and_start(cc, draft)
         logger.info("contact campaign %s: plan v%s stored (%s)", cc.pk, version.version, draft.source)
         return version
-    finally:
-        try:
-            lock.release()
-        except Exception:  # noqa: BLE001 - an expired lock is not worth failing the task for
-            logger.warning("contact campaign %s: generation lock already expired", contact_campaign.pk)
 
 
 def contact_campaigns_requeue_stale_generation(*, older_than: dt.timedelta, limit: int = 5000) -> int:
-    """Publish plan generation again for enrolments still waiting for a plan long after they were created
-    (their message was lost, e.g. the broker was down at commit). Safe to repeat: generation takes a
-    per-contact lock and skips an enrolment that already has a plan."""
+    """Publish plan generation again for enrolments still pending long after they were created: no plan yet
+    (their message was lost, e.g. the broker was down at commit), or a plan stored and never started. Safe
+    to repeat: generation takes a per-contact lock, writes no second plan and starts a stored one."""
     cutoff = clock.now() - older_than
-    ids = list(ContactCampaign.objects.filter(status=ContactCampaign.Status.PENDING,
-                                              current_plan_version__isnull=True, created_at__lt=cutoff)
+    ids = list(ContactCampaign.objects.filter(status=ContactCampaign.Status.PENDING, created_at__lt=cutoff)
                .order_by("created_at").values_list("pk", flat=True)[:limit])
     if ids:
         publish_ids(task_name=TaskName.GENERATE_PLANS, ids=ids)

@@ -18,6 +18,7 @@ from django.http import HttpRequest
 from messaging import admin_replies  # noqa: F401 - registers the replies inbox (InboundMessage)
 from messaging.admin_compliance import ComplianceAdminMixin
 from messaging.compliance import suppression_add, suppression_remove
+from messaging.delivery.outage import outage_state
 from messaging.models import (
     CommunicationSuppression,
     ContactUnsubscribe,
@@ -249,3 +250,9 @@ class SendRateLimitAdmin(admin.ModelAdmin):
 def _paused_senders_count() -> dict[str, int]:
     """The admin index's "Paused sender identities" figure (templates/admin/index.html)."""
     return {"paused_senders": EmailSenderIdentity.objects.filter(is_paused=True).count()}
+
+
+@operator_console_counts.connect
+def _provider_outage_state() -> dict[str, Any]:
+    """The admin index's "SendGrid outage breaker" line: open (sending paused, next probe) or closed."""
+    return {"provider_outage": outage_state()}

@@ -92,6 +92,9 @@ class OutboundMessage(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    undeliverable_since = models.DateTimeField(
+        null=True, blank=True,
+        help_text="First failed attempt (5xx / connection refused); the message fails only hours after it")
     claimed_at = models.DateTimeField(null=True, blank=True)
     send_started_at = models.DateTimeField(
         null=True, blank=True,

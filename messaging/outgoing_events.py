@@ -4,6 +4,7 @@ Each emitting service calls one function here, in its own transaction, at the po
 happens; these only shape the payloads (no HTTP, no extra query)."""
 from __future__ import annotations
 
+from outreach import clock
 from outreach.webhooks_out.models import EventType
 from outreach.webhooks_out.services import Emitted, emit, emit_many
 
@@ -30,3 +31,12 @@ def bounced(*, events) -> None:
     emit_many(Emitted(tenant_id=e.tenant_id, type=str(EventType.MESSAGE_BOUNCED), occurred_at=e.occurred_at, data={
         "message_id": (e.message or {}).get("id"), "email": e.email, "bounce_type": e.bounce_type,
         "reason": e.reason[:300]}) for e in events if e.event_type == "bounce" and e.tenant_id is not None)
+
+
+def sender_paused(*, messages, probe_at, error: str) -> None:
+    """The provider outage breaker opened (messaging.delivery.outage): the senders whose mail it holds now."""
+    seen = {(m.tenant_id, m.sender_identity_id) for m in messages if m.tenant_id is not None}
+    emit_many(Emitted(tenant_id=tenant_id, type=str(EventType.SENDER_PAUSED), occurred_at=clock.now(), data={
+        "sender_identity_id": sender_id, "reason": "provider_outage", "provider": "sendgrid",
+        "next_probe_at": probe_at.isoformat() if probe_at else None, "error": error[:300]})
+        for tenant_id, sender_id in sorted(seen, key=lambda pair: (pair[0], pair[1] or 0)))

@@ -26,22 +26,24 @@ logger = logging.getLogger(__name__)
 RETRY_CHUNK = 20
 
 
-# A batch of up to 500 sends whose requests each take up to SENDGRID_REQUEST_TIMEOUT_SECONDS; hard limit at
-# SENDING_LEASE (10 min): by then lease recovery treats the claim as dead anyway.
-@shared_task(name=TaskName.DELIVER_MESSAGES, ignore_result=True, acks_late=True, soft_time_limit=540,
-             time_limit=600)
+# A batch of up to 500 sends, up to DELIVERY_CONCURRENCY in flight, each request bounded by
+# SENDGRID_REQUEST_TIMEOUT_SECONDS: seconds. Hard limit at twice SENDING_LEASE (60 s): by then lease recovery
+# has taken the claim back anyway (its unstarted rows re-queued, its started ones `unknown`).
+@shared_task(name=TaskName.DELIVER_MESSAGES, ignore_result=True, acks_late=True, soft_time_limit=100,
+             time_limit=120)
 def deliver_messages(outbound_message_ids: list[int]) -> None:
     report = outbound_messages_deliver(outbound_message_ids=outbound_message_ids)
-    logger.info("delivered: sent=%d held=%d suppressed=%d failed=%d retrying=%d rate_limited=%d unknown=%d "
-                "not_claimed=%d", len(report.sent), len(report.held), len(report.suppressed), len(report.failed),
-                len(report.retrying), len(report.rate_limited), len(report.unknown), len(report.not_claimed))
+    logger.info("delivered: sent=%d held=%d suppressed=%d failed=%d retrying=%d rate_limited=%d paused=%d "
+                "unknown=%d not_claimed=%d", len(report.sent), len(report.held), len(report.suppressed),
+                len(report.failed), len(report.retrying), len(report.rate_limited), len(report.paused),
+                len(report.unknown), len(report.not_claimed))
 
 
-# Beat, every minute (expires at 90 s): bounded passes (1,000 stale claims, 20 pages of lost events per outcome).
+# Beat, every 20 s (expires at 30 s): bounded passes (1,000 stale claims, 20 pages of lost events per outcome).
 @shared_task(name=TaskName.RECOVER_STALE_SENDS, ignore_result=True, acks_late=True, soft_time_limit=120,
              time_limit=180)
 def recover_stale_sends() -> None:
-    """Beat, every minute: claims a dead worker left in `sending`, and outcomes (`sent`, `suppressed`,
+    """Beat, every 20 s: claims a dead worker left in `sending`, and outcomes (`sent`, `suppressed`,
     `send_failed`) the engine never heard because the worker died or the engine call failed after the batch."""
     outbound_messages_recover_stale()
 
@@ -69,7 +71,7 @@ def process_deliveries(webhook_delivery_ids: list[int]) -> None:
         logger.warning("webhook deliveries failed (left for the retry sweep): %s", report.failed)
 
 
-# Beat, every minute: up to 400 deliveries, 20 a transaction.
+# Beat, every 30 s: up to 400 deliveries, 20 a transaction.
 @shared_task(name=TaskName.RETRY_WEBHOOK_DELIVERIES, ignore_result=True, acks_late=True, soft_time_limit=540,
              time_limit=600)
 def retry_deliveries() -> None:

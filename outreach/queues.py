@@ -27,6 +27,7 @@ class TaskName(StrEnum):
     REQUEUE_STALE_IMPORTS = f"{Queue.LEAD_ANALYSIS}.requeue_stale_imports"
     GENERATE_PLANS = f"{Queue.CAMPAIGN_CREATION}.generate_plans"
     REQUEUE_STALE_GENERATION = f"{Queue.CAMPAIGN_CREATION}.requeue_stale_generation"
+    RECOVER_GENERATION_LEASES = f"{Queue.CAMPAIGN_CREATION}.recover_generation_leases"
     DISPATCH_DUE = f"{Queue.CAMPAIGN_EXECUTION}.dispatch_due"
     RUN_ACTIONS = f"{Queue.CAMPAIGN_EXECUTION}.run_actions"
     DELIVER_MESSAGES = f"{Queue.CAMPAIGN_EXECUTION}.deliver_messages"

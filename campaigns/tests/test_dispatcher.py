@@ -192,6 +192,54 @@ def test_run_dispatcher_once_claims_due_rows():
     assert set(ScheduledAction.objects.filter(contact_campaign=cc).values_list("status", flat=True)) == {"claimed"}
 
 
+@pytest.mark.django_db
+def test_run_dispatcher_survives_database_and_redis_errors_and_reconnects(monkeypatch, caplog):
+    import os
+
+    from django.db import OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from campaigns.management.commands import run_dispatcher
+
+    cc = ContactCampaignFactory()
+    make_actions(cc, 3, due_at=real_clock.now() - dt.timedelta(minutes=1))
+    real_pass = run_dispatcher.dispatch_due
+    outages = [OperationalError("terminating connection due to administrator command"),
+               RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")]
+    dropped: list[int] = []
+
+    def flaky_pass(**kwargs):
+        if outages:
+            raise outages.pop(0)
+        stats = real_pass(**kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # the outage is over: stop after this pass
+        return stats
+
+    monkeypatch.setattr(run_dispatcher, "dispatch_due", flaky_pass)
+    monkeypatch.setattr(run_dispatcher, "_drop_connection", lambda: dropped.append(1))
+    monkeypatch.setattr(run_dispatcher, "close_old_connections", lambda: None)  # keeps the test's transaction
+    call_command("run_dispatcher", "--interval", "0.01", "--error-backoff", "0.01", verbosity=0)
+
+    assert set(ScheduledAction.objects.filter(contact_campaign=cc).values_list("status", flat=True)) == {"claimed"}
+    assert len(dropped) == 2  # a fresh connection after each failed pass
+    assert "OperationalError" in caplog.text and "ConnectionError" in caplog.text
+    assert "recovered after 2 failed pass(es)" in caplog.text
+
+
+@pytest.mark.django_db
+def test_run_dispatcher_once_lets_a_database_error_out(monkeypatch):
+    from django.db import OperationalError
+
+    from campaigns.management.commands import run_dispatcher
+
+    def down(**kwargs):
+        raise OperationalError("the database system is starting up")
+
+    monkeypatch.setattr(run_dispatcher, "dispatch_due", down)
+    with pytest.raises(OperationalError):
+        call_command("run_dispatcher", "--once", verbosity=0)
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_run_dispatcher_loops_until_sigterm_and_exits_cleanly():

@@ -3,11 +3,12 @@
 Life of an outbox row here (architecture rule 4, "never send twice"):
 
     queued --claim--> sending --202--> sent
-                         |------> queued      (held by policy, over a send rate limit, 429, 5xx/refused:
-                         |                     re-armed by campaigns.interface.send_action_reschedule)
+                         |------> queued      (held by policy, over a send rate limit, 429, 5xx/refused, an
+                         |                     open outage breaker: re-armed by
+                         |                     campaigns.interface.send_action_reschedule)
                          |------> suppressed  (unsubscribed / suppressed / invalid address)
                          |------> canceled    (its contact campaign or campaign is over)
-                         |------> failed      (400/401/403/413, or transient errors past the bound)
+                         |------> failed      (400/401/403/413, or transient errors past 24 h and the attempts)
                          '------> unknown     (timeout / connection lost AFTER the request went out)
 
 One idea per module:
@@ -19,8 +20,12 @@ One idea per module:
 - `transports`: the provider registry, one transport per channel (email through SendGrid);
 - `sending`: the provider call for one message; `outcomes`: what its answer (or a policy verdict) makes of
   the row (ambiguous timeout -> unknown, 429 hold, 5xx retry with back-off);
+- `outage`: the provider outage breaker (Redis, every worker's view): consecutive 5xx open it, sending pauses
+  without counting attempts, one probe at a time, the first 202 closes it;
 - `engine_feed`: telling the engine the outcomes, once per batch;
-- `batch`: the batch entry point; `recovery`: stale claims and the lost-event sweep.
+- `settling`: ambiguous (`unknown`) sends settled from provider events already stored (events that arrived
+  while the row was still `sending`), at the move into `unknown` and again by the stale-send sweep;
+- `batch`: the batch entry point; `recovery`: stale claims, that settling pass and the lost-event sweep.
 
 docs/internal-interfaces/messaging-delivery.md states what this package offers and promises.
 """

@@ -7,7 +7,7 @@ import logging
 from django.conf import settings
 from django.db.models import QuerySet
 
-from messaging.delivery import claiming, engine_feed, outcomes, policy, window
+from messaging.delivery import claiming, engine_feed, outage, outcomes, policy, window
 from messaging.delivery.engine_feed import EngineItem
 from messaging.delivery.outcomes import Breaker, DeliveryReport
 from messaging.delivery.rendering import thread_for, threads_for
@@ -47,6 +47,18 @@ def _apply_policy(messages: list[OutboundMessage], *, global_stop: bool, blocks:
             # or marks it unknown if it did.
             logger.exception("delivery of outbound message %s failed unexpectedly", message.id)
     return sendable
+
+
+def _hold_during_outage(sendable: list[OutboundMessage], gate: outage.Gate, *, claimed_at: dt.datetime,
+                        report: DeliveryReport) -> list[OutboundMessage]:
+    """An open breaker holds the whole batch until its next probe (no request, no attempt); otherwise all go
+    (a half-open probe is simply the batch's first request, which delivery always sends alone)."""
+    if gate.hold_until is None:
+        return sendable
+    for message in sendable:
+        if claiming.hold(message, claimed_at=claimed_at, reason="provider_outage", not_before=gate.hold_until):
+            report.paused.append(message.id)
+    return []
 
 
 def _send_all(sendable: list[OutboundMessage], limits: RateLimitDecision, *, claimed_at: dt.datetime,
@@ -93,6 +105,8 @@ def outbound_messages_deliver(*, outbound_message_ids: list[int]) -> DeliveryRep
     engine_items: list[EngineItem] = []
     sendable = _apply_policy(messages, global_stop=global_stop, blocks=blocks, claimed_at=claimed_at, report=report,
                              engine_items=engine_items)
+    # The provider outage breaker (every worker's view): while open, nothing is sent and nothing counts.
+    sendable = _hold_during_outage(sendable, outage.outage_gate(), claimed_at=claimed_at, report=report)
     # Rate limits after policy (a suppressed or held message must not use up room) and before any
     # request: one Redis round trip for the whole batch.
     limits = send_rate_limits_reserve(candidates=[rate_limit_candidate(m) for m in sendable])
@@ -103,6 +117,8 @@ def outbound_messages_deliver(*, outbound_message_ids: list[int]) -> DeliveryRep
     # sent and unknown (may have gone out) ones keep it.
     gone = set(report.sent) | set(report.unknown)
     send_rate_limits_release(decision=limits, message_ids=[i for i in limits.charged if i not in gone])
+    if report.sent:
+        outage.outage_record_success()  # once a batch: the provider answers (closes an open breaker)
     # Through the module attribute: looked up at call time.
     engine_feed.feed_engine(engine_items)
     return report

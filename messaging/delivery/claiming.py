@@ -11,7 +11,8 @@ import logging
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, QuerySet, Value
+from django.db.models.functions import Coalesce
 
 import campaigns.interface
 from messaging.models import OutboundMessage
@@ -63,13 +64,17 @@ def finish_sent(rows: list[tuple[int, str | None, dt.datetime]], *, claimed_at: 
 
 
 def hold(message: OutboundMessage, *, claimed_at: dt.datetime, reason: str, not_before: dt.datetime,
-         last_error: str | None = None, undo_attempt: bool = False) -> bool:
+         last_error: str | None = None, undo_attempt: bool = False,
+         undeliverable_since: dt.datetime | None = None) -> bool:
     """Back to queued and re-armed, atomically: if re-arming fails the row stays `sending` and lease
-    recovery (which knows the request did not go out) re-queues it."""
+    recovery (which knows the request did not go out) re-queues it. `undeliverable_since`: a failed
+    attempt; the row keeps the time of its first one (the failure bound counts from it)."""
     updates: dict[str, Any] = {"status": OutboundMessage.Status.QUEUED, "status_reason": reason[:300],
                                "claimed_at": None, "next_attempt_at": not_before, "updated_at": clock.now()}
     if last_error is not None:
         updates["last_error"] = last_error
+    if undeliverable_since is not None:
+        updates["undeliverable_since"] = Coalesce(F("undeliverable_since"), Value(undeliverable_since))
     if undo_attempt:
         updates["attempts"] = F("attempts") - 1
     with transaction.atomic():

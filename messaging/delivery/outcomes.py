@@ -4,9 +4,12 @@
 - 202 -> sent (the engine hears `sent`);
 - 400/401/403/413 (permanent) -> failed (the engine hears `send_failed`);
 - 429 -> queued until the provider's reset time; the attempt does not count;
-- 5xx / refused (transient) -> queued with exponential back-off, failed past SENDGRID_SEND_MAX_ATTEMPTS;
-- timeout / connection lost AFTER the request went out (ambiguous) -> unknown: never resent blindly; a later
-  webhook event settles it as sent, an operator sees the rest.
+- 5xx / refused (transient) -> queued with exponential back-off (1 min doubling to 1 h), failed only once past
+  SENDGRID_SEND_MAX_ATTEMPTS counted attempts AND SENDGRID_UNDELIVERABLE_HOURS (24) since its first failure;
+  consecutive ones open the provider outage breaker (`outage`): then held `provider_outage`, attempt undone;
+- timeout / connection lost AFTER the request went out (ambiguous) -> unknown: never resent blindly; a
+  webhook event settles it as sent (one stored before the move, while the row was `sending`, at once:
+  `settling`), an operator sees the rest.
 
 After a 429, 5xx or ambiguous error the rest of the batch waits (a `Breaker`) instead of hammering the provider.
 """
@@ -18,8 +21,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from messaging import compliance
-from messaging.delivery import claiming
+from messaging import compliance, outgoing_events
+from messaging.delivery import claiming, outage, settling
 from messaging.delivery.engine_feed import EngineItem, engine_event
 from messaging.delivery.policy import Verdict, hold_recheck, send_policy
 from messaging.models import OutboundMessage
@@ -45,6 +48,7 @@ class DeliveryReport:
     failed: list[int] = field(default_factory=list)
     retrying: list[int] = field(default_factory=list)
     rate_limited: list[int] = field(default_factory=list)
+    paused: list[int] = field(default_factory=list)  # held by the provider outage breaker (`outage`)
     unknown: list[int] = field(default_factory=list)
     not_claimed: list[int] = field(default_factory=list)
 
@@ -141,10 +145,27 @@ def _on_rate_limited(message: OutboundMessage, exc: SendGridError, *, claimed_at
     return Breaker("rate_limited", reset_at)
 
 
+def _undeliverable_too_long(message: OutboundMessage, attempts: int, now: dt.datetime) -> bool:
+    """The bound past which a transient failure fails the message: SENDGRID_SEND_MAX_ATTEMPTS counted attempts
+    AND SENDGRID_UNDELIVERABLE_HOURS since its first failure (hours of being undeliverable, not minutes)."""
+    since = message.undeliverable_since or now
+    return (attempts >= settings.SENDGRID_SEND_MAX_ATTEMPTS
+            and now - since >= dt.timedelta(hours=settings.SENDGRID_UNDELIVERABLE_HOURS))
+
+
 def _on_transient(message: OutboundMessage, exc: SendGridError, *, claimed_at: dt.datetime, attempts: int,
                   report: DeliveryReport, engine_items: list[EngineItem]) -> Breaker:
     now = clock.now()
-    if attempts >= settings.SENDGRID_SEND_MAX_ATTEMPTS:
+    failure = outage.outage_record_failure(str(exc))
+    if failure.open:
+        # A provider outage: the message is not at fault. Held until the next probe, its attempt undone.
+        if claiming.hold(message, claimed_at=claimed_at, reason="provider_outage", not_before=failure.probe_at,
+                         last_error=str(exc)[:4000], undo_attempt=True, undeliverable_since=now):
+            report.paused.append(message.id)
+        if failure.opened_now:
+            outgoing_events.sender_paused(messages=[message], probe_at=failure.probe_at, error=str(exc))
+        return Breaker("provider_outage", failure.probe_at)
+    if _undeliverable_too_long(message, attempts, now):
         if claiming.finish(message, claimed_at=claimed_at, statuses=_SENDING, status=OutboundMessage.Status.FAILED,
                            status_reason="transient_errors_exhausted",
                            last_error=f"gave up after {attempts} attempts; last: {exc}"[:4000]):
@@ -155,18 +176,21 @@ def _on_transient(message: OutboundMessage, exc: SendGridError, *, claimed_at: d
         return Breaker("transient_error", now + backoff(1))
     not_before = now + backoff(attempts)
     if claiming.hold(message, claimed_at=claimed_at, reason="transient_error", not_before=not_before,
-                     last_error=str(exc)[:4000]):
+                     last_error=str(exc)[:4000], undeliverable_since=now):
         report.retrying.append(message.id)
     return Breaker("transient_error", not_before)
 
 
 def _on_ambiguous(message: OutboundMessage, exc: SendGridError, *, claimed_at: dt.datetime,
-                  report: DeliveryReport) -> Breaker:
-    # The mail may be out. Never resend; webhook events settle it.
+                  report: DeliveryReport, engine_items: list[EngineItem]) -> Breaker:
+    # The mail may be out. Never resend; webhook events settle it, those already stored at once (they may
+    # have arrived while the row was still `sending`).
     logger.error("message %s: ambiguous send outcome, marked unknown: %s", message.id, exc)
     if claiming.finish(message, claimed_at=claimed_at, statuses=_SENDING, status=OutboundMessage.Status.UNKNOWN,
                        status_reason="ambiguous: no answer after the request was sent", last_error=str(exc)[:4000]):
-        report.unknown.append(message.id)
+        settled = settling.unknown_sends_settle_from_stored(message_ids=[message.id], feed=False)
+        (report.sent if settled else report.unknown).append(message.id)
+        engine_items.extend(settled)
     return Breaker("after_ambiguous_error", clock.now() + AMBIGUOUS_PAUSE)
 
 
@@ -181,4 +205,4 @@ def on_provider_error(message: OutboundMessage, exc: SendGridError, *, claimed_a
     if exc.kind == SendGridErrorKind.TRANSIENT:
         return _on_transient(message, exc, claimed_at=claimed_at, attempts=attempts, report=report,
                              engine_items=engine_items)
-    return _on_ambiguous(message, exc, claimed_at=claimed_at, report=report)
+    return _on_ambiguous(message, exc, claimed_at=claimed_at, report=report, engine_items=engine_items)

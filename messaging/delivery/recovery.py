@@ -2,6 +2,8 @@
 
 - Stale claims: rows left in `sending` past the lease (SENDING_LEASE, far above the request timeout: a live
   worker is done by then) are re-queued when the request provably never went out, else marked `unknown`.
+- Ambiguous sends: recently-`unknown` rows whose provider events are already stored (they arrived while the
+  row was still `sending`) are settled as sent (`settling`).
 - Lost events: settled rows whose contact campaign never heard the outcome are fed to the engine again.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ import campaigns.interface
 from campaigns.interface import EngineEvent
 from messaging.delivery import engine_feed
 from messaging.delivery.engine_feed import EngineItem
+from messaging.delivery.settling import unknown_sends_settle_recent
 from messaging.models import OutboundMessage
 from outreach import clock
 
@@ -42,14 +45,24 @@ def outbound_messages_recover_stale(*, lease: dt.timedelta | None = None) -> dic
     - ``send_started_at`` set: it may have gone out -> ``unknown`` (never resent blindly; a webhook
       event for it settles it as sent, otherwise an operator decides).
 
-    Then outcomes the engine never heard (``outbound_messages_feed_lost_events``), run even if the first
-    part failed: ``refed`` lists the messages whose outcome was fed again.
+    Then recently-`unknown` rows whose acceptance events are already stored (they came while the row was
+    still `sending`: the read timed out, the worker or the database went away) are settled as sent
+    (``settled``), whatever order the event and the ambiguity arrived in. Then outcomes the engine never heard
+    (``outbound_messages_feed_lost_events``); each part runs even if an earlier one failed: ``refed`` lists
+    the messages whose outcome was fed again.
     """
+    unknown: list[int] = []
+    requeued: list[int] = []
+    settled: list[int] = []
     try:
         unknown, requeued = _recover_stale_claims(lease=lease)
     finally:
-        refed = outbound_messages_feed_lost_events()
-    return {"unknown": unknown, "requeued": requeued, "refed": sorted(i for ids in refed.values() for i in ids)}
+        try:
+            settled = unknown_sends_settle_recent()
+        finally:
+            refed = outbound_messages_feed_lost_events()
+    return {"unknown": unknown, "requeued": requeued, "settled": settled,
+            "refed": sorted(i for ids in refed.values() for i in ids)}
 
 
 def _recover_stale_claims(*, lease: dt.timedelta | None) -> tuple[list[int], list[int]]:

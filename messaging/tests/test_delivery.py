@@ -234,6 +234,9 @@ def test_429_puts_the_message_back_and_rearms_it_at_the_reset_time(sim):
 
 
 def test_5xx_retries_with_backoff_then_fails_at_the_bound(sim, settings):
+    # One message's own 5xx (not an outage: the breaker stays closed), past both bounds.
+    settings.SENDGRID_OUTAGE_THRESHOLD = 100
+    settings.SENDGRID_UNDELIVERABLE_HOURS = 0
     settings.SENDGRID_SEND_MAX_ATTEMPTS = 3
     message = enrolled_message()
     sim.set_faults("5xx", count=None)
@@ -291,7 +294,8 @@ def test_connection_dropped_after_the_request_marks_unknown_and_never_resends(si
     assert len(sim.messages()) == 1  # SendGrid did accept it
     # Any later task for it, and lease recovery, leave it alone.
     assert outbound_messages_deliver(outbound_message_ids=[message.id]).not_claimed == [message.id]
-    assert outbound_messages_recover_stale(lease=dt.timedelta(0)) == {"unknown": [], "requeued": [], "refed": []}
+    assert outbound_messages_recover_stale(lease=dt.timedelta(0)) == {"unknown": [], "requeued": [], "settled": [],
+                                                                   "refed": []}
     assert len(sim.messages()) == 1
 
 
@@ -314,7 +318,7 @@ def test_worker_killed_after_claim_before_the_request_is_requeued_and_sent_once(
 
     recovered = outbound_messages_recover_stale()
 
-    assert recovered == {"unknown": [], "requeued": [message.id], "refed": []}
+    assert recovered == {"unknown": [], "requeued": [message.id], "settled": [], "refed": []}
     message.refresh_from_db()
     assert message.status == OutboundMessage.Status.QUEUED and _send_action(message).status == "pending"
     outbound_messages_deliver(outbound_message_ids=[message.id])
@@ -335,7 +339,7 @@ def test_worker_killed_after_the_request_went_out_is_unknown_and_never_resent(si
 
     recovered = outbound_messages_recover_stale()
 
-    assert recovered == {"unknown": [message.id], "requeued": [], "refed": []}
+    assert recovered == {"unknown": [message.id], "requeued": [], "settled": [], "refed": []}
     outbound_messages_deliver(outbound_message_ids=[message.id])
     message.refresh_from_db()
     assert message.status == OutboundMessage.Status.UNKNOWN and len(sim.messages()) == 1

@@ -35,7 +35,9 @@ from outreach import clock
 logger = logging.getLogger(__name__)
 
 MAX_PROCESS_ATTEMPTS = 10
-PENDING_GRACE = dt.timedelta(minutes=2)
+# A pending delivery this old (its task was lost, or the worker died mid-transaction: rolled back) is picked up
+# by the retry sweep (every 30 s): processed within a minute. Doing one twice is harmless (row locks, dedupe).
+PENDING_GRACE = dt.timedelta(seconds=30)
 
 
 @dataclass

@@ -102,6 +102,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+# A message a worker took and did not acknowledge comes back after this (real seconds). Recovery after a killed
+# worker does NOT wait for it: the database sweeps resume its work within about a minute (README "Recovery
+# after a fault"); this is the backstop, and must exceed the longest hard time limit of an acks_late task
+# (lead analysis, 55 min) plus the longest countdown (60 s), or a task still running would be handed out a
+# second time. tests/test_recovery_sizing.py holds these relations.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = str(QueueName.CAMPAIGN_EXECUTION)
@@ -117,11 +122,13 @@ CELERY_BEAT_SCHEDULE.update({
     "messaging-sync-sender-identities": {
         "task": str(TaskName.SYNC_SENDER_IDENTITIES), "schedule": 600.0, "options": {"expires": 900},
     },
+    # Every 20 s: with SENDING_LEASE (60 s) a dead worker's claims are recovered within 80 s.
     "messaging-recover-stale-sends": {
-        "task": str(TaskName.RECOVER_STALE_SENDS), "schedule": 60.0, "options": {"expires": 90},
+        "task": str(TaskName.RECOVER_STALE_SENDS), "schedule": 20.0, "options": {"expires": 30},
     },
+    # Every 30 s: with the pending grace (30 s) a delivery whose processing died is retried within a minute.
     "messaging-retry-webhook-deliveries": {
-        "task": str(TaskName.RETRY_WEBHOOK_DELIVERIES), "schedule": 60.0, "options": {"expires": 90},
+        "task": str(TaskName.RETRY_WEBHOOK_DELIVERIES), "schedule": 30.0, "options": {"expires": 45},
     },
 })
 # Campaign engine: the dispatcher turns due scheduled_actions into Celery work (campaigns/dispatcher.py).
@@ -147,8 +154,18 @@ CELERY_BEAT_SCHEDULE.update({
         "task": str(TaskName.REQUEUE_STALE_GENERATION), "schedule": 300.0, "options": {"expires": 450},
     },
 })
+# Plan generation (campaigns/generation_leases.py): a job's enrolments are leased this long (real seconds), renewed
+# every third of it while the worker lives; the sweep republishes those whose lease ran out (a killed worker).
+PLAN_GENERATION_LEASE_SECONDS = env.int("PLAN_GENERATION_LEASE_SECONDS", default=30, minimum=3)
+PLAN_GENERATION_SWEEP_SECONDS = env.int("PLAN_GENERATION_SWEEP_SECONDS", default=15, minimum=1)
+CELERY_BEAT_SCHEDULE["campaigns-recover-generation-leases"] = {
+    "task": str(TaskName.RECOVER_GENERATION_LEASES), "schedule": float(PLAN_GENERATION_SWEEP_SECONDS),
+    "options": {"expires": PLAN_GENERATION_SWEEP_SECONDS * 1.5},
+}
 # A claimed scheduled action not finished within this lease (a worker died) is dispatched again.
-CAMPAIGN_ACTION_LEASE_SECONDS = env.int("CAMPAIGN_ACTION_LEASE_SECONDS", default=300, minimum=1)
+# 60 s: dispatcher passes run every second (run_dispatcher) or 5 s (beat), so a dead worker's actions are handed
+# out again within about a minute; back-pressure keeps what is outstanding to half of it (README "Sizing").
+CAMPAIGN_ACTION_LEASE_SECONDS = env.int("CAMPAIGN_ACTION_LEASE_SECONDS", default=60, minimum=1)
 # Dispatcher back-pressure and fair share for sends (campaigns/dispatcher.py, README "Sizing delivery"): sends
 # handed out and not yet sent stay between the floor and the ceiling (in between: what delivery starts within
 # half a lease at its current rate), and one tenant holds at most DISPATCH_TENANT_MAX_OUTSTANDING_SENDS of them.
@@ -173,6 +190,15 @@ SENDGRID_WEBHOOK_MAX_FUTURE_SECONDS = env.int("SENDGRID_WEBHOOK_MAX_FUTURE_SECON
 SENDGRID_VALIDATION_API_KEY = env.str("SENDGRID_VALIDATION_API_KEY", default="")
 # HTTP attempts of one message that ended in 5xx / refused before the message fails (messaging.delivery).
 SENDGRID_SEND_MAX_ATTEMPTS = env.int("SENDGRID_SEND_MAX_ATTEMPTS", default=5, minimum=1)
+# ...and only once its first failed attempt is this many hours old: a message fails after hours of being
+# undeliverable, not minutes (the back-off doubles from 1 min to 1 h between attempts).
+SENDGRID_UNDELIVERABLE_HOURS = env.float("SENDGRID_UNDELIVERABLE_HOURS", default=24.0, minimum=0)
+# The provider outage breaker (messaging/delivery/outage.py): this many consecutive 5xx / connection failures
+# (any worker) open it; while open nothing is sent or counted; it probes with one request after
+# SENDGRID_OUTAGE_PROBE_SECONDS, doubling up to SENDGRID_OUTAGE_PROBE_MAX_SECONDS, and closes on a 202.
+SENDGRID_OUTAGE_THRESHOLD = env.int("SENDGRID_OUTAGE_THRESHOLD", default=3, minimum=1)
+SENDGRID_OUTAGE_PROBE_SECONDS = env.float("SENDGRID_OUTAGE_PROBE_SECONDS", default=15.0, minimum=0.1)
+SENDGRID_OUTAGE_PROBE_MAX_SECONDS = env.float("SENDGRID_OUTAGE_PROBE_MAX_SECONDS", default=120.0, minimum=0.1)
 # Webhook processing (messaging.webhooks): soft bounces within the window before an address is suppressed;
 # a click this soon after delivery is a link scanner's; events naming only an address reach the tenants that
 # wrote to it within this many days.
@@ -184,7 +210,9 @@ WEBHOOK_PROCESS_ABSORB_PENDING = env.int("WEBHOOK_PROCESS_ABSORB_PENDING", defau
 # Delivery (messaging.delivery): a held message looks again this much later; a message left `sending` this
 # long (its worker died) is re-queued or marked unknown; far above the request timeout.
 SENDING_HOLD_RECHECK = dt.timedelta(seconds=env.int("SENDING_HOLD_RECHECK_SECONDS", default=15 * 60, minimum=1))
-SENDING_LEASE = dt.timedelta(seconds=env.int("SENDING_LEASE_SECONDS", default=10 * 60, minimum=1))
+# 60 s: a batch of 500 at DELIVERY_CONCURRENCY 128 takes seconds (README "Sizing delivery"); a live batch judged
+# dead loses nothing (every later write is conditional on its claim): its unstarted rows are re-queued.
+SENDING_LEASE = dt.timedelta(seconds=env.int("SENDING_LEASE_SECONDS", default=60, minimum=1))
 SENDGRID_INBOUND_SECRET = env.str("SENDGRID_INBOUND_SECRET", default="dev-inbound-secret")
 SENDGRID_REQUEST_TIMEOUT_SECONDS = env.float("SENDGRID_REQUEST_TIMEOUT_SECONDS", default=10.0, minimum=0.1)
 # Concurrent delivery (issue 19; README "Sizing delivery"). Requests one delivery worker process keeps in
