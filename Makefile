@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PIP := .venv/bin/pip
 STAMP := .venv/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 
-.PHONY: install test lint run bench bench-scale services demo demo-keep migrate
+.PHONY: install test lint run bench bench-scale services demo demo-keep migrate chaos
 
 install: $(STAMP)
 
@@ -46,3 +46,8 @@ demo:
 
 demo-keep:
 	bash scripts/demo.sh --keep
+
+# Fault injection on the real processes, every scenario from a fresh database, then one table (docs/chaos.md).
+# Uses a PostgreSQL cluster (port 5445) and a redis-server (port 6450) of its own, never the shared ones.
+chaos:
+	bash scripts/chaos.sh

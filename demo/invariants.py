@@ -32,9 +32,30 @@ from messaging.models import CommunicationSuppression, ContactUnsubscribe, Webho
 class InvariantReport:
     failures: list[str] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)  # name -> how many items the check looked at
+    section: str = ""  # the invariant being checked: failures are counted under it
+    failed_sections: Counter[str] = field(default_factory=Counter)
+    sections: list[str] = field(default_factory=list)
 
     def fail(self, message: str) -> None:
         self.failures.append(message)
+        self.failed_sections[self.section] += 1
+
+    def begin(self, section: str) -> None:
+        """Count the failures that follow under `section` (the chaos table prints one result per section)."""
+        self.section = section
+        if section not in self.sections:
+            self.sections.append(section)
+
+
+# The invariants check_invariants() proves, by section.
+NO_DOUBLE_SEND = "no double send"
+SENT_AT_PROVIDER = "sent = what the provider got"
+EVENTS_ONCE = "no event lost or doubled"
+OPT_OUTS = "nothing after an opt-out"
+REPLIES = "replies end enrolments"
+FINAL = "every enrolment final"
+UNKNOWN_SETTLED = "no unknown row settled by events"
+SEND_WINDOW = "nothing inside quiet hours or off send days"
 
 
 def _as_epoch_key(value: dt.datetime) -> int:
@@ -51,14 +72,22 @@ def check_invariants(*, anchor: Any, sim_url: str | None, grace_real_seconds: fl
     first) and is not counted.
     """
     report = InvariantReport()
+    report.begin(NO_DOUBLE_SEND)
     _check_no_double_sends(report)
     if sim_url:
         _check_simulator_messages(report, sim_url)
+        report.begin(EVENTS_ONCE)
         _check_webhook_events_stored_once(report, sim_url)
+    report.begin(OPT_OUTS)
     _check_opt_outs_honoured(report, anchor=anchor, grace=dt.timedelta(seconds=grace_real_seconds * anchor.speed))
+    report.begin(REPLIES)
     _check_replies_stop(report, grace=dt.timedelta(seconds=grace_real_seconds * anchor.speed))
+    report.begin(SEND_WINDOW)
     _check_sends_inside_the_window(report, grace=dt.timedelta(seconds=grace_real_seconds * anchor.speed))
+    report.begin(FINAL)
     _check_final_states(report, tenant_id=tenant_id)
+    report.begin(UNKNOWN_SETTLED)
+    _check_no_unknown_with_events(report)
     return report
 
 
@@ -93,6 +122,21 @@ def _plan_dict(value: Any) -> dict[str, Any] | None:
     return json.loads(value)
 
 
+# Provider events that prove SendGrid accepted a mail: a row they name cannot still be `unknown`.
+ACCEPTANCE_EVENTS = ("processed", "delivered", "deferred", "bounce", "dropped", "open", "click")
+
+
+def _check_no_unknown_with_events(report: InvariantReport) -> None:
+    """An ambiguous send (timeout, lost answer) is `unknown` until the provider's events tell; once stored
+    events name the message it must have moved on (sent), not stay `unknown` for ever."""
+    stuck = (OutboundMessage.objects.filter(status=OutboundMessage.Status.UNKNOWN,
+                                            events__event_type__in=ACCEPTANCE_EVENTS)
+             .distinct().order_by("id").values_list("id", "to_address"))
+    report.checked["unknown messages"] = OutboundMessage.objects.filter(status=OutboundMessage.Status.UNKNOWN).count()
+    for message_id, address in stuck[:20]:
+        report.fail(f"message {message_id} to {address} is still unknown although provider events for it are stored")
+
+
 def _check_no_double_sends(report: InvariantReport) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT dedupe_key, count(*) FROM outbound_messages GROUP BY 1 HAVING count(*) > 1")
@@ -122,6 +166,7 @@ def _check_simulator_messages(report: InvariantReport, sim_url: str) -> None:
     for outbound_id, n in sorted(by_id.items()):
         if n > 1:
             report.fail(f"double send: outbound message {outbound_id} reached the simulator {n} times")
+    report.begin(SENT_AT_PROVIDER)
     accepted = set(by_id)
     ours = {str(i) for i in OutboundMessage.objects.filter(provider_message_id__isnull=False)
             .values_list("id", flat=True)}

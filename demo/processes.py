@@ -27,7 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,10 +199,38 @@ def redis_flush(redis_url: str) -> None:
     redis.Redis.from_url(redis_url).flushdb()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def exclusive_redis_db(url: str, *, lock_key: str, what: str) -> Iterator[str]:
+    """A Redis database for one run's processes, flushed before and after. Refuses (DemoError) one that
+    another live run holds (a second pytest session of the same checkout); a lock left by a run that was
+    killed is taken over."""
+    client = redis.Redis.from_url(url)
+    if not client.set(lock_key, os.getpid(), nx=True, ex=600):
+        holder = int(client.get(lock_key) or 0)
+        if holder and holder != os.getpid() and _pid_alive(holder):
+            raise DemoError(f"{url} is in use by another {what} (pid {holder})")
+    client.flushdb()
+    client.set(lock_key, os.getpid(), ex=600)
+    try:
+        yield url
+    finally:
+        client.flushdb()
+
+
 # --------------------------------------------------------------------------------------------- processes
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: its own process group, and SIGTERM when the orchestrator dies (Linux),
     so even a SIGKILLed orchestrator leaves no orphans."""
     os.setsid()
@@ -216,6 +244,7 @@ class ManagedProcess:
     argv: list[str]
     popen: subprocess.Popen
     log_path: Path
+    env: dict[str, str] | None = None  # None: the group's
 
     @property
     def alive(self) -> bool:
@@ -245,19 +274,30 @@ class ProcessGroup:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self, name: str, argv: list[str], *, env: dict[str, str] | None = None) -> ManagedProcess:
+    def start(self, name: str, argv: list[str], *, env: dict[str, str] | None = None,
+              append_log: bool = False) -> ManagedProcess:
         if name in self.processes and self.processes[name].alive:
             raise DemoError(f"{name} is already running")
         log_path = self.log_dir / f"{name}.log"
-        log = open(log_path, "wb")  # noqa: SIM115 - the child keeps the descriptor; we close ours below
+        log = open(log_path, "ab" if append_log else "wb")  # noqa: SIM115 - the child keeps it; ours is closed below
         try:
             popen = subprocess.Popen(argv, cwd=self.cwd, env=env or self.env, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # noqa: PLW1509
+                                     stderr=subprocess.STDOUT, preexec_fn=die_with_parent)  # noqa: PLW1509
         finally:
             log.close()
-        process = ManagedProcess(name=name, argv=argv, popen=popen, log_path=log_path)
+        process = ManagedProcess(name=name, argv=argv, popen=popen, log_path=log_path, env=env)
         self.processes[name] = process
         return process
+
+    def restart(self, name: str) -> ManagedProcess:
+        """Start an exited process again with the same command and environment, its log appended to."""
+        previous = self.processes[name]
+        return self.start(name, previous.argv, env=previous.env, append_log=True)
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Signal the process's whole group (a gunicorn master and its workers alike)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.processes[name].popen.pid, sig)
 
     def dead(self) -> list[ManagedProcess]:
         return [p for p in self.processes.values() if not p.alive]

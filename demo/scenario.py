@@ -5,7 +5,9 @@ creates these rows through the apps' services once Django is set up.
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,15 @@ DEMO_CLOCK_SPEED = 10_800.0
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 CONTACTS_CSV = BASE_DIR / "demo" / "contacts.csv"
+
+# The scripted recipients a short run (the end-to-end test, each chaos scenario) takes one of each.
+SCRIPTED = ("reply", "stop", "unsub", "bounce", "spam", "ooo", "machine")
+# ooo@ answers every mail with an out-of-office whose return date (2-14 days on) delays the next follow-up;
+# with this seed the simulator draws 4, 2 and 3 days, so that contact does not stretch a short run to 5 weeks.
+SHORT_RUN_SIMULATOR_SEED = 38
+# A short run's clock: one virtual day in ~1.7 real seconds, so a plan's 4 + 5 + 5 days of waits and two
+# weekends take ~35 s when nothing breaks.
+SHORT_RUN_CLOCK_SPEED = 50_000.0
 
 DEMO_TENANT_NAME = "Demo Sales Team"
 DEMO_ADMIN_USERNAME = "admin"
@@ -98,3 +109,24 @@ def virtual_start_before_monday(*, speed: float, setup_real_seconds: float, hour
     while start < time.time() + MIN_VIRTUAL_LEAD_SECONDS:
         start += 7 * 86400
     return start
+
+
+def write_sample_contacts(path: Path, *, count: int = 20) -> dict[str, str]:
+    """`count` rows of demo/contacts.csv written to `path`: one of each scripted address, then random
+    recipients. Returns {scripted behaviour: email}."""
+    with CONTACTS_CSV.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    chosen: list[dict[str, str]] = []
+    scripted: dict[str, str] = {}
+    for behaviour in SCRIPTED:
+        row = next(r for r in rows if r["email"].split("@")[0] == behaviour)
+        chosen.append(row)
+        scripted[behaviour] = row["email"].lower()
+    plain = [r for r in rows if "." in r["email"].split("@")[0]]
+    chosen += plain[: count - len(chosen)]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(chosen)
+    path.write_text(out.getvalue(), encoding="utf-8")
+    return scripted

@@ -37,11 +37,12 @@ from outreach.tenancy.models import Role
 from outreach.tenancy.services import api_key_create, tenant_create
 
 
-def clock_anchor(*, virtual_start: float | None = None) -> ClockAnchor:
-    """Anchor the shared virtual clock (settings.REDIS_URL) now; every process started later reads it."""
-    real_start = time.time()
+def clock_anchor(*, virtual_start: float | None = None, real_start: float | None = None) -> ClockAnchor:
+    """Anchor the shared virtual clock (settings.REDIS_URL) now; every process started later reads it.
+    `real_start` writes back an existing anchor instead (after a Redis restart lost it)."""
+    real_start = time.time() if real_start is None else real_start
     virtual = real_start if virtual_start is None else virtual_start
-    clock.start_virtual_clock(virtual_start=virtual)
+    clock.start_virtual_clock(virtual_start=virtual, real_start=real_start)
     return ClockAnchor(real_start=real_start, virtual_start=virtual, speed=float(settings.CLOCK_SPEED))
 
 

@@ -20,7 +20,8 @@ CHECKS = ("no message sent twice (dedupe key; contact campaign, node and visit; 
           "nothing sent to an unsubscribed or suppressed address after its opt-out",
           "every human reply ended its enrolment",
           "every webhook event stored exactly once, every POST accepted and processed",
-          "every contact campaign in a final state")
+          "every contact campaign in a final state",
+          "no message left unknown once provider events for it are stored")
 
 
 def _say(text: str = "") -> None:

@@ -14,11 +14,15 @@ from __future__ import annotations
 import datetime as dt
 
 from outreach.settings.base import *  # noqa: F401,F403
+from outreach.settings.base import CAMPAIGN_ACTION_LEASE_SECONDS as _BASE_ACTION_LEASE
 from outreach.settings.base import CLOCK_SPEED, MIDDLEWARE, env
+from outreach.settings.base import SENDING_LEASE as _BASE_SENDING_LEASE
 
-# Margins in real seconds, turned into virtual seconds below.
-_REAL_ACTION_LEASE = env.float("DEMO_ACTION_LEASE_REAL_SECONDS", default=120.0, minimum=1)
-_REAL_SENDING_LEASE = env.float("DEMO_SENDING_LEASE_REAL_SECONDS", default=120.0, minimum=1)
+# Margins in real seconds, turned into virtual seconds below: by default the real length production has,
+# so a killed worker's work comes back in the demo and the chaos run as soon as it would in production.
+_REAL_ACTION_LEASE = env.float("DEMO_ACTION_LEASE_REAL_SECONDS", default=float(_BASE_ACTION_LEASE), minimum=1)
+_REAL_SENDING_LEASE = env.float("DEMO_SENDING_LEASE_REAL_SECONDS", default=_BASE_SENDING_LEASE.total_seconds(),
+                                minimum=1)
 _REAL_SIGNATURE_AGE = env.float("DEMO_SIGNATURE_AGE_REAL_SECONDS", default=60.0, minimum=1)
 _SPEED = max(1.0, float(CLOCK_SPEED))
 

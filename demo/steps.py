@@ -22,6 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     anchor = sub.add_parser("anchor-clock", help="anchor the shared virtual clock; prints the anchor as JSON")
     anchor.add_argument("--virtual-start", type=float, default=None, help="epoch seconds (default: now)")
+    anchor.add_argument("--real-start", type=float, default=None,
+                        help="wall-clock epoch seconds of an existing anchor to write back (default: now)")
     seed = sub.add_parser("seed", help="seed tenant, sender, contacts, campaign and enrol; prints JSON")
     seed.add_argument("--csv", type=Path, default=CONTACTS_CSV)
     seed.add_argument("--admin-password", default=None)
@@ -38,7 +40,8 @@ def main(argv: list[str]) -> int:
     from demo import seeding
 
     if args.command == "anchor-clock":
-        print(json.dumps(asdict(seeding.clock_anchor(virtual_start=args.virtual_start))))
+        print(json.dumps(asdict(seeding.clock_anchor(virtual_start=args.virtual_start,
+                                                                real_start=args.real_start))))
         return 0
     result = seeding.demo_seed(csv_text=args.csv.read_text(encoding="utf-8"), admin_password=args.admin_password,
                                enrol=not args.no_enrol)

@@ -31,12 +31,14 @@ def _virtual_epoch() -> tuple[float, float]:
     return _cached_epoch
 
 
-def start_virtual_clock(*, virtual_start: float | None = None) -> None:
-    """Anchor the shared virtual clock now (used by the demo before processes start)."""
+def start_virtual_clock(*, virtual_start: float | None = None, real_start: float | None = None) -> None:
+    """Anchor the shared virtual clock now (used by the demo before processes start). With `real_start`,
+    write back an anchor that already exists (the chaos run does after a Redis restart wiped it), so the
+    processes started afterwards read the very clock the running ones cached."""
     import redis
 
     global _cached_epoch
-    real_start = time.time()
+    real_start = time.time() if real_start is None else real_start
     virtual = real_start if virtual_start is None else virtual_start
     redis.Redis.from_url(settings.REDIS_URL).set(_EPOCH_KEY, f"{real_start}:{virtual}")
     _cached_epoch = (real_start, virtual)

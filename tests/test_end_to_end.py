@@ -15,9 +15,8 @@ The fast tests at the end prove that each invariant check reports the failure it
 """
 from __future__ import annotations
 
-import csv
+import contextlib
 import datetime as dt
-import io
 import json
 import os
 import time
@@ -27,24 +26,29 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-import redis
 from django.conf import settings
 from django.db import connection
 
 from campaigns.tests.factories import ContactCampaignFactory
 from demo import invariants, processes, progress
-from demo.scenario import CONTACTS_CSV, ClockAnchor, virtual_start_before_monday
+from demo.scenario import (
+    SHORT_RUN_CLOCK_SPEED,
+    SHORT_RUN_SIMULATOR_SEED,
+    ClockAnchor,
+    virtual_start_before_monday,
+    write_sample_contacts,
+)
 from messaging.interface import OutboundMessage
-from messaging.tests.factories import ContactUnsubscribeFactory, InboundMessageFactory, OutboundMessageFactory
+from messaging.tests.factories import (
+    ContactUnsubscribeFactory,
+    InboundMessageFactory,
+    MessageEventFactory,
+    OutboundMessageFactory,
+)
 
-# One virtual day in ~1.7 real seconds: the plans' 4 + 5 + 5 days of waits and two weekends take ~35 s.
-CLOCK_SPEED = 50_000.0
+CLOCK_SPEED = SHORT_RUN_CLOCK_SPEED
 RUN_TIMEOUT_SECONDS = 110.0
 SETUP_REAL_SECONDS = 10.0
-# ooo@ answers every mail with an out-of-office whose return date (2-14 days on) delays the next follow-up;
-# with this seed the simulator draws 4, 2 and 3 days, so that contact does not stretch the run to 5 weeks.
-SIMULATOR_SEED = 38
-SCRIPTED = ("reply", "stop", "unsub", "bounce", "spam", "ooo", "machine")
 LOCK_KEY = "outreach:e2e:owner"
 
 
@@ -58,51 +62,15 @@ def _e2e_redis_url() -> str:
     return urlunsplit(parts._replace(path=f"/{db - 1 if db > 0 else 1}"))
 
 
-def _contacts_csv(path: Path) -> dict[str, str]:
-    """20 rows of demo/contacts.csv: one of each scripted address, then random recipients. Returns
-    {scripted behaviour: email}."""
-    with CONTACTS_CSV.open(encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    chosen: list[dict[str, str]] = []
-    scripted: dict[str, str] = {}
-    for behaviour in SCRIPTED:
-        row = next(r for r in rows if r["email"].split("@")[0] == behaviour)
-        chosen.append(row)
-        scripted[behaviour] = row["email"].lower()
-    plain = [r for r in rows if "." in r["email"].split("@")[0]]
-    chosen += plain[: 20 - len(chosen)]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(chosen)
-    path.write_text(out.getvalue(), encoding="utf-8")
-    return scripted
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @pytest.fixture
 def e2e_redis():
-    url = _e2e_redis_url()
-    client = redis.Redis.from_url(url)
-    # Refuse to share the database with another live run (a second pytest session of the same checkout);
-    # a lock left by a run that was killed is taken over.
-    if not client.set(LOCK_KEY, os.getpid(), nx=True, ex=600):
-        holder = int(client.get(LOCK_KEY) or 0)
-        if holder and holder != os.getpid() and _pid_alive(holder):
-            pytest.fail(f"{url} is in use by another end-to-end run (pid {holder}); set TEST_E2E_REDIS_URL")
-    client.flushdb()
-    client.set(LOCK_KEY, os.getpid(), ex=600)
-    yield url
-    client.flushdb()
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(processes.exclusive_redis_db(_e2e_redis_url(), lock_key=LOCK_KEY,
+                                                                   what="end-to-end run"))
+        except processes.DemoError as exc:
+            pytest.fail(f"{exc}; set TEST_E2E_REDIS_URL")
+        yield url
 
 
 @dataclass
@@ -117,7 +85,7 @@ def _demo_config(tmp_path: Path, redis_url: str) -> processes.DemoConfig:
         database_url=processes.database_url_from_settings(connection.settings_dict), redis_url=redis_url,
         web_port=processes.free_port(), sim_port=processes.free_port(), clock_speed=CLOCK_SPEED,
         log_dir=tmp_path / "logs", worker_concurrency=4, dispatcher_interval=0.1, web_server="gunicorn",
-        sim_seed=SIMULATOR_SEED, sim_args=["--flush-interval", "0.3"],
+        sim_seed=SHORT_RUN_SIMULATOR_SEED, sim_args=["--flush-interval", "0.3"],
     )
     config.generate_webhook_keys()
     return config
@@ -155,7 +123,7 @@ def _run_to_the_end(config: processes.DemoConfig, anchor: ClockAnchor, csv_path:
 @pytest.mark.django_db(transaction=True)
 def test_the_running_system_stops_on_replies_honours_opt_outs_and_sends_everything_once(tmp_path, e2e_redis):
     config = _demo_config(tmp_path, e2e_redis)
-    scripted = _contacts_csv(tmp_path / "contacts.csv")
+    scripted = write_sample_contacts(tmp_path / "contacts.csv")
     run = _run_to_the_end(config, _anchor_clock(config), tmp_path / "contacts.csv")
 
     # No double sends, every webhook event stored once, no mail after an opt-out or a reply, all final.
@@ -178,9 +146,9 @@ def _real_time_anchor() -> ClockAnchor:
     return ClockAnchor(real_start=now, virtual_start=now, speed=1.0)
 
 
-def _sent(cc, *, node_id: str = "email_intro", at: dt.datetime, **fields) -> OutboundMessage:
+def _sent(cc, *, node_id: str = "email_intro", at: dt.datetime, status: str = "sent", **fields) -> OutboundMessage:
     return OutboundMessageFactory(tenant=cc.tenant, contact_campaign=cc, contact=cc.contact, node_id=node_id,
-                                  node_visit=1, status="sent", claimed_at=at, send_started_at=at, sent_at=at,
+                                  node_visit=1, status=status, claimed_at=at, send_started_at=at, sent_at=at,
                                   **fields)
 
 
@@ -248,6 +216,21 @@ def test_invariant_check_reports_an_enrolment_that_is_not_final():
     failures = invariants.check_invariants(anchor=_real_time_anchor(), sim_url=None).failures
 
     assert failures == [f"contact campaign {cc.pk} ({cc.contact.email}) is active at node email_bump, not final"]
+
+
+@pytest.mark.django_db
+def test_invariant_check_reports_an_unknown_message_whose_events_are_stored_and_not_one_without():
+    cc = ContactCampaignFactory(status="completed")
+    now = dt.datetime.now(dt.UTC)
+    settled_by_events = _sent(cc, at=now, status="unknown")
+    MessageEventFactory(tenant=cc.tenant, outbound_message=settled_by_events, event_type="delivered")
+    _sent(cc, node_id="email_bump", at=now, status="unknown")  # no event yet: unknown is right
+
+    report = invariants.check_invariants(anchor=_real_time_anchor(), sim_url=None)
+
+    assert report.failures == [f"message {settled_by_events.pk} to {settled_by_events.to_address} is still unknown "
+                               "although provider events for it are stored"]
+    assert report.failed_sections == {invariants.UNKNOWN_SETTLED: 1}
 
 
 def test_webhook_comparison_reports_lost_and_doubled_events_and_ignores_the_simulators_copies():
