@@ -26,3 +26,11 @@ from messaging.sendgrid.identities import sender_identity_create, sender_identit
 #   created pending without a provider id when SendGrid cannot be reached (the sync registers it later).
 # sender_identity_sync(*, identity) -> EmailSenderIdentity: its verification status read from SendGrid.
 __all__ += ["sender_identity_create", "sender_identity_sync"]
+
+# --- stored events (for analytics) -----------------------------------------------------------------------
+# Listeners fired inside the storing transaction (messaging/stored_events.py): events_stored(*, events) with
+# the newly inserted message events of one ingest, reply_stored(*, inbound) with a newly created inbound
+# message. analytics connects both in its ready() and counts exactly what they report.
+from messaging.stored_events import events_stored, reply_stored  # noqa: E402
+
+__all__ += ["events_stored", "reply_stored"]

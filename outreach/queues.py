@@ -38,6 +38,7 @@ class TaskName(StrEnum):
     DELIVER_OUTGOING_WEBHOOKS = f"{Queue.OUTGOING_WEBHOOKS}.deliver"
     RETRY_OUTGOING_WEBHOOKS = f"{Queue.OUTGOING_WEBHOOKS}.retry_due"
     PRUNE_IDEMPOTENCY_RECORDS = f"{Queue.ANALYTICS}.prune_idempotency_records"
+    ROLLUP_PENDING = f"{Queue.ANALYTICS}.rollup_pending"
 
 
 QUEUE_NAMES: tuple[str, ...] = tuple(q.value for q in Queue)

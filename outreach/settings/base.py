@@ -133,6 +133,10 @@ CELERY_BEAT_SCHEDULE["webhooks-out-retry-due"] = {
 CELERY_BEAT_SCHEDULE["tenancy-prune-idempotency-records"] = {
     "task": str(TaskName.PRUNE_IDEMPOTENCY_RECORDS), "schedule": 3600.0, "options": {"expires": 1800},
 }
+# Analytics: count what webhooks stored (analytics/rollups.py); freshness target 10 s.
+CELERY_BEAT_SCHEDULE["analytics-rollup-pending"] = {
+    "task": str(TaskName.ROLLUP_PENDING), "schedule": 2.0, "options": {"expires": 3.0},
+}
 CELERY_BEAT_SCHEDULE["campaigns-dispatch-due"] = {
     "task": str(TaskName.DISPATCH_DUE), "schedule": 5.0, "options": {"expires": 7.5},
 }
@@ -238,6 +242,8 @@ UNSUBSCRIBE_MAILTO_DOMAIN = env.str("UNSUBSCRIBE_MAILTO_DOMAIN", default="")  # 
 INBOUND_REPLY_DOMAIN = env.str("INBOUND_REPLY_DOMAIN", default="").strip().lower()
 
 # Global emergency stop from the environment (an operator can also flip the DB switch).
+# Analytics: the zone of a tenant's days unless analytics_tenant_settings names one.
+ANALYTICS_DEFAULT_TIME_ZONE = env.str("ANALYTICS_DEFAULT_TIME_ZONE", default="UTC")
 OUTREACH_SENDING_STOPPED = env.bool("OUTREACH_SENDING_STOPPED", default=False)
 
 # The virtual clock (outreach.clock): production refuses anything but 1.

@@ -1,0 +1,13 @@
+"""Celery adapters of analytics."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from analytics.rollups import rollups_catch_up
+from outreach.queues import TaskName
+
+
+# Every 2 s from beat; one writer at a time (the advisory lock), so overlapping runs just take turns.
+@shared_task(name=TaskName.ROLLUP_PENDING, ignore_result=True, soft_time_limit=50, time_limit=60)
+def rollup_pending() -> int:
+    return rollups_catch_up()
