@@ -1,7 +1,7 @@
-"""Rollup tables: counts per metric and bucket, kept incrementally from the events messaging stores.
+"""Rollup tables: one row per bucket with a column per count, kept incrementally from the events messaging stores.
 
-The tables are narrow (one row per bucket and metric, `n` the count): a new metric needs no migration, and
-one upsert statement and one recount query serve every table. Dimensions that may be absent (an event of
+Wide rather than one row per metric: a dashboard reads 19 times fewer rows. The count columns are
+`analytics.metrics.COUNTS`, added to every table by `Counts`. Dimensions that may be absent (an event of
 no campaign, a message without sender) use sentinels (0, ''), never NULL, so that ON CONFLICT finds them.
 Hours are UTC; days are the tenant's day in its analytics time zone (TenantAnalyticsSettings, default
 settings.ANALYTICS_DEFAULT_TIME_ZONE): changing a zone is followed by `analytics_rebuild`.
@@ -9,6 +9,19 @@ settings.ANALYTICS_DEFAULT_TIME_ZONE): changing a zone is followed by `analytics
 from __future__ import annotations
 
 from django.db import models
+
+from analytics.metrics import COUNTS
+
+
+class Counts(models.Model):
+    """The count columns every rollup table has (one per name of COUNTS)."""
+
+    class Meta:
+        abstract = True
+
+
+for _name in COUNTS:
+    Counts.add_to_class(_name, models.BigIntegerField(default=0))
 
 
 class PendingFact(models.Model):
@@ -49,71 +62,61 @@ class TenantAnalyticsSettings(models.Model):
         verbose_name_plural = "tenant analytics settings"
 
 
-class ContactHourly(models.Model):
+class ContactHourly(Counts):
     tenant_id = models.BigIntegerField()
     contact_id = models.BigIntegerField()
     campaign_id = models.BigIntegerField(help_text="0: no campaign")
     hour = models.DateTimeField()
-    metric = models.CharField(max_length=32)
-    n = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = "metrics_contact_hourly"
-        constraints = [models.UniqueConstraint(fields=["contact_id", "campaign_id", "hour", "metric"],
+        constraints = [models.UniqueConstraint(fields=["contact_id", "campaign_id", "hour"],
                                                name="uniq_metrics_contact_hourly")]
         indexes = [models.Index(fields=["campaign_id", "hour"], name="mch_campaign_hour")]
 
 
-class CampaignDaily(models.Model):
+class CampaignDaily(Counts):
     tenant_id = models.BigIntegerField()
     campaign_id = models.BigIntegerField()
     day = models.DateField()
     node_id = models.CharField(max_length=64)
     plan_source = models.CharField(max_length=16)
     sender_id = models.BigIntegerField(help_text="0: no sender identity")
-    metric = models.CharField(max_length=32)
-    n = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = "metrics_campaign_daily"
         constraints = [models.UniqueConstraint(
-            fields=["campaign_id", "day", "node_id", "plan_source", "sender_id", "metric"],
+            fields=["campaign_id", "day", "node_id", "plan_source", "sender_id"],
             name="uniq_metrics_campaign_daily")]
 
 
-class TenantDaily(models.Model):
+class TenantDaily(Counts):
     tenant_id = models.BigIntegerField()
     day = models.DateField()
-    metric = models.CharField(max_length=32)
-    n = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = "metrics_tenant_daily"
-        constraints = [models.UniqueConstraint(fields=["tenant_id", "day", "metric"],
+        constraints = [models.UniqueConstraint(fields=["tenant_id", "day"],
                                                name="uniq_metrics_tenant_daily")]
 
 
-class SenderDaily(models.Model):
+class SenderDaily(Counts):
     tenant_id = models.BigIntegerField()
     day = models.DateField()
     sender_id = models.BigIntegerField()
-    metric = models.CharField(max_length=32)
-    n = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = "metrics_sender_daily"
-        constraints = [models.UniqueConstraint(fields=["tenant_id", "day", "sender_id", "metric"],
+        constraints = [models.UniqueConstraint(fields=["tenant_id", "day", "sender_id"],
                                                name="uniq_metrics_sender_daily")]
 
 
-class DomainDaily(models.Model):
+class DomainDaily(Counts):
     tenant_id = models.BigIntegerField()
     day = models.DateField()
     domain = models.CharField(max_length=254)
-    metric = models.CharField(max_length=32)
-    n = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = "metrics_domain_daily"
-        constraints = [models.UniqueConstraint(fields=["tenant_id", "day", "domain", "metric"],
+        constraints = [models.UniqueConstraint(fields=["tenant_id", "day", "domain"],
                                                name="uniq_metrics_domain_daily")]

@@ -9,14 +9,14 @@ in the snapshot nor taken from the pending facts, and is counted by a later pass
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
 
 from analytics.facts import FACTS_SQL, RAW_SOURCE_SQL
-from analytics.rollups import rollup_lock, rollups_catch_up, table_upsert
+from analytics.metrics import COUNTS
+from analytics.rollups import Vectors, rollup_lock, rollups_catch_up, table_upsert, vectors_add
 from analytics.tables import TABLES, RollupTable
 
 
@@ -44,35 +44,43 @@ class DayRange:
 class Difference:
     table: str
     key: tuple
+    metric: str
     rollup: int
     recount: int
 
 
-def _recount(table: RollupTable, days: DayRange) -> Counter:
+def _recount(table: RollupTable, days: DayRange) -> Vectors:
     columns = ", ".join(table.columns)
     where, bucket_params = days.bucket_condition(table)
     lo, hi = days.raw_window()
     facts = FACTS_SQL.replace("{source}", RAW_SOURCE_SQL)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {columns}, sum(n) FROM ({facts}) AS f WHERE metric IS NOT NULL AND {table.keeps_sql()} "
-            f"AND {where} GROUP BY {columns}",
+            f"SELECT {columns}, metric, sum(n) FROM ({facts}) AS f "
+            f"WHERE metric IS NOT NULL AND {table.keeps_sql()} AND {where} GROUP BY {columns}, metric",
             {"default_tz": settings.ANALYTICS_DEFAULT_TIME_ZONE, "lo": lo, "hi": hi, **bucket_params},
         )
-        return Counter({tuple(row[:-1]): int(row[-1]) for row in cursor.fetchall() if row[-1]})
+        vectors: Vectors = {}
+        for row in cursor.fetchall():
+            vectors_add(vectors, tuple(row[:-2]), row[-2], int(row[-1]))
+    return {key: counts for key, counts in vectors.items() if any(counts)}
 
 
-def _stored(table: RollupTable, days: DayRange) -> Counter:
+def _stored(table: RollupTable, days: DayRange) -> Vectors:
     where, params = days.bucket_condition(table)
+    width = len(table.columns)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {', '.join(table.columns)}, n FROM {table.name} WHERE {where} AND n <> 0", params)
-        return Counter({tuple(row[:-1]): int(row[-1]) for row in cursor.fetchall()})
+        cursor.execute(f"SELECT {', '.join((*table.columns, *COUNTS))} FROM {table.name} WHERE {where}", params)
+        rows = {tuple(row[:width]): [int(v) for v in row[width:]] for row in cursor.fetchall()}
+    return {key: counts for key, counts in rows.items() if any(counts)}
 
 
 def _differences(table: RollupTable, days: DayRange) -> list[Difference]:
     stored, recounted = _stored(table, days), _recount(table, days)
-    return [Difference(table.name, key, stored.get(key, 0), recounted.get(key, 0))
-            for key in sorted(set(stored) | set(recounted), key=repr) if stored.get(key, 0) != recounted.get(key, 0)]
+    zero = [0] * len(COUNTS)
+    return [Difference(table.name, key, metric, a, b)
+            for key in sorted(set(stored) | set(recounted), key=repr)
+            for metric, a, b in zip(COUNTS, stored.get(key, zero), recounted.get(key, zero), strict=True) if a != b]
 
 
 def _counted_snapshot(*, outermost: bool) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections import Counter
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 
 from analytics.facts import FACT_COLUMNS, FACTS_SQL, FIRST_KIND
+from analytics.metrics import COUNTS
 from analytics.tables import COLUMN_TYPES, TABLES, RollupTable
 from outreach.db import fast_cursor
 
@@ -96,26 +96,38 @@ def firsts_apply(facts: list[dict]) -> list[dict]:
     return made
 
 
-def _aggregate(table: RollupTable, facts: list[dict]) -> Counter:
-    counts: Counter = Counter()
+Vectors = dict[tuple, list[int]]  # key (table.columns order) -> counts (COUNTS order)
+_INDEX = {name: i for i, name in enumerate(COUNTS)}
+
+
+def vectors_add(vectors: Vectors, key: tuple, metric: str, n: int) -> None:
+    """Add n to one count of one key (a metric outside COUNTS, e.g. an unknown reply class, is not kept)."""
+    index = _INDEX.get(metric)
+    if index is not None:
+        vectors.setdefault(key, [0] * len(COUNTS))[index] += n
+
+
+def _aggregate(table: RollupTable, facts: list[dict]) -> Vectors:
+    vectors: Vectors = {}
     for fact in facts:
         if table.keeps(fact):
-            counts[tuple(fact[c] for c in table.columns)] += fact["n"]
-    return counts
+            vectors_add(vectors, tuple(fact[c] for c in table.columns), fact["metric"], fact["n"])
+    return vectors
 
 
-def table_upsert(table: RollupTable, counts: Counter) -> None:
-    """Add counts (key tuple in `table.columns` order -> n) to a table in one statement (under the rollup
-    lock: one writer at a time)."""
-    if not counts:
+def table_upsert(table: RollupTable, vectors: Vectors) -> None:
+    """Add count vectors to a table in one statement (under the rollup lock: one writer at a time)."""
+    if not vectors:
         return
-    keys = sorted(counts, key=repr)
-    arrays = [[key[i] for key in keys] for i in range(len(table.columns))] + [[counts[k] for k in keys]]
-    unnest = ", ".join(f"%b::{COLUMN_TYPES[c]}[]" for c in table.columns)
+    keys = sorted(vectors, key=repr)
+    arrays = [[key[i] for key in keys] for i in range(len(table.columns))]
+    arrays += [[vectors[key][i] for key in keys] for i in range(len(COUNTS))]
+    unnest = ", ".join([f"%b::{COLUMN_TYPES[c]}[]" for c in table.columns] + ["%b::bigint[]"] * len(COUNTS))
+    added = ", ".join(f"{c} = {table.name}.{c} + EXCLUDED.{c}" for c in COUNTS)
     with fast_cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table.name} ({', '.join(table.columns)}, n) SELECT * FROM unnest({unnest}, %b::bigint[]) "
-            f"ON CONFLICT ({', '.join(table.conflict)}) DO UPDATE SET n = {table.name}.n + EXCLUDED.n",
+            f"INSERT INTO {table.name} ({', '.join((*table.columns, *COUNTS))}) SELECT * FROM unnest({unnest}) "
+            f"ON CONFLICT ({', '.join(table.conflict)}) DO UPDATE SET {added}",
             arrays,
         )
 

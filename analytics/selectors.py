@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
 
-from analytics.metrics import metrics_block
+from analytics.metrics import COUNTS, metrics_block
 from analytics.models import TenantAnalyticsSettings
 from campaigns.interface import Campaign
 from messaging.interface import EmailSenderIdentity
+from outreach import clock
 
 PERIOD_SQL = {"hour": "hour", "day": "day", "week": "date_trunc('week', day)::date"}
 _IN_RANGE = "tenant_id = %s AND day >= %s AND day <= %s"
@@ -47,16 +47,16 @@ def tenant_time_zone(*, tenant_id: int) -> str:
     return found or settings.ANALYTICS_DEFAULT_TIME_ZONE
 
 
-def _grouped(table: str, group: tuple[str, ...], where: str, params: list[Any]) -> dict[tuple, dict[str, int]]:
-    """{group values: {metric: n}} of one table, in one query."""
+def _grouped(table: str, group: tuple[str, ...], where: str, params: list[Any], tail: str = ""
+             ) -> dict[tuple, dict[str, int]]:
+    """{group values: {count: n}} of one table, in one query (`tail`: ORDER BY / LIMIT after the grouping)."""
     columns = "".join(f"{g}, " for g in group)
+    sums = ", ".join(f"sum({c})" for c in COUNTS)
+    grouping = f" GROUP BY {', '.join(str(i + 1) for i in range(len(group)))}" if group else ""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns}metric, sum(n) FROM {table} WHERE {where} "
-                       f"GROUP BY {', '.join(str(i + 1) for i in range(len(group) + 1))}", params)
-        out: dict[tuple, dict[str, int]] = defaultdict(dict)
-        for row in cursor.fetchall():
-            out[tuple(row[:-2])][row[-2]] = int(row[-1])
-    return out
+        cursor.execute(f"SELECT {columns}{sums}, count(*) FROM {table} WHERE {where}{grouping} {tail}", params)
+        return {tuple(row[:len(group)]): dict(zip(COUNTS, (int(v or 0) for v in row[len(group):-1]), strict=True))
+                for row in cursor.fetchall() if row[-1]}
 
 
 def _rows(grouped: dict[tuple, dict[str, int]], names: tuple[str, ...]) -> list[dict]:
@@ -118,9 +118,14 @@ def sender_metrics(*, tenant_id: int, span: MetricsRange) -> list[dict]:
 
 def domain_metrics(*, tenant_id: int, span: MetricsRange, limit: int) -> list[dict]:
     """The `limit` recipient domains the tenant sent most to in the range, most first."""
-    params = span.day_params(tenant_id)
-    where = (f"{_IN_RANGE} AND domain IN (SELECT domain FROM metrics_domain_daily WHERE {_IN_RANGE} "
-             "AND metric = 'sent' GROUP BY domain ORDER BY sum(n) DESC, domain LIMIT %s)")
-    rows = _rows(_grouped("metrics_domain_daily", ("domain",), where, [*params, *params, limit]), ("domain",))
-    rows.sort(key=lambda row: (-row["sent"], row["domain"]))
-    return rows
+    grouped = _grouped("metrics_domain_daily", ("domain",), _IN_RANGE, [*span.day_params(tenant_id), limit],
+                       tail="ORDER BY sum(sent) DESC, 1 LIMIT %s")
+    return [{"domain": key[0], **metrics_block(counts)} for key, counts in grouped.items()]
+
+
+def rollup_lag_seconds() -> float:
+    """How long the oldest event not yet counted has waited (0 when everything is counted): freshness."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(stored_at) FROM metrics_pending_facts")
+        oldest = cursor.fetchone()[0]
+    return 0.0 if oldest is None else max(0.0, (clock.now() - oldest).total_seconds())

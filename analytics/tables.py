@@ -7,16 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Column -> PostgreSQL type of the unnest() arrays the upserts bind.
+# Key column -> PostgreSQL type of the unnest() arrays the upserts bind (every count column is bigint).
 COLUMN_TYPES = {"tenant_id": "bigint", "contact_id": "bigint", "campaign_id": "bigint", "sender_id": "bigint",
-                "node_id": "text", "plan_source": "text", "domain": "text", "metric": "text",
-                "hour": "timestamptz", "day": "date"}
+                "node_id": "text", "plan_source": "text", "domain": "text", "hour": "timestamptz", "day": "date"}
 
 
 @dataclass(frozen=True)
 class RollupTable:
     name: str
-    columns: tuple[str, ...]   # every key column, `tenant_id` first
+    columns: tuple[str, ...]   # every key column, `tenant_id` first (then one column per count)
     conflict: tuple[str, ...]  # the unique constraint's columns
     bucket: str                # "hour" or "day"
     # Facts whose `required` column holds its sentinel (no contact, no campaign...) are not kept here.
@@ -31,16 +30,16 @@ class RollupTable:
 
 
 TABLES: tuple[RollupTable, ...] = (
-    RollupTable("metrics_contact_hourly", ("tenant_id", "contact_id", "campaign_id", "hour", "metric"),
-                ("contact_id", "campaign_id", "hour", "metric"), "hour", "contact_id"),
+    RollupTable("metrics_contact_hourly", ("tenant_id", "contact_id", "campaign_id", "hour"),
+                ("contact_id", "campaign_id", "hour"), "hour", "contact_id"),
     RollupTable("metrics_campaign_daily",
-                ("tenant_id", "campaign_id", "day", "node_id", "plan_source", "sender_id", "metric"),
-                ("campaign_id", "day", "node_id", "plan_source", "sender_id", "metric"), "day", "campaign_id"),
-    RollupTable("metrics_tenant_daily", ("tenant_id", "day", "metric"), ("tenant_id", "day", "metric"),
+                ("tenant_id", "campaign_id", "day", "node_id", "plan_source", "sender_id"),
+                ("campaign_id", "day", "node_id", "plan_source", "sender_id"), "day", "campaign_id"),
+    RollupTable("metrics_tenant_daily", ("tenant_id", "day"), ("tenant_id", "day"),
                 "day"),
-    RollupTable("metrics_sender_daily", ("tenant_id", "day", "sender_id", "metric"),
-                ("tenant_id", "day", "sender_id", "metric"), "day", "sender_id"),
-    RollupTable("metrics_domain_daily", ("tenant_id", "day", "domain", "metric"),
-                ("tenant_id", "day", "domain", "metric"), "day", "domain", ""),
+    RollupTable("metrics_sender_daily", ("tenant_id", "day", "sender_id"),
+                ("tenant_id", "day", "sender_id"), "day", "sender_id"),
+    RollupTable("metrics_domain_daily", ("tenant_id", "day", "domain"),
+                ("tenant_id", "day", "domain"), "day", "domain", ""),
 )
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 import datetime as dt
 
 import orjson
+from django.db.models import Sum
 
+from analytics.metrics import COUNTS
 from analytics.models import CampaignDaily, ContactHourly, DomainDaily, SenderDaily, TenantDaily
 from analytics.rollups import rollups_catch_up
 from messaging.models import OutboundMessage, WebhookDelivery
@@ -32,11 +34,10 @@ def reprocess(delivery: WebhookDelivery) -> None:
 
 
 def totals(model=TenantDaily, **filters) -> dict[str, int]:
+    """The non-zero counts of the rows matching `filters`, summed (after counting what is pending)."""
     rollups_catch_up()
-    out: dict[str, int] = {}
-    for metric, n in model.objects.filter(**filters).values_list("metric", "n"):
-        out[metric] = out.get(metric, 0) + n
-    return {k: v for k, v in out.items() if v}
+    sums = model.objects.filter(**filters).aggregate(**{name: Sum(name) for name in COUNTS})
+    return {name: n for name, n in sums.items() if n}
 
 
 ALL_ROLLUPS = (ContactHourly, CampaignDaily, TenantDaily, SenderDaily, DomainDaily)

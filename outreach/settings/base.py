@@ -244,6 +244,10 @@ INBOUND_REPLY_DOMAIN = env.str("INBOUND_REPLY_DOMAIN", default="").strip().lower
 # Global emergency stop from the environment (an operator can also flip the DB switch).
 # Analytics: the zone of a tenant's days unless analytics_tenant_settings names one.
 ANALYTICS_DEFAULT_TIME_ZONE = env.str("ANALYTICS_DEFAULT_TIME_ZONE", default="UTC")
+# GET /metrics (Prometheus) answers only `Authorization: Bearer <METRICS_TOKEN>`; empty: the endpoint is off (404).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# GET /health/ fails (503) when the oldest uncounted event is older than this.
+HEALTH_MAX_ROLLUP_LAG_SECONDS = env.int("HEALTH_MAX_ROLLUP_LAG_SECONDS", default=300, minimum=1)
 OUTREACH_SENDING_STOPPED = env.bool("OUTREACH_SENDING_STOPPED", default=False)
 
 # The virtual clock (outreach.clock): production refuses anything but 1.

@@ -18,7 +18,7 @@ class Command(BaseCommand):
         days = day_range(first, last)
         differences = rollups_verify(days=days)
         for d in differences[:max_lines]:
-            self.stderr.write(f"{d.table} {d.key}: rollup {d.rollup}, recount {d.recount}")
+            self.stderr.write(f"{d.table} {d.key} {d.metric}: rollup {d.rollup}, recount {d.recount}")
         if differences:
             raise CommandError(f"{len(differences)} rollup row(s) differ from raw in {days.first}..{days.last} "
                                "(manage.py analytics_rebuild restores them)")

@@ -1,0 +1,31 @@
+"""Analytics in the operator console: the pipeline's health on the admin index, tenants' analytics zones."""
+from __future__ import annotations
+
+from django.contrib import admin
+
+from analytics.health import pipeline_health
+from analytics.models import TenantAnalyticsSettings
+from outreach.admin import operator_console_counts
+
+
+@admin.register(TenantAnalyticsSettings)
+class TenantAnalyticsSettingsAdmin(admin.ModelAdmin):
+    list_display = ("tenant", "time_zone")
+    list_select_related = ("tenant",)
+    search_fields = ("tenant__name",)
+
+
+@operator_console_counts.connect
+def _pipeline_counts() -> dict[str, int]:
+    """The admin index's "Pipeline" figures (templates/admin/index.html)."""
+    health = pipeline_health()
+    return {
+        "due_actions_unclaimed": health.due_actions_unclaimed,
+        "due_actions_oldest_age": int(health.due_actions_oldest_age_seconds),
+        "webhook_deliveries_pending": health.webhook_deliveries_pending,
+        "webhook_deliveries_failed": health.webhook_deliveries_failed,
+        "outbox_unknown": health.outbox_unknown,
+        "outbox_sending": health.outbox_sending,
+        "rollup_lag": int(health.rollup_lag_seconds),
+        "celery_queued": sum(n for n in health.celery_queue_lengths.values() if n > 0),
+    }
