@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
 
+from analytics.admin_dashboard import dashboard_view
 from analytics.health import pipeline_health
 from analytics.models import TenantAnalyticsSettings
 from outreach.admin import operator_console_counts
@@ -13,6 +16,14 @@ class TenantAnalyticsSettingsAdmin(admin.ModelAdmin):
     list_display = ("tenant", "time_zone")
     list_select_related = ("tenant",)
     search_fields = ("tenant__name",)
+
+    def get_urls(self) -> list:
+        # The dashboard hangs off this model's admin: /admin/analytics/tenantanalyticssettings/dashboard/.
+        own = [path("dashboard/", self.admin_site.admin_view(self.dashboard), name="analytics_dashboard")]
+        return own + super().get_urls()
+
+    def dashboard(self, request: HttpRequest) -> HttpResponse:
+        return dashboard_view(request, self)
 
 
 @operator_console_counts.connect
