@@ -7,8 +7,18 @@ from django.urls import path
 
 from analytics.admin_dashboard import dashboard_view
 from analytics.health import pipeline_health
-from analytics.models import TenantAnalyticsSettings
-from outreach.admin import operator_console_counts
+from analytics.models import DeliverabilityAlert, TenantAnalyticsSettings
+from outreach.admin import ReadOnlyAdmin, operator_console_counts
+
+
+@admin.register(DeliverabilityAlert)
+class DeliverabilityAlertAdmin(ReadOnlyAdmin):
+    """What the deliverability breaker found (analytics/breaker.py): written by the breaker only."""
+
+    list_display = ("created_at", "tenant", "sender_id", "measure", "level", "value", "numerator", "denominator",
+                    "action", "resolved_at")
+    list_filter = ("level", "measure", "tenant")
+    list_select_related = ("tenant",)
 
 
 @admin.register(TenantAnalyticsSettings)

@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 
 from analytics import selectors
 from analytics.charts import funnel_bars, line_chart
+from analytics.models import DeliverabilityAlert
 from campaigns.interface import Campaign
 from outreach import clock
 from outreach.tenancy.models import Tenant
@@ -43,7 +44,9 @@ def dashboard_view(request: HttpRequest, model_admin) -> HttpResponse:
         span = _span(tenant_id)
         metrics = selectors.tenant_metrics(tenant_id=tenant_id, span=span)
         context.update(span=span, tenant_metrics=metrics, tenant_chart=_daily_chart(metrics["series"], span),
-                       senders=selectors.sender_metrics(tenant_id=tenant_id, span=span))
+                       senders=selectors.sender_metrics(tenant_id=tenant_id, span=span),
+                       alerts=list(DeliverabilityAlert.objects.filter(tenant_id=tenant_id, resolved_at__isnull=True)
+                                   .order_by("-created_at")[:50]))
         campaign_id = request.GET.get("campaign")
         if campaign_id:
             campaign = get_object_or_404(Campaign, pk=int(campaign_id), tenant_id=tenant_id)

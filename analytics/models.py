@@ -120,3 +120,35 @@ class DomainDaily(Counts):
         db_table = "metrics_domain_daily"
         constraints = [models.UniqueConstraint(fields=["tenant_id", "day", "domain"],
                                                name="uniq_metrics_domain_daily")]
+
+
+class DeliverabilityAlert(models.Model):
+    """A sender's (or a tenant's) bounce or spam complaint rate over a rolling window crossed a line.
+
+    One open row per condition (scope, sender, measure, level), however many events keep it true; resolved
+    when the rate falls back under the warning line. A `pause` alert paused the sender when it opened.
+    """
+
+    class Level(models.TextChoices):
+        WARNING = "warning"
+        PAUSE = "pause"
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+")
+    sender_id = models.BigIntegerField(default=0, help_text="0: the tenant as a whole")
+    measure = models.CharField(max_length=32, help_text="bounce_rate or spam_complaint_rate")
+    level = models.CharField(max_length=16, choices=Level.choices)
+    value = models.FloatField()
+    numerator = models.BigIntegerField()
+    denominator = models.BigIntegerField()
+    window_days = models.PositiveIntegerField()
+    threshold = models.FloatField()
+    action = models.CharField(max_length=200, blank=True, help_text="What the breaker did (e.g. paused the sender)")
+    created_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "analytics_deliverability_alerts"
+        constraints = [models.UniqueConstraint(fields=["tenant", "sender_id", "measure", "level"],
+                                               condition=models.Q(resolved_at__isnull=True),
+                                               name="uniq_open_deliverability_alert")]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="da_tenant_created")]

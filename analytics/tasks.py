@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from analytics.breaker import deliverability_check
 from analytics.rollups import rollups_catch_up
 from outreach.queues import TaskName
 
@@ -11,3 +12,8 @@ from outreach.queues import TaskName
 @shared_task(name=TaskName.ROLLUP_PENDING, ignore_result=True, soft_time_limit=50, time_limit=60)
 def rollup_pending() -> int:
     return rollups_catch_up()
+
+
+@shared_task(name=TaskName.CHECK_DELIVERABILITY, ignore_result=True, soft_time_limit=120, time_limit=180)
+def check_deliverability() -> int:
+    return len(deliverability_check())

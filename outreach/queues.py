@@ -39,6 +39,7 @@ class TaskName(StrEnum):
     RETRY_OUTGOING_WEBHOOKS = f"{Queue.OUTGOING_WEBHOOKS}.retry_due"
     PRUNE_IDEMPOTENCY_RECORDS = f"{Queue.ANALYTICS}.prune_idempotency_records"
     ROLLUP_PENDING = f"{Queue.ANALYTICS}.rollup_pending"
+    CHECK_DELIVERABILITY = f"{Queue.ANALYTICS}.check_deliverability"
 
 
 QUEUE_NAMES: tuple[str, ...] = tuple(q.value for q in Queue)
