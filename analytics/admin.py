@@ -7,8 +7,35 @@ from django.urls import path
 
 from analytics.admin_dashboard import dashboard_view
 from analytics.health import pipeline_health
-from analytics.models import DeliverabilityAlert, TenantAnalyticsSettings
-from outreach.admin import ReadOnlyAdmin, operator_console_counts
+from analytics.models import (
+    CampaignDaily,
+    ContactHourly,
+    DeliverabilityAlert,
+    DomainDaily,
+    MessageFirst,
+    PendingFact,
+    SenderDaily,
+    TenantAnalyticsSettings,
+    TenantDaily,
+)
+from outreach.admin import BigTableAdmin, ReadOnlyAdmin, operator_console_counts
+
+
+class RollupAdmin(ReadOnlyAdmin, BigTableAdmin):
+    """Counts kept by the rollup pass (analytics/rollups.py): read here, mended by analytics_rebuild."""
+
+    list_display = ("__str__",)
+
+
+for _model, _columns in ((ContactHourly, ("hour", "tenant_id", "contact_id", "campaign_id", "sent", "delivered")),
+                         (CampaignDaily, ("day", "campaign_id", "node_id", "plan_source", "sender_id", "sent",
+                                          "delivered")),
+                         (TenantDaily, ("day", "tenant_id", "sent", "delivered", "bounced_hard", "spam_reports")),
+                         (SenderDaily, ("day", "tenant_id", "sender_id", "sent", "delivered", "bounced_hard")),
+                         (DomainDaily, ("day", "tenant_id", "domain", "sent", "delivered", "bounced_hard")),
+                         (PendingFact, ("stored_at", "tenant_id", "message_id", "kind", "detail", "occurred_at")),
+                         (MessageFirst, ("message_id", "kind", "occurred_at"))):
+    admin.site.register(_model, type(f"{_model.__name__}Admin", (RollupAdmin,), {"list_display": _columns}))
 
 
 @admin.register(DeliverabilityAlert)
