@@ -33,10 +33,15 @@ WITH taken AS (
 """
 
 
-def rollup_lock() -> None:
-    """Wait for the rollup writer's turn (released at the end of the caller's transaction)."""
+def rollup_lock(*, wait: bool = True) -> bool:
+    """Take the rollup writer's turn (released at the end of the caller's transaction): wait for it, or
+    return False at once when another writer has it."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_LOCK])
+        if wait:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_LOCK])
+            return True
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [ROLLUP_LOCK])
+        return bool(cursor.fetchone()[0])
 
 
 def facts_query(source: str, params: dict[str, Any], *, prefix: str = "") -> list[dict]:
@@ -138,10 +143,12 @@ def rollups_add(facts: list[dict]) -> None:
         table_upsert(table, _aggregate(table, facts))
 
 
-def rollup_pass(*, limit: int = PASS_BATCH) -> int:
-    """Count up to `limit` pending facts (oldest first). Returns how many were taken."""
+def rollup_pass(*, limit: int = PASS_BATCH, wait: bool = True) -> int:
+    """Count up to `limit` pending facts (oldest first). Returns how many were taken (0 also when `wait` is
+    false and another writer has the turn)."""
     with transaction.atomic():
-        rollup_lock()
+        if not rollup_lock(wait=wait):
+            return 0
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM (SELECT 1 FROM metrics_pending_facts LIMIT %s) AS p", [limit])
             if not cursor.fetchone()[0]:
@@ -152,9 +159,11 @@ def rollup_pass(*, limit: int = PASS_BATCH) -> int:
     return len(taken)
 
 
-def rollups_catch_up(*, limit: int = PASS_BATCH) -> int:
-    """Passes until nothing is pending (what verify, rebuild and the periodic task run)."""
-    total = 0
-    while taken := rollup_pass(limit=limit):
+def rollups_catch_up(*, limit: int = PASS_BATCH, max_passes: int | None = None, wait: bool = True) -> int:
+    """Passes until nothing is pending, or `max_passes` were made (what verify, rebuild and the periodic
+    task run). Returns how many facts were counted."""
+    total = passes = 0
+    while (max_passes is None or passes < max_passes) and (taken := rollup_pass(limit=limit, wait=wait)):
         total += taken
+        passes += 1
     return total

@@ -119,3 +119,21 @@ def test_a_reversed_range_is_refused_with_the_field_named():
         call_command("analytics_verify", "--from", "2026-03-05", "--to", "2026-03-01")
     with pytest.raises(CommandError, match="--from: 'March'"):
         call_command("analytics_rebuild", "--from", "March")
+
+
+def test_the_periodic_pass_steps_aside_while_another_writer_holds_the_turn(message):
+    from django.db import connection
+
+    from analytics.rollups import ROLLUP_LOCK, rollups_catch_up
+    from analytics.tasks import rollup_pending
+
+    ingest(_a_day_of_events(message)[:2])
+    other = connection.copy()  # another session holding the writer's turn
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [ROLLUP_LOCK])
+            assert rollup_pending() == 0 and PendingFact.objects.count() == 2
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [ROLLUP_LOCK])
+    finally:
+        other.close()
+    assert rollups_catch_up(max_passes=1, limit=1) == 1 and PendingFact.objects.count() == 1
