@@ -15,6 +15,7 @@ import os
 import statistics
 import threading
 import time
+import uuid
 
 import orjson
 
@@ -142,8 +143,9 @@ def scale() -> None:
     from outreach.tenancy.tests.api_clients import api_client
     from outreach.tenancy.tests.factories import TenantFactory
 
-    tenant = TenantFactory()
-    sender = EmailSenderIdentityFactory(tenant=tenant)
+    run = uuid.uuid4().hex[:8]  # the factories' sequences restart with each process; the bench database does not
+    tenant = TenantFactory(slug=f"bench-analytics-{run}")
+    sender = EmailSenderIdentityFactory(tenant=tenant, from_email=f"rep-{run}@seller.example")
     campaign = CampaignFactory(tenant=tenant, sender_identity=sender)
     started = time.perf_counter()
     rows = _fill(tenant.id, campaign.id, sender.id)
