@@ -24,11 +24,13 @@ from outreach.db import fast_cursor
 ROLLUP_LOCK = 0x616E616C79746963  # "analytic": one rollup writer at a time
 PASS_BATCH = 20_000
 
-# A data-modifying WITH must be at the top: the facts read the deleted rows from it.
+# A data-modifying WITH must be at the top: the facts read the deleted rows from it. ARRAY(...) runs the
+# batch's id list once (an init plan): with `id IN (subquery)` and a queue table's stale statistics the planner
+# chose a nested loop re-running the subquery per row, quadratic in the batch (4 s for 5,000 rows).
 _TAKE_PREFIX = """
 WITH taken AS (
-    DELETE FROM metrics_pending_facts WHERE id IN (
-        SELECT id FROM metrics_pending_facts ORDER BY id LIMIT %(limit)s)
+    DELETE FROM metrics_pending_facts WHERE id = ANY(ARRAY(
+        SELECT id FROM metrics_pending_facts ORDER BY id LIMIT %(limit)s))
     RETURNING tenant_id, message_id, kind, detail, email, occurred_at, 1 AS n)
 """
 
