@@ -88,6 +88,8 @@ class CampaignDaily(Counts):
         constraints = [models.UniqueConstraint(
             fields=["campaign_id", "day", "node_id", "plan_source", "sender_id"],
             name="uniq_metrics_campaign_daily")]
+        # The tenant's "by campaign" view reads a tenant's days across all its campaigns.
+        indexes = [models.Index(fields=["tenant_id", "day"], name="mcd_tenant_day")]
 
 
 class TenantDaily(Counts):
