@@ -11,7 +11,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 
-from demo import invariants, pages, progress, seeding
+from demo import invariants, metrics_check, pages, progress, seeding
 from demo.processes import DemoConfig, Interrupted, ProcessGroup, start_system
 from demo.scenario import DEMO_SENDER_EMAIL, ClockAnchor, SeedResult
 
@@ -21,7 +21,9 @@ CHECKS = ("no message sent twice (dedupe key; contact campaign, node and visit; 
           "every human reply ended its enrolment",
           "every webhook event stored exactly once, every POST accepted and processed",
           "every contact campaign in a final state",
-          "no message left unknown once provider events for it are stored")
+          "no message left unknown once provider events for it are stored",
+          "no mail sent inside its contact's quiet hours or off the plan's send days",
+          "the rollups agree with the raw events (analytics_verify) and with the simulator's own counts")
 
 
 def _say(text: str = "") -> None:
@@ -100,6 +102,9 @@ class DemoSession:
         _say("\n== invariants")
         report = invariants.check_invariants(anchor=self.anchor, sim_url=self.config.sim_url,
                                              tenant_id=seed.tenant_id)
+        rollup_failures, rollup_checked = metrics_check.rollup_failures(sim_url=self.config.sim_url)
+        report.failures += rollup_failures
+        report.checked.update(rollup_checked)
         for name, count in report.checked.items():
             _say(f"   checked {count:>6} {name}")
         self.failures += report.failures
@@ -116,6 +121,10 @@ class DemoSession:
                                              password=seed.admin_password, api_key=seed.api_key,
                                              campaign_id=seed.campaign_id)
         _say(f"\n== admin and API: {len(opened)} pages answered 200")
+        _say(f"\n== campaign metrics (GET /api/v1/metrics/campaigns/{seed.campaign_id})")
+        for line in metrics_check.campaign_metrics_lines(web_url=self.config.web_url, api_key=seed.api_key,
+                                                         campaign_id=seed.campaign_id):
+            _say(f"   {line}")
         for problem in problems:
             _say(f"   WARNING: {problem} (see {self.config.log_dir}/web.log)")
 

@@ -9,5 +9,6 @@ urlpatterns = [
     path("", include("messaging.api.urls")),
     path("", include("outreach.tenancy.api_urls")),
     path("", include("outreach.webhooks_out.api")),
+    path("", include("analytics.api.urls")),
     re_path(r"^(?P<unmatched>.*)$", api_not_found),  # last: unknown paths and trailing slashes
 ]

@@ -41,6 +41,8 @@ class TaskName(StrEnum):
     PRUNE_IDEMPOTENCY_RECORDS = f"{Queue.ANALYTICS}.prune_idempotency_records"
     ENSURE_PARTITIONS = f"{Queue.ANALYTICS}.ensure_partitions"
     APPLY_RETENTION = f"{Queue.ANALYTICS}.apply_retention"
+    ROLLUP_PENDING = f"{Queue.ANALYTICS}.rollup_pending"
+    CHECK_DELIVERABILITY = f"{Queue.ANALYTICS}.check_deliverability"
 
 
 QUEUE_NAMES: tuple[str, ...] = tuple(q.value for q in Queue)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/v1/", include("outreach.api_urls")),
     path("webhooks/", include("messaging.webhooks.urls")),
     path("", include("messaging.unsubscribe_urls")),
+    path("", include("analytics.urls")),
 ]
 
 handler404 = "outreach.api_fallbacks.not_found"

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import connection
 
 from campaigns.tests.factories import ContactCampaignFactory
-from demo import invariants, processes, progress
+from demo import invariants, metrics_check, processes, progress
 from demo.scenario import (
     SHORT_RUN_CLOCK_SPEED,
     SHORT_RUN_SIMULATOR_SEED,
@@ -115,6 +115,10 @@ def _run_to_the_end(config: processes.DemoConfig, anchor: ClockAnchor, csv_path:
         assert settled, f"not finished after {RUN_TIMEOUT_SECONDS:.0f}s: {why}\n{progress.stuck_enrolments()}\n" \
                         f"logs in {config.log_dir}"
         report = invariants.check_invariants(anchor=anchor, sim_url=config.sim_url, tenant_id=seed["tenant_id"])
+        # The rollups agree with the raw events (analytics_verify) and with the simulator's own counts.
+        rollup_failures, rollup_checked = metrics_check.rollup_failures(sim_url=config.sim_url)
+        report.failures += rollup_failures
+        report.checked.update(rollup_checked)
         mails = processes.sim_get(config.sim_url, "/_sim/messages")["messages"]
     return _Run(report=report, snap=snap, mails=mails)
 

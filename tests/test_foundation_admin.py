@@ -19,6 +19,8 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
+from analytics import models as analytics_models
+from analytics.tests.factories import ROLLUP_KEYS, DeliverabilityAlertFactory, TenantAnalyticsSettingsFactory
 from campaigns.models import Campaign, CampaignTransition, ContactCampaign
 from campaigns.tests.factories import (
     CampaignPlanVersionFactory,
@@ -100,6 +102,11 @@ def seed_every_admin_model(*, rows: int = 1) -> None:
         CommunicationSuppressionFactory(tenant=tenant)
         ContactUnsubscribeFactory(tenant=tenant, contact=contact)
         SendRateLimitFactory(tenant=tenant)
+        TenantAnalyticsSettingsFactory(tenant=tenant)
+        DeliverabilityAlertFactory(tenant=tenant, sender_id=sender.pk)
+        for name, key in ROLLUP_KEYS.items():  # ids made unique per tenant (rollups hold plain ids)
+            getattr(analytics_models, name).objects.create(**{
+                k: message.pk if k == "message_id" else tenant.pk if k.endswith("_id") else v for k, v in key.items()})
 
         n = tenant.pk  # unique across calls, for the tables with unique columns
         Group.objects.create(name=f"operators {tenant.slug}")

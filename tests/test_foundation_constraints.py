@@ -16,6 +16,8 @@ import pytest
 from django.apps import apps
 from django.db import IntegrityError, connection, models, transaction
 
+from analytics import models as analytics_models
+from analytics.tests.factories import ROLLUP_KEYS, DeliverabilityAlertFactory, TenantAnalyticsSettingsFactory
 from campaigns.models import CampaignPlanVersion, ContactCampaign, ScheduledAction
 from campaigns.tests.factories import CampaignPlanVersionFactory, ContactCampaignFactory, ScheduledActionFactory
 from contacts.models import Contact, ContactChannel, EmailValidationResult, Lead
@@ -88,6 +90,13 @@ def _idempotency_copy() -> dict[str, Any]:
             "expires_at": clock.now()}
 
 
+def _analytics_twin(name: str) -> tuple[type[models.Model], dict[str, Any]]:
+    """A second analytics row with the first one's key (rollup rows carry plain ids, no foreign keys)."""
+    model = getattr(analytics_models, name)
+    model.objects.create(**ROLLUP_KEYS[name])
+    return model, dict(ROLLUP_KEYS[name])
+
+
 def _lead_twin() -> dict[str, Any]:
     first = LeadFactory(domain="twin.example")
     return {"tenant": first.tenant, "name": "Twin", "domain": "twin.example"}
@@ -137,6 +146,16 @@ UNIQUE_CASES = [
         tenant=TenantFactory(), month=dt.date(2026, 1, 1), spend_usd="10", budget_usd="10")))),
     Case("uniq_rate_limit_scope_key", lambda: (
         SendRateLimit, _unsaved_kwargs(SendRateLimitFactory(), per_hour=None, per_day=1000))),
+    Case("uniq_metrics_contact_hourly", lambda: _analytics_twin("ContactHourly")),
+    Case("uniq_metrics_campaign_daily", lambda: _analytics_twin("CampaignDaily")),
+    Case("uniq_metrics_tenant_daily", lambda: _analytics_twin("TenantDaily")),
+    Case("uniq_metrics_sender_daily", lambda: _analytics_twin("SenderDaily")),
+    Case("uniq_metrics_domain_daily", lambda: _analytics_twin("DomainDaily")),
+    Case("uniq_metrics_first", lambda: _analytics_twin("MessageFirst")),
+    Case("analytics.TenantAnalyticsSettings.tenant", lambda: (
+        analytics_models.TenantAnalyticsSettings, _unsaved_kwargs(TenantAnalyticsSettingsFactory(), time_zone="UTC"))),
+    Case("uniq_open_deliverability_alert", lambda: (
+        analytics_models.DeliverabilityAlert, _unsaved_kwargs(DeliverabilityAlertFactory(), value=0.04))),
 ]
 
 CHECK_CASES = [

@@ -16,7 +16,7 @@ import datetime as dt
 from django.db import IntegrityError, transaction
 
 from campaigns.interface import EngineEvent, contact_campaign_handle_event
-from messaging import outgoing_events
+from messaging import outgoing_events, stored_events
 from messaging.compliance.links import unsubscribe_target_from_mail
 from messaging.compliance.opt_outs import unsubscribe_record
 from messaging.inbound.analysis import InboundReading, MailToRead, inbound_read
@@ -179,5 +179,6 @@ def inbound_delivery_process(*, delivery_id: int) -> InboundMessage | None:
             inbound_engine_feed(inbound=inbound, match=match, from_email=parsed.from_email, occurred_at=received_at)
         if reading.bounce is None:
             outgoing_events.reply_received(inbound=inbound, outbound=match.outbound)
+        stored_events.reply_stored.send(inbound=inbound)
         _mark_processed(delivery_id)
     return inbound

@@ -21,7 +21,7 @@ import orjson
 from django.db import connection, transaction
 from django.db.models import F
 
-from messaging import outgoing_events
+from messaging import outgoing_events, stored_events
 from messaging.inbound import inbound_delivery_process
 from messaging.models import WebhookDelivery
 from messaging.webhooks.address_policy import apply_compliance
@@ -78,6 +78,7 @@ def events_ingest(*, events: list[NormalisedEvent]) -> IngestStats:
     stats.engine_events = len(items)
     apply_compliance(new_events)
     outgoing_events.bounced(events=new_events)
+    stored_events.events_stored.send(events=new_events)
     return stats
 
 

@@ -153,6 +153,13 @@ CELERY_BEAT_SCHEDULE["webhooks-out-retry-due"] = {
 CELERY_BEAT_SCHEDULE["tenancy-prune-idempotency-records"] = {
     "task": str(TaskName.PRUNE_IDEMPOTENCY_RECORDS), "schedule": 3600.0, "options": {"expires": 1800},
 }
+# Analytics: count what webhooks stored (analytics/rollups.py); freshness target 10 s.
+CELERY_BEAT_SCHEDULE["analytics-rollup-pending"] = {
+    "task": str(TaskName.ROLLUP_PENDING), "schedule": 2.0, "options": {"expires": 3.0},
+}
+CELERY_BEAT_SCHEDULE["analytics-deliverability-breaker"] = {
+    "task": str(TaskName.CHECK_DELIVERABILITY), "schedule": 300.0, "options": {"expires": 450.0},
+}
 CELERY_BEAT_SCHEDULE["campaigns-dispatch-due"] = {
     "task": str(TaskName.DISPATCH_DUE), "schedule": 5.0, "options": {"expires": 7.5},
 }
@@ -324,6 +331,20 @@ INBOUND_REPLY_DOMAIN = env.str("INBOUND_REPLY_DOMAIN", default="").strip().lower
 INBOUND_SPAM_SCORE_HOLD = env.float("INBOUND_SPAM_SCORE_HOLD", default=5.0)
 
 # Global emergency stop from the environment (an operator can also flip the DB switch).
+# Analytics: the zone of a tenant's days unless analytics_tenant_settings names one.
+ANALYTICS_DEFAULT_TIME_ZONE = env.str("ANALYTICS_DEFAULT_TIME_ZONE", default="UTC")
+# Deliverability breaker (analytics/breaker.py): rolling window, minimum volumes, warning and pause lines. Defaults
+# from the mailbox providers' bulk-sender rules: spam complaints under 0.3% (0.1% the warning line), bounces 2-5%.
+BREAKER_WINDOW_DAYS = env.int("BREAKER_WINDOW_DAYS", default=7, minimum=1)
+BREAKER_MIN_VOLUME = env.int("BREAKER_MIN_VOLUME", default=200, minimum=1)
+BREAKER_BOUNCE_WARNING = env.float("BREAKER_BOUNCE_WARNING", default=0.02, minimum=0)
+BREAKER_BOUNCE_PAUSE = env.float("BREAKER_BOUNCE_PAUSE", default=0.05, minimum=0)
+BREAKER_SPAM_WARNING = env.float("BREAKER_SPAM_WARNING", default=0.001, minimum=0)
+BREAKER_SPAM_PAUSE = env.float("BREAKER_SPAM_PAUSE", default=0.003, minimum=0)
+# GET /metrics (Prometheus) answers only `Authorization: Bearer <METRICS_TOKEN>`; empty: the endpoint is off (404).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# GET /health/ fails (503) when the oldest uncounted event is older than this.
+HEALTH_MAX_ROLLUP_LAG_SECONDS = env.int("HEALTH_MAX_ROLLUP_LAG_SECONDS", default=300, minimum=1)
 OUTREACH_SENDING_STOPPED = env.bool("OUTREACH_SENDING_STOPPED", default=False)
 
 # The virtual clock (outreach.clock): production refuses anything but 1.
