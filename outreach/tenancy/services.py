@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils.text import slugify
 
 from outreach import clock
@@ -24,12 +25,14 @@ def tenant_create(*, name: str, slug: str | None = None) -> Tenant:
     name = name.strip()
     if not name:
         raise ApplicationError("A tenant needs a name.", field="name")
-    base = slugify(slug or name)[:70] or "tenant"
-    candidate, n = base, 1
-    while Tenant.objects.filter(slug=candidate).exists():
-        n += 1
-        candidate = f"{base}-{n}"
-    return Tenant.objects.create(name=name, slug=candidate)
+    wanted = slugify(slug or name)[:70] or "tenant"
+    # A second run of the same command is a mistake, not a wish for "acme-2": refuse and name the one there.
+    existing = Tenant.objects.filter(Q(slug=wanted) | Q(name__iexact=name)).order_by("id").first()
+    if existing is not None:
+        field = "slug" if existing.slug == wanted and slug else "name"
+        raise ApplicationError(f"A tenant named {existing.name!r} already exists with slug {existing.slug!r}.",
+                               field=field, status_code=409, extra={"slug": existing.slug})
+    return Tenant.objects.create(name=name, slug=wanted)
 
 
 @dataclass(frozen=True)
