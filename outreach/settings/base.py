@@ -254,7 +254,15 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "outreach.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 50,
+    # DRF's three parsers, JSON with a nesting limit (outreach/parsers.py): deep JSON is a 400, not a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "outreach.parsers.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
+# Deepest nesting of a JSON request body the API parses (a plan, the deepest body, nests well under 20).
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32, minimum=2)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Outreach API",
     "DESCRIPTION": "AI-planned multi-step outreach: leads, contacts, campaigns, events.",
