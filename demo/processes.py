@@ -83,6 +83,7 @@ class DemoConfig:
     log_dir: Path = DEFAULT_LOG_DIR
     settings_module: str = "demo.settings"
     inbound_secret: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(64))
     sendgrid_api_key: str = "SG.local-simulator-key"
     sim_seed: int = 7
     sim_args: list[str] = field(default_factory=list)
@@ -126,6 +127,9 @@ class DemoConfig:
         env = {key: value for key, value in os.environ.items() if not key.startswith(("TEST_", "PYTEST_"))}
         env.update({
             "DJANGO_SETTINGS_MODULE": self.settings_module,
+            # A local mode with secrets of this run only (nothing signed by a public default is accepted).
+            "OUTREACH_LOCAL_MODE": "1",
+            "SECRET_KEY": self.secret_key,
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
             "CELERY_BROKER_URL": self.redis_url,

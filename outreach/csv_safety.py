@@ -3,12 +3,13 @@
 A spreadsheet opening a CSV runs a cell that starts with `=`, `+`, `-` or `@` (and, in some, a tab or a
 carriage return before one) as a formula: `=HYPERLINK(...)` or `=cmd|' /C calc'!A0` in an opted-out
 address or a suppression's detail would run on the operator's machine. OWASP's rule
-(https://owasp.org/www-community/attacks/CSV_Injection): prefix such a cell with a single quote; the csv module
-quotes every cell that holds a separator, a quote or a line break, so no cell breaks out into the next. Numbers are written as they are (a negative number is a number, not a formula).
+(https://owasp.org/www-community/attacks/CSV_Injection): prefix such a cell with a single quote; the csv
+module quotes every cell holding a separator, a quote or a line break, so no cell breaks into the next.
+Numbers are written as they are (a negative number is a number, not a formula).
 
-Every CSV export writes through `csv_lines`; tests/test_architecture.py
-refuses `csv.writer` / `csv.DictWriter` anywhere else. `unescape_cell` reverses the prefix for an import
-that reads our own exports back.
+Every CSV export writes through `csv_lines`; tests/test_csv_safety.py refuses `csv.writer` /
+`csv.DictWriter` anywhere else in the product. `unescape_cell` reverses the prefix for an import that reads
+our own exports back.
 """
 from __future__ import annotations
 

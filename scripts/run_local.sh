@@ -7,6 +7,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+# A developer's machine: unset secrets are generated once per checkout (outreach/settings/local_secrets.py).
+export OUTREACH_LOCAL_MODE=${OUTREACH_LOCAL_MODE:-1}
+
 PY=.venv/bin/python
 CELERY=.venv/bin/celery
 WEB_ADDR=${RUN_WEB_ADDR:-127.0.0.1:8000}

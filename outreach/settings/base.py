@@ -14,8 +14,12 @@ from kombu import Queue
 from outreach.queues import QUEUE_NAMES, TaskName
 from outreach.queues import Queue as QueueName
 from outreach.settings.env import BASE_DIR, database_config, env, http_url, redis_url
+from outreach.settings.local_secrets import secret_setting
 
-SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-secret-key-change-me")
+# A developer's machine (make run, make demo, scripts/*.sh, tests): secrets left unset are generated once per
+# checkout. Anywhere else an unset secret stops start-up; production refuses local mode altogether.
+OUTREACH_LOCAL_MODE = env.bool("OUTREACH_LOCAL_MODE", default=False)
+SECRET_KEY = secret_setting("SECRET_KEY", local_mode=OUTREACH_LOCAL_MODE)
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "testserver"])
 
@@ -42,6 +46,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS and JS, the API docs' Swagger UI) come from the app itself, so gunicorn
+    # alone is a complete web tier everywhere: from the apps' folders here, collected files in production.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -92,6 +99,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = True  # no collectstatic step on a developer's machine; production serves collected files
+WHITENOISE_AUTOREFRESH = False
 
 # --- Redis and Celery -------------------------------------------------------
 REDIS_URL = redis_url("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -186,7 +195,7 @@ WEBHOOK_PROCESS_ABSORB_PENDING = env.int("WEBHOOK_PROCESS_ABSORB_PENDING", defau
 # long (its worker died) is re-queued or marked unknown; far above the request timeout.
 SENDING_HOLD_RECHECK = dt.timedelta(seconds=env.int("SENDING_HOLD_RECHECK_SECONDS", default=15 * 60, minimum=1))
 SENDING_LEASE = dt.timedelta(seconds=env.int("SENDING_LEASE_SECONDS", default=10 * 60, minimum=1))
-SENDGRID_INBOUND_SECRET = env.str("SENDGRID_INBOUND_SECRET", default="dev-inbound-secret")
+SENDGRID_INBOUND_SECRET = secret_setting("SENDGRID_INBOUND_SECRET", local_mode=OUTREACH_LOCAL_MODE)
 SENDGRID_REQUEST_TIMEOUT_SECONDS = env.float("SENDGRID_REQUEST_TIMEOUT_SECONDS", default=10.0, minimum=0.1)
 # Concurrent delivery (issue 19; README "Sizing delivery"). Requests one delivery worker process keeps in
 # flight at once (its thread pool and its keep-alive connection pool to SendGrid): processes x this should be

@@ -4,8 +4,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+# The suite is a local mode (outreach/settings/local_secrets.py); the processes it starts inherit it.
+os.environ.setdefault("OUTREACH_LOCAL_MODE", "1")
+
 from outreach.settings.base import *  # noqa: F401,F403
-from outreach.settings.base import env, redis_url
+from outreach.settings.base import env, redis_url  # noqa: E402
 
 
 def _per_worker_redis_url(url: str) -> str:
