@@ -30,11 +30,12 @@ USER app
 # (The public key is a throwaway P-256 key whose private half was discarded.)
 RUN SECRET_KEY=collectstatic-only-build-step-not-a-real-secret-0123456789abcdef \
     ALLOWED_HOSTS=build SENDGRID_INBOUND_SECRET=collectstatic-only-build-step \
-    SENDGRID_API_KEY=SG.collectstatic-only-build-step \
+    SENDGRID_API_KEY=SG.collectstatic-only-build-step PUBLIC_BASE_URL=https://build.invalid \
     SENDGRID_WEBHOOK_PUBLIC_KEY=MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEtTGv9kHMC3sQdyZOHYItfSC/btCN51NIjmPpSRw9TprDd71U0qsMJNaOXGu5bGu0NS9KoT8Bnzp3Mil/1l5C9Q== \
     python manage.py collectstatic --noinput
 
 EXPOSE 8000
-# The default process is the web server (WEB_CONCURRENCY sets gunicorn's worker count).
-CMD ["gunicorn", "outreach.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-", \
-     "--timeout", "60", "--graceful-timeout", "30", "--worker-tmp-dir", "/dev/shm", "--no-control-socket"]
+# The default process is the web server: gunicorn.conf.py (threaded workers that survive idle and slow
+# clients; WEB_CONCURRENCY workers x WEB_THREADS threads).
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--access-logfile", "-", \
+     "--worker-tmp-dir", "/dev/shm", "--no-control-socket"]

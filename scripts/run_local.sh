@@ -3,7 +3,8 @@
 # against the local PostgreSQL and Redis (the Makefile has started them and migrated already).
 # Ctrl-C (SIGINT) or SIGTERM stops all three; if one of them dies, the others are stopped too.
 #
-# RUN_WEB_ADDR (default 127.0.0.1:8000) and WORKER_CONCURRENCY (default 2) adjust it.
+# RUN_WEB_ADDR (default 127.0.0.1:8000), WEB_CONCURRENCY / WEB_THREADS (gunicorn, default 2 x 8) and
+# WORKER_CONCURRENCY (default 2) adjust it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,9 +29,9 @@ stop() {
 trap 'stop 130' INT
 trap 'stop 143' TERM
 
-# --noreload: one process per service, so a signal reaches the server itself.
-# --insecure: serve the admin's static files although DEBUG is off.
-"$PY" manage.py runserver --noreload --insecure "$WEB_ADDR" &
+# gunicorn as deployed (gunicorn.conf.py: threaded workers, so idle or slow clients cannot block it);
+# WhiteNoise serves the admin's static files.
+"$PY" -m gunicorn --config gunicorn.conf.py --bind "$WEB_ADDR" --access-logfile - &
 pids+=($!)
 # No --queues: the worker consumes every queue of CELERY_TASK_QUEUES (outreach.queues.Queue).
 "$CELERY" -A outreach worker --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-2}" &

@@ -7,6 +7,7 @@ at start-up with a message naming the variable.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 
 from celery.schedules import crontab  # noqa: F401 - available for beat entries below
 from kombu import Queue
@@ -30,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",  # admin login throttling (AXES_* below)
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from our own static files (no CDN)
@@ -55,7 +57,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
+# django-axes first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 ROOT_URLCONF = "outreach.urls"
 # Session storage: the one-time API key shown after creating it never travels in a cookie.
@@ -100,10 +106,15 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True  # no collectstatic step on a developer's machine; production serves collected files
+# ...so a missing STATIC_ROOT is expected here (WhiteNoise would warn in every process).
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 WHITENOISE_AUTOREFRESH = False
 
 # --- Redis and Celery -------------------------------------------------------
 REDIS_URL = redis_url("REDIS_URL", "redis://127.0.0.1:6379/0")
+# The Django cache is Redis, shared by every process: the API throttles count there.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": "outreach-cache"}}
 CELERY_BROKER_URL = redis_url("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -264,6 +275,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "outreach.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 50,
+    # Per caller and per tenant, counted in Redis (outreach/tenancy/throttling.py); a 429 carries Retry-After.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "outreach.tenancy.throttling.CallerRateThrottle",
+        "outreach.tenancy.throttling.TenantRateThrottle",
+    ],
     # DRF's three parsers, JSON with a nesting limit (outreach/parsers.py): deep JSON is a 400, not a 500.
     "DEFAULT_PARSER_CLASSES": [
         "outreach.parsers.DepthLimitedJSONParser",
@@ -271,6 +287,18 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
 }
+# API throttles: requests per API key (or staff session), and per tenant across all its keys and users.
+_RATE = r"[1-9][0-9]*/(second|minute|hour|day)"
+API_THROTTLE_RATE_PER_KEY = env.matching("API_THROTTLE_RATE_PER_KEY", default="1200/minute", pattern=_RATE,
+                                         expected="<requests>/<second|minute|hour|day>, e.g. 1200/minute")
+API_THROTTLE_RATE_PER_TENANT = env.matching("API_THROTTLE_RATE_PER_TENANT", default="3000/minute", pattern=_RATE,
+                                            expected="<requests>/<second|minute|hour|day>, e.g. 3000/minute")
+# Admin login throttling (django-axes): this many failed logins of one username from one address lock that
+# pair out for AXES_COOLOFF_MINUTES (a 429 page); a success resets the count. Operators unlock in the admin.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5, minimum=1)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 # Deepest nesting of a JSON request body the API parses (a plan, the deepest body, nests well under 20).
 API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32, minimum=2)
 SPECTACULAR_SETTINGS = {

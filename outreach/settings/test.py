@@ -43,6 +43,11 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TEST_REDIS_BASE_URL = redis_url("TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
 REDIS_URL = _per_worker_redis_url(TEST_REDIS_BASE_URL)
 CELERY_BROKER_URL = REDIS_URL
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": "outreach-test-cache"}}
+# The suite calls the API far faster than any client may: throttling is proven with low rates in its own test.
+API_THROTTLE_RATE_PER_KEY = "1000000/minute"
+API_THROTTLE_RATE_PER_TENANT = "1000000/minute"
 SENDGRID_API_KEY = "SG.test-key"
 OPENAI_API_KEY = env.str("TEST_OPENAI_API_KEY", default="")
 SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdefghijklmnop"

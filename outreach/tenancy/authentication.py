@@ -8,6 +8,10 @@ from rest_framework import authentication, exceptions
 from outreach.tenancy.models import ApiKey, Tenant
 from outreach.tenancy.selectors import api_key_get_active
 
+# Where outreach.tenancy.api.tenant_context caches a request's tenant and role (the throttles read it there:
+# they cannot import the api module, which DRF's views import through the settings).
+TENANT_CONTEXT_ATTRIBUTE = "_tenant_context"
+
 
 @dataclass
 class ApiKeyPrincipal:
