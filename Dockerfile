@@ -1,4 +1,4 @@
-# One image for every process: web (gunicorn), Celery worker, beat, Flower and one-off commands
+# One image for every process: web (gunicorn), Celery worker, dispatcher, beat, Flower, the simulators and one-off commands
 # (migrate, create_tenant, create_api_key). docker-compose.yml picks the process with `command`.
 FROM python:3.11-slim-bookworm
 
@@ -22,7 +22,8 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY --chown=app:app . .
-RUN install -d -o app -g app /app/staticfiles && chown app:app /app
+# /app/var: local mode's generated secrets and the simulator's key (docker-compose mounts a volume there).
+RUN install -d -o app -g app /app/staticfiles /app/var && chown app:app /app
 USER app
 
 # The admin's CSS and JS are collected into the image and served by WhiteNoise (production settings).
