@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 
-from django.conf import settings
-
 from messaging.inbound.parsing import ParsedInbound
 
+# SpamAssassin's own default threshold (required_score 5.0); Inbound Parse posts the score it computed.
+SPAM_SCORE_HOLD = 5.0
 _DKIM_PASS = re.compile(r":\s*pass\b", re.IGNORECASE)
 _SPF_PASS = ("pass",)
 _NO_RESULT = ("", )
@@ -34,9 +34,7 @@ def inbound_verdict(*, parsed: ParsedInbound) -> str:
 
     A mail with no results at all (raw mode without the fields, or a test) is "pass": we only hold what
     Inbound Parse told us is not authentic."""
-    # settings.INBOUND_SPAM_SCORE_HOLD: SpamAssassin's own default threshold (required_score 5.0) unless set;
-    # Inbound Parse posts the score it computed.
-    if parsed.spam_score is not None and parsed.spam_score >= settings.INBOUND_SPAM_SCORE_HOLD:
+    if parsed.spam_score is not None and parsed.spam_score >= SPAM_SCORE_HOLD:
         return "spam"
     if _spf_failed(parsed.spf) and _dkim_failed(parsed.dkim):
         return "unauthenticated"
