@@ -299,6 +299,8 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5, minimum=1)
 AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# No banner on every process start (commands promise one line on stderr); lockouts are still logged.
+AXES_VERBOSE = False
 # Deepest nesting of a JSON request body the API parses (a plan, the deepest body, nests well under 20).
 API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32, minimum=2)
 SPECTACULAR_SETTINGS = {
