@@ -1,4 +1,4 @@
-# One image for every process: web (gunicorn), Celery worker, beat, Flower and one-off commands
+# One image for every process: web (gunicorn), Celery worker, dispatcher, beat, Flower, the simulators and one-off commands
 # (migrate, create_tenant, create_api_key). docker-compose.yml picks the process with `command`.
 FROM python:3.11-slim-bookworm
 
@@ -22,7 +22,8 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY --chown=app:app . .
-RUN install -d -o app -g app /app/staticfiles && chown app:app /app
+# /app/var: local mode's generated secrets and the simulator's key (docker-compose mounts a volume there).
+RUN install -d -o app -g app /app/staticfiles /app/var && chown app:app /app
 USER app
 
 # The admin's CSS and JS are collected into the image and served by WhiteNoise (production settings).
@@ -30,11 +31,12 @@ USER app
 # (The public key is a throwaway P-256 key whose private half was discarded.)
 RUN SECRET_KEY=collectstatic-only-build-step-not-a-real-secret-0123456789abcdef \
     ALLOWED_HOSTS=build SENDGRID_INBOUND_SECRET=collectstatic-only-build-step \
-    SENDGRID_API_KEY=SG.collectstatic-only-build-step \
+    SENDGRID_API_KEY=SG.collectstatic-only-build-step PUBLIC_BASE_URL=https://build.invalid \
     SENDGRID_WEBHOOK_PUBLIC_KEY=MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEtTGv9kHMC3sQdyZOHYItfSC/btCN51NIjmPpSRw9TprDd71U0qsMJNaOXGu5bGu0NS9KoT8Bnzp3Mil/1l5C9Q== \
     python manage.py collectstatic --noinput
 
 EXPOSE 8000
-# The default process is the web server (WEB_CONCURRENCY sets gunicorn's worker count).
-CMD ["gunicorn", "outreach.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-", \
-     "--timeout", "60", "--graceful-timeout", "30", "--worker-tmp-dir", "/dev/shm", "--no-control-socket"]
+# The default process is the web server: gunicorn.conf.py (threaded workers that survive idle and slow
+# clients; WEB_CONCURRENCY workers x WEB_THREADS threads).
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--access-logfile", "-", \
+     "--worker-tmp-dir", "/dev/shm", "--no-control-socket"]

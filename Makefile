@@ -2,6 +2,9 @@
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 STAMP := .venv/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+# Local commands run in local mode: secrets left unset are generated once per checkout (var/local-secrets.json);
+# production settings refuse it (outreach/settings/local_secrets.py).
+export OUTREACH_LOCAL_MODE ?= 1
 
 .PHONY: install test lint run bench bench-scale services demo demo-keep migrate chaos
 

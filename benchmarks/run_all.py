@@ -14,6 +14,7 @@ import sys
 import time
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outreach.settings.base")
+os.environ.setdefault("OUTREACH_LOCAL_MODE", "1")  # a developer's machine: generated secrets
 # Set outright, never taken from DATABASE_URL / REDIS_URL: the benchmarks delete rows and empty broker queues,
 # which must never happen to a developer's data. BENCH_DATABASE_URL / BENCH_REDIS_URL choose others.
 BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/outreach_bench")

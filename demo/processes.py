@@ -83,6 +83,7 @@ class DemoConfig:
     log_dir: Path = DEFAULT_LOG_DIR
     settings_module: str = "demo.settings"
     inbound_secret: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(64))
     # Random per run, and the demo's simulator accepts it alone: another instance reaching the demo's
     # simulator with default settings gets SendGrid's 401, so its events never land in the demo.
     sendgrid_api_key: str = field(default_factory=lambda: f"SG.demo-{secrets.token_urlsafe(24)}")
@@ -128,6 +129,9 @@ class DemoConfig:
         env = {key: value for key, value in os.environ.items() if not key.startswith(("TEST_", "PYTEST_"))}
         env.update({
             "DJANGO_SETTINGS_MODULE": self.settings_module,
+            # A local mode with secrets of this run only (nothing signed by a public default is accepted).
+            "OUTREACH_LOCAL_MODE": "1",
+            "SECRET_KEY": self.secret_key,
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
             "CELERY_BROKER_URL": self.redis_url,

@@ -15,7 +15,7 @@ import datetime as dt
 
 from outreach.settings.base import *  # noqa: F401,F403
 from outreach.settings.base import CAMPAIGN_ACTION_LEASE_SECONDS as _BASE_ACTION_LEASE
-from outreach.settings.base import CLOCK_SPEED, MIDDLEWARE, env
+from outreach.settings.base import CLOCK_SPEED, env
 from outreach.settings.base import SENDING_LEASE as _BASE_SENDING_LEASE
 
 # Margins in real seconds, turned into virtual seconds below: by default the real length production has,
@@ -37,10 +37,5 @@ SENDGRID_WEBHOOK_MAX_FUTURE_SECONDS = int(max(300, 5 * _SPEED))
 # The demo's admin is served by runserver on 127.0.0.1 over plain http.
 DEBUG = env.bool("DEBUG", default=False)
 
-# Serve the admin's CSS and JS from the apps' static folders (no collectstatic step) with WhiteNoise, so
-# gunicorn alone is the web tier, as in production.
-_after_security = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1
-MIDDLEWARE = [*MIDDLEWARE[:_after_security], "whitenoise.middleware.WhiteNoiseMiddleware",
-              *MIDDLEWARE[_after_security:]]
-WHITENOISE_USE_FINDERS = True
-WHITENOISE_AUTOREFRESH = False
+# The admin's CSS and JS come from the apps' static folders through WhiteNoise (base settings), so gunicorn
+# alone is the web tier, as in production.

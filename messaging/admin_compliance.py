@@ -6,9 +6,6 @@ it adds two admin URLs and buttons on the changelist. The views only parse the f
 """
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterable, Iterator
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -22,6 +19,7 @@ from messaging.compliance.do_not_contact import (
     suppressions_import_csv,
 )
 from outreach import clock
+from outreach.csv_safety import csv_lines
 from outreach.errors import ApplicationError
 from outreach.tenancy.models import Tenant
 from outreach.tenancy.services import audit_record
@@ -47,19 +45,6 @@ class DoNotContactImportForm(forms.Form):
 class DoNotContactExportForm(forms.Form):
     tenant = forms.ModelChoiceField(queryset=Tenant.objects.order_by("name"))
     include_expired = forms.BooleanField(required=False, help_text="Also expired (soft-bounce) suppressions")
-
-
-class _Echo:
-    """A write-only file for csv.writer that hands each line back to the streaming response."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_lines(rows: Iterable[Iterable]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    for row in rows:
-        yield writer.writerow(row)
 
 
 def do_not_contact_import_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:

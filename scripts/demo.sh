@@ -12,6 +12,8 @@ if ! command -v python3 >/dev/null 2>&1 && [ ! -x .venv/bin/python ]; then
   exit 2
 fi
 make --no-print-directory install
+# The demo is a local mode (outreach/settings/local_secrets.py); its processes get fresh secrets per run.
+export OUTREACH_LOCAL_MODE=1
 
 # On the default local addresses, start PostgreSQL / Redis if they are installed but not running.
 # Whatever is still missing afterwards is reported precisely by the preflight in demo/run_demo.py.

@@ -8,9 +8,13 @@
 # exits on a second Redis loss with kombu's "'NoneType' object has no attribute 'hostname'"; no release
 # fixes it yet, so it is restarted.)
 #
-# RUN_WEB_ADDR (default 127.0.0.1:8000) and WORKER_CONCURRENCY (default 2) adjust it.
+# RUN_WEB_ADDR (default 127.0.0.1:8000), WEB_CONCURRENCY / WEB_THREADS (gunicorn, default 2 x 8) and
+# WORKER_CONCURRENCY (default 2) adjust it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+# A developer's machine: unset secrets are generated once per checkout (outreach/settings/local_secrets.py).
+export OUTREACH_LOCAL_MODE=${OUTREACH_LOCAL_MODE:-1}
 
 PY=.venv/bin/python
 CELERY=.venv/bin/celery
@@ -55,9 +59,9 @@ stop() {
 trap 'stop 130' INT
 trap 'stop 143' TERM
 
-# --noreload: one process per service, so a signal reaches the server itself.
-# --insecure: serve the admin's static files although DEBUG is off.
-supervise web "$PY" manage.py runserver --noreload --insecure "$WEB_ADDR"
+# gunicorn as deployed (gunicorn.conf.py: threaded workers, so idle or slow clients cannot block it);
+# WhiteNoise serves the admin's static files.
+supervise web "$PY" -m gunicorn --config gunicorn.conf.py --bind "$WEB_ADDR" --access-logfile -
 # No --queues: the worker consumes every queue of CELERY_TASK_QUEUES (outreach.queues.Queue).
 supervise worker "$CELERY" -A outreach worker --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-2}"
 supervise beat "$CELERY" -A outreach beat --loglevel INFO

@@ -67,6 +67,24 @@ def test_field_errors_carry_the_field_path_and_a_code(client):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("depth", [40, 1_000, 100_000])
+def test_deeply_nested_json_is_a_400_naming_the_body_and_nothing_is_created(client, depth):
+    body = '{"name": "Acme", "tags": ' + "[" * depth + "]" * depth + "}"
+    response = client.post("/api/v1/leads", body, content_type="application/json")
+    assert response.status_code == 400, response.content[:200]
+    assert error_fields(response) == {"body"} and "nested deeper than" in response.json()["message"] + str(
+        response.json()["errors"])
+    assert not Lead.objects.exists()
+
+
+@pytest.mark.django_db
+def test_malformed_json_is_a_400_naming_the_body(client):
+    response = client.post("/api/v1/leads", '{"name": ', content_type="application/json")
+    assert response.status_code == 400
+    assert error_fields(response) == {"body"} and response.json()["errors"][0]["code"] == "parse_error"
+
+
+@pytest.mark.django_db
 def test_an_unknown_body_field_is_a_400_naming_it_and_nothing_is_created(client):
     response = client.post("/api/v1/leads", {"name": "Acme", "domian": "acme.example"}, format="json")
     assert response.status_code == 400

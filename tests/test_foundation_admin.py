@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Group
@@ -116,6 +117,11 @@ def seed_every_admin_model(*, rows: int = 1) -> None:
         ClockedSchedule.objects.create(clocked_time=clock.now() + dt.timedelta(days=n))
         PeriodicTask.objects.create(name=f"ping {tenant.slug}", task="analytics.ping", interval=interval,
                                     args=f'["{tenant.slug}"]')
+        # django-axes' admin login records (admin login throttling).
+        who = {"username": f"ops{n}", "ip_address": "192.0.2.7", "user_agent": "seed", "path_info": "/admin/login/"}
+        AccessAttempt.objects.create(**who, get_data="", post_data="", failures_since_start=3)
+        AccessLog.objects.create(**who)
+        AccessFailureLog.objects.create(**who, locked_out=False)
     global_sending_set_stopped(stopped=False, reason="seed")
 
 

@@ -21,13 +21,13 @@ SETTINGS_DIR = ROOT / "outreach" / "settings"
 GOOD_KEY = secrets.token_urlsafe(64)
 GOOD = {"SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "outreach.example.com",
         "SENDGRID_INBOUND_SECRET": secrets.token_urlsafe(24), "SENDGRID_API_KEY": "SG.a-real-looking-key",
-        "SENDGRID_WEBHOOK_PUBLIC_KEY": generate_key_pair()[1]}
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": generate_key_pair()[1], "PUBLIC_BASE_URL": "https://outreach.example.com"}
 ENV_READ = re.compile(r"""\b(?:env(?:\.\w+)?|redis_url|http_url)\(\s*["']([A-Z][A-Z0-9_]*)["']""")
 
 
 def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
     unset = ("SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE", "CLOCK_SPEED", "SENDGRID_INBOUND_SECRET",
-             "SENDGRID_API_KEY", "SENDGRID_WEBHOOK_PUBLIC_KEY")
+             "SENDGRID_API_KEY", "SENDGRID_WEBHOOK_PUBLIC_KEY", "OUTREACH_LOCAL_MODE", "PUBLIC_BASE_URL")
     full_env = {k: v for k, v in os.environ.items() if k not in unset}
     full_env.update(env)
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True,
@@ -61,7 +61,8 @@ def test_a_postgres_url_becomes_a_postgresql_database_config():
 
 @pytest.mark.slow
 def test_manage_py_refuses_to_start_with_a_mysql_database_url():
-    result = _run(["manage.py", "check"], DATABASE_URL="mysql://x", DJANGO_SETTINGS_MODULE="outreach.settings.base")
+    result = _run(["manage.py", "check"], DATABASE_URL="mysql://x", DJANGO_SETTINGS_MODULE="outreach.settings.base",
+                  OUTREACH_LOCAL_MODE="1")
 
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
@@ -89,12 +90,67 @@ def test_production_settings_pass_the_deploy_checks():
     ({**GOOD, "SENDGRID_API_KEY": "SG.local-simulator-key"}, "SENDGRID_API_KEY must be"),
     ({k: v for k, v in GOOD.items() if k != "SENDGRID_WEBHOOK_PUBLIC_KEY"}, "SENDGRID_WEBHOOK_PUBLIC_KEY must be set"),
     ({**GOOD, "SENDGRID_WEBHOOK_PUBLIC_KEY": "bm90IGEga2V5"}, "SENDGRID_WEBHOOK_PUBLIC_KEY is not"),
+    ({**GOOD, "SENDGRID_INBOUND_SECRET": "dev-inbound-secret"}, "SENDGRID_INBOUND_SECRET must be"),
+    ({k: v for k, v in GOOD.items() if k != "PUBLIC_BASE_URL"}, "PUBLIC_BASE_URL must be"),
+    ({**GOOD, "PUBLIC_BASE_URL": "http://outreach.example.com"}, "PUBLIC_BASE_URL must be"),
+    ({**GOOD, "OUTREACH_LOCAL_MODE": "1"}, "OUTREACH_LOCAL_MODE must be off in production"),
 ])
 def test_production_settings_refuse_to_start_without_safe_values(env: dict[str, str], message: str):
     result = _run(["-c", "import outreach.settings.production"], **env)
 
     assert result.returncode != 0
     assert message in result.stderr.strip().splitlines()[-1]
+
+
+FORGE = ("import django; django.setup(); from django.core import signing; "
+         "token = signing.dumps('unsubscribe me', key='dev-insecure-secret-key-change-me'); "
+         "print(signing.loads(token))")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry_point", [
+    ["manage.py", "check"],
+    ["-c", "import outreach.wsgi"],
+    ["-c", "import outreach.celery, django; django.setup()"],
+])
+@pytest.mark.parametrize("secret", ["SECRET_KEY", "SENDGRID_INBOUND_SECRET"])
+def test_entry_points_refuse_to_start_without_their_secrets_outside_local_mode(entry_point, secret):
+    others = {"SECRET_KEY": GOOD_KEY, "SENDGRID_INBOUND_SECRET": secrets.token_urlsafe(24)}
+    others.pop(secret)
+    result = _run(entry_point, **others)
+
+    assert result.returncode != 0
+    assert f"{secret} must be set" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["0", "1"])
+@pytest.mark.parametrize("secret, value", [("SECRET_KEY", "dev-insecure-secret-key-change-me"),
+                                           ("SENDGRID_INBOUND_SECRET", "dev-inbound-secret")])
+def test_the_old_public_defaults_are_refused_even_in_local_mode(mode, secret, value):
+    result = _run(["manage.py", "check"], OUTREACH_LOCAL_MODE=mode, **{"SECRET_KEY": GOOD_KEY, secret: value})
+
+    assert result.returncode != 0
+    assert f"{secret} must be a secret of your own" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_a_token_forged_with_the_old_default_key_is_refused_in_local_mode():
+    result = _run(["-c", FORGE], DJANGO_SETTINGS_MODULE="outreach.settings.base", OUTREACH_LOCAL_MODE="1")
+
+    assert result.returncode != 0
+    assert "BadSignature" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_local_mode_processes_share_one_generated_secret():
+    show = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)"
+    first, second = (_run(["-c", show], DJANGO_SETTINGS_MODULE="outreach.settings.base", OUTREACH_LOCAL_MODE="1")
+                     for _ in range(2))
+
+    assert first.returncode == 0, first.stderr
+    key = first.stdout.strip()
+    assert key == second.stdout.strip() and len(key) >= 50 and not key.startswith("dev-")
 
 
 def test_env_example_and_readme_list_every_variable_the_settings_read():

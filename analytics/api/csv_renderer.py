@@ -6,7 +6,7 @@ from typing import Any
 from rest_framework.renderers import BaseRenderer
 
 from analytics.metrics import COLUMNS
-from outreach.csv_export import csv_text
+from outreach.csv_safety import csv_lines
 
 
 def _is_block(value: Any) -> bool:
@@ -35,4 +35,4 @@ class MetricsCSVRenderer(BaseRenderer):
     def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: dict | None = None) -> bytes:
         if not isinstance(data, dict):
             return b""
-        return csv_text(csv_rows(data)).encode()
+        return "".join(csv_lines(csv_rows(data))).encode()

@@ -17,6 +17,7 @@ from messaging.compliance.suppressions import SuppressionInput, suppression_inpu
 from messaging.models import CommunicationSuppression, ContactUnsubscribe, SuppressionReason
 from outreach import clock
 from outreach.channels import CHANNEL_EMAIL, CHANNEL_EMAIL_DOMAIN, CHANNEL_SMS
+from outreach.csv_safety import unescape_cell
 from outreach.errors import ApplicationError
 from outreach.tenancy.models import Tenant
 from outreach.tenancy.services import audit_record
@@ -56,11 +57,11 @@ def _import_rows(text: str) -> Iterable[tuple[int, dict[str, str]]]:
         reader = csv.DictReader(io.StringIO(text))
         reader.fieldnames = [(name or "").strip().lower() for name in reader.fieldnames or []]
         for row in reader:
-            yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}
+            yield reader.line_num, {k: unescape_cell((v or "").strip()) for k, v in row.items() if k}
     else:
         for line_num, cells in enumerate(csv.reader(io.StringIO(text)), start=1):
             if cells and cells[0].strip():
-                yield line_num, {"value": cells[0].strip()}
+                yield line_num, {"value": unescape_cell(cells[0].strip())}
 
 
 _CHANNEL_ALIASES = {"email": CHANNEL_EMAIL, "sms": CHANNEL_SMS, "phone": CHANNEL_SMS,

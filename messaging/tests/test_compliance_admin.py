@@ -93,6 +93,26 @@ def test_admin_export_streams_only_that_tenants_list_and_reimports(tenant, other
         "suppressed:domain"
 
 
+def test_admin_export_escapes_cells_a_spreadsheet_would_run_and_still_reimports(tenant, other_tenant, staff_client):
+    ContactUnsubscribeFactory(tenant=tenant, channel_value="optout@acme.example", source="one_click",
+                              detail="=cmd|' /C calc'!A0")
+    CommunicationSuppressionFactory(tenant=tenant, value='=HYPERLINK("http://evil.example")@acme.example',
+                                    detail="@SUM(1+1)")
+    CommunicationSuppressionFactory(tenant=tenant, channel="sms", value="+15551234567", detail="-1+1")
+
+    response = staff_client.get(
+        f"/admin/messaging/communicationsuppression/export-do-not-contact/?tenant={tenant.pk}")
+    text = b"".join(response.streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+
+    cells = [cell for row in rows for cell in row.values() if cell]
+    assert not [cell for cell in cells if cell[0] in "=+-@\t\r"]
+    assert {r["detail"] for r in rows} == {"'=cmd|' /C calc'!A0", "'@SUM(1+1)", "'-1+1"}
+    report = suppressions_import_csv(tenant=other_tenant, file=text.encode())  # the quote is taken off again
+    assert [error.value for error in report.errors] == ['=HYPERLINK("http://evil.example")@acme.example']
+    assert send_block_reason(tenant_id=other_tenant.pk, channel="sms", value="+15551234567") is not None
+
+
 def test_admin_export_without_a_tenant_shows_the_form(staff_client):
     response = staff_client.get("/admin/messaging/communicationsuppression/export-do-not-contact/")
     assert response.status_code == 200 and b"<form" in response.content

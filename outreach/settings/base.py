@@ -7,6 +7,7 @@ at start-up with a message naming the variable.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 
 from celery.schedules import crontab  # noqa: F401 - available for beat entries below
 from kombu import Queue
@@ -14,8 +15,12 @@ from kombu import Queue
 from outreach.queues import QUEUE_NAMES, TaskName
 from outreach.queues import Queue as QueueName
 from outreach.settings.env import BASE_DIR, database_config, env, http_url, redis_url
+from outreach.settings.local_secrets import secret_setting
 
-SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-secret-key-change-me")
+# A developer's machine (make run, make demo, scripts/*.sh, tests): secrets left unset are generated once per
+# checkout. Anywhere else an unset secret stops start-up; production refuses local mode altogether.
+OUTREACH_LOCAL_MODE = env.bool("OUTREACH_LOCAL_MODE", default=False)
+SECRET_KEY = secret_setting("SECRET_KEY", local_mode=OUTREACH_LOCAL_MODE)
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "testserver"])
 
@@ -26,8 +31,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",  # admin login throttling (AXES_* below)
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from our own static files (no CDN)
     "django_celery_beat",
     "outreach.tenancy",
     "outreach.ai",
@@ -41,6 +48,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS and JS, the API docs' Swagger UI) come from the app itself, so gunicorn
+    # alone is a complete web tier everywhere: from the apps' folders here, collected files in production.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "outreach.request_size.RequestSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -48,7 +58,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
+# django-axes first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 ROOT_URLCONF = "outreach.urls"
 # Session storage: the one-time API key shown after creating it never travels in a cookie.
@@ -104,9 +118,16 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = True  # no collectstatic step on a developer's machine; production serves collected files
+# ...so a missing STATIC_ROOT is expected here (WhiteNoise would warn in every process).
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+WHITENOISE_AUTOREFRESH = False
 
 # --- Redis and Celery -------------------------------------------------------
 REDIS_URL = redis_url("REDIS_URL", "redis://127.0.0.1:6379/0")
+# The Django cache is Redis, shared by every process: the API throttles count there.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": "outreach-cache"}}
 CELERY_BROKER_URL = redis_url("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -267,7 +288,7 @@ SENDING_HOLD_RECHECK = dt.timedelta(seconds=env.int("SENDING_HOLD_RECHECK_SECOND
 # dead loses nothing (every later write is conditional on its claim): its unstarted rows are re-queued.
 SENDING_LEASE = dt.timedelta(seconds=env.int("SENDING_LEASE_SECONDS", default=60, minimum=1))
 # Inbound Parse authenticates with HTTP basic auth: its URL is https://USERNAME:SECRET@host/webhooks/sendgrid/inbound.
-SENDGRID_INBOUND_SECRET = env.str("SENDGRID_INBOUND_SECRET", default="dev-inbound-secret")
+SENDGRID_INBOUND_SECRET = secret_setting("SENDGRID_INBOUND_SECRET", local_mode=OUTREACH_LOCAL_MODE)
 SENDGRID_INBOUND_USERNAME = env.str("SENDGRID_INBOUND_USERNAME", default="inbound")
 # Deprecated: also accept the secret in the URL path (/webhooks/sendgrid/inbound/SECRET), where it lands in every
 # access log. Off unless set; for an Inbound Parse setting not yet moved to basic auth.
@@ -361,12 +382,44 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "outreach.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 50,
+    # Per caller and per tenant, counted in Redis (outreach/tenancy/throttling.py); a 429 carries Retry-After.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "outreach.tenancy.throttling.CallerRateThrottle",
+        "outreach.tenancy.throttling.TenantRateThrottle",
+    ],
+    # DRF's three parsers, JSON with a nesting limit (outreach/parsers.py): deep JSON is a 400, not a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "outreach.parsers.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
+# API throttles: requests per API key (or staff session), and per tenant across all its keys and users.
+_RATE = r"[1-9][0-9]*/(second|minute|hour|day)"
+API_THROTTLE_RATE_PER_KEY = env.matching("API_THROTTLE_RATE_PER_KEY", default="1200/minute", pattern=_RATE,
+                                         expected="<requests>/<second|minute|hour|day>, e.g. 1200/minute")
+API_THROTTLE_RATE_PER_TENANT = env.matching("API_THROTTLE_RATE_PER_TENANT", default="3000/minute", pattern=_RATE,
+                                            expected="<requests>/<second|minute|hour|day>, e.g. 3000/minute")
+# Admin login throttling (django-axes): this many failed logins of one username from one address lock that
+# pair out for AXES_COOLOFF_MINUTES (a 429 page); a success resets the count. Operators unlock in the admin.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5, minimum=1)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# No banner on every process start (commands promise one line on stderr); lockouts are still logged.
+AXES_VERBOSE = False
+# Deepest nesting of a JSON request body the API parses (a plan, the deepest body, nests well under 20).
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32, minimum=2)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Outreach API",
     "DESCRIPTION": "AI-planned multi-step outreach: leads, contacts, campaigns, events.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page loads Swagger UI from this project's static files (drf-spectacular-sidecar): it works
+    # offline and behind a strict firewall, and no third-party host sees who reads the docs.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Every error response in the one error shape (outreach/api_schema.py).
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "outreach.api_schema.add_error_responses"],

@@ -12,7 +12,7 @@ from outreach.settings.base import *  # noqa: F401,F403
 from outreach.settings.base import (
     CLOCK_SPEED,
     DATABASES,
-    MIDDLEWARE,
+    OUTREACH_LOCAL_MODE,
     PUBLIC_BASE_URL,
     SENDGRID_API_KEY,
     SENDGRID_INBOUND_SECRET,
@@ -20,12 +20,15 @@ from outreach.settings.base import (
     env,
 )
 
+if OUTREACH_LOCAL_MODE:
+    raise ImproperlyConfigured("OUTREACH_LOCAL_MODE must be off in production: generated secrets are for a "
+                               "developer's machine (make run, make demo)")
 DEBUG = False
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "simulators"]  # never load the simulators
 SECRET_KEY = env.str("SECRET_KEY")  # no default: refuse to start without one
 if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("dev-") or len(set(SECRET_KEY)) < 5:
     raise ImproperlyConfigured("SECRET_KEY must be a random string of at least 50 characters")
-if SENDGRID_INBOUND_SECRET.startswith("dev-") or len(SENDGRID_INBOUND_SECRET) < 20:
+if len(SENDGRID_INBOUND_SECRET) < 20 or len(set(SENDGRID_INBOUND_SECRET)) < 5:
     # It is the only thing that authenticates inbound mail (SendGrid does not sign Inbound Parse).
     raise ImproperlyConfigured("SENDGRID_INBOUND_SECRET must be a random string of at least 20 characters")
 if SENDGRID_API_KEY in ("", "SG.local-simulator-key"):
@@ -39,6 +42,13 @@ if not SENDGRID_WEBHOOK_PUBLIC_KEY:
 # A malformed key never gets here: env.ec_public_key (outreach/settings/env.py) refused it in base.
 if CLOCK_SPEED != 1.0:
     raise ImproperlyConfigured("CLOCK_SPEED must be 1 in production: the virtual clock is for the demo")
+
+# Unsubscribe links (and Gmail's and Yahoo's one-click List-Unsubscribe) need the real public https address:
+# the base default (http://127.0.0.1:8000) or any http:// one would put broken or interceptable links in mail.
+if not env.str("PUBLIC_BASE_URL", default="") or not PUBLIC_BASE_URL.startswith("https://"):
+    raise ImproperlyConfigured(
+        "PUBLIC_BASE_URL must be this installation's public https:// address (e.g. https://outreach.example.com), "
+        f"got {env.str('PUBLIC_BASE_URL', default='') or 'nothing'!r}")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")  # no default: a typo must not open the site to any Host header
 # The admin's forms post from the public origin; behind a TLS proxy Django must be told it is trusted.
@@ -60,11 +70,9 @@ SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-# Static files (the admin's CSS and JS) are served by the app itself through WhiteNoise, so gunicorn
-# alone is a complete web tier; `collectstatic` runs when the image is built.
-_after_security = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1
-MIDDLEWARE = [*MIDDLEWARE[:_after_security], "whitenoise.middleware.WhiteNoiseMiddleware",
-              *MIDDLEWARE[_after_security:]]
+# Static files are served by WhiteNoise (base MIDDLEWARE) from what `collectstatic` gathered when the image
+# was built, with hashed names: never from the apps' folders.
+WHITENOISE_USE_FINDERS = False
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

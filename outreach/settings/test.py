@@ -5,8 +5,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+# The suite is a local mode (outreach/settings/local_secrets.py); the processes it starts inherit it.
+os.environ.setdefault("OUTREACH_LOCAL_MODE", "1")
+
 from outreach.settings.base import *  # noqa: F401,F403
-from outreach.settings.base import env, redis_url
+from outreach.settings.base import env, redis_url  # noqa: E402
 
 
 def _per_worker_redis_url(url: str) -> str:
@@ -41,6 +44,11 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TEST_REDIS_BASE_URL = redis_url("TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
 REDIS_URL = _per_worker_redis_url(TEST_REDIS_BASE_URL)
 CELERY_BROKER_URL = REDIS_URL
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": "outreach-test-cache"}}
+# The suite calls the API far faster than any client may: throttling is proven with low rates in its own test.
+API_THROTTLE_RATE_PER_KEY = "1000000/minute"
+API_THROTTLE_RATE_PER_TENANT = "1000000/minute"
 # Random per run: the simulators the tests start accept this key alone (simulators.sendgrid.server).
 SENDGRID_API_KEY = f"SG.test-{secrets.token_urlsafe(16)}"
 OPENAI_API_KEY = env.str("TEST_OPENAI_API_KEY", default="")

@@ -23,7 +23,7 @@ from rest_framework.exceptions import ErrorDetail
 from rest_framework.response import Response
 
 from outreach.tenancy import idempotency
-from outreach.tenancy.authentication import ApiKeyPrincipal
+from outreach.tenancy.authentication import TENANT_CONTEXT_ATTRIBUTE, ApiKeyPrincipal
 from outreach.tenancy.models import Role, Tenant, TenantMembership, role_at_least
 
 
@@ -37,7 +37,7 @@ class TenantContext:
 
 def tenant_context(request) -> TenantContext:
     """The tenant and role a request acts as (cached on the request)."""
-    cached = getattr(request, "_tenant_context", None)
+    cached = getattr(request, TENANT_CONTEXT_ATTRIBUTE, None)
     if cached is not None:
         return cached
     user = request.user
@@ -56,7 +56,7 @@ def tenant_context(request) -> TenantContext:
         ctx = TenantContext(tenant=found[0].tenant, role=found[0].role, actor_label=user.get_username(), user=user)
     else:
         raise exceptions.NotAuthenticated()
-    request._tenant_context = ctx
+    setattr(request, TENANT_CONTEXT_ATTRIBUTE, ctx)
     return ctx
 
 

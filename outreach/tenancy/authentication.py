@@ -7,6 +7,11 @@ from rest_framework import authentication, exceptions
 
 from outreach.tenancy.models import ApiKey, Tenant
 from outreach.tenancy.selectors import api_key_get_active
+from outreach.tenancy.services import api_key_mark_used
+
+# Where outreach.tenancy.api.tenant_context caches a request's tenant and role (the throttles read it there:
+# they cannot import the api module, which DRF's views import through the settings).
+TENANT_CONTEXT_ATTRIBUTE = "_tenant_context"
 
 
 @dataclass
@@ -48,6 +53,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         api_key = api_key_get_active(raw_key=raw_key)
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        api_key_mark_used(api_key=api_key)
         return ApiKeyPrincipal(api_key=api_key), api_key
 
     def authenticate_header(self, request) -> str:

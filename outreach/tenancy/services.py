@@ -1,11 +1,13 @@
 """Tenancy writes: tenants, API keys, switches, audit."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils.text import slugify
 
 from outreach import clock
@@ -24,12 +26,14 @@ def tenant_create(*, name: str, slug: str | None = None) -> Tenant:
     name = name.strip()
     if not name:
         raise ApplicationError("A tenant needs a name.", field="name")
-    base = slugify(slug or name)[:70] or "tenant"
-    candidate, n = base, 1
-    while Tenant.objects.filter(slug=candidate).exists():
-        n += 1
-        candidate = f"{base}-{n}"
-    return Tenant.objects.create(name=name, slug=candidate)
+    wanted = slugify(slug or name)[:70] or "tenant"
+    # A second run of the same command is a mistake, not a wish for "acme-2": refuse and name the one there.
+    existing = Tenant.objects.filter(Q(slug=wanted) | Q(name__iexact=name)).order_by("id").first()
+    if existing is not None:
+        field = "slug" if existing.slug == wanted and slug else "name"
+        raise ApplicationError(f"A tenant named {existing.name!r} already exists with slug {existing.slug!r}.",
+                               field=field, status_code=409, extra={"slug": existing.slug})
+    return Tenant.objects.create(name=name, slug=wanted)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,25 @@ def api_key_revoke(*, api_key: ApiKey, actor=None) -> ApiKey:
         api_key.save(update_fields=["revoked_at"])
         audit_record(tenant=api_key.tenant, actor=actor, action="api_key.revoke", target=api_key)
     return api_key
+
+
+# last_used_at is "roughly when": written at most once a minute per key, so a busy key costs no write per call.
+API_KEY_LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+def api_key_mark_used(*, api_key: ApiKey) -> None:
+    """Record that the key authenticated, unless it was recorded less than a minute ago.
+
+    The loaded row already says when it was last recorded, so a fresh stamp costs no query at all; a stale
+    one costs one conditional UPDATE, whose WHERE keeps concurrent processes from all writing it.
+    """
+    now = clock.now()
+    cutoff = now - API_KEY_LAST_USED_RESOLUTION
+    if api_key.last_used_at is not None and api_key.last_used_at > cutoff:
+        return
+    ApiKey.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=cutoff), pk=api_key.pk).update(
+        last_used_at=now)
+    api_key.last_used_at = now
 
 
 def audit_record(*, action: str, tenant: Tenant | None = None, actor=None, actor_label: str = "",

@@ -22,6 +22,8 @@ PRODUCTION_ENV = {
     "SENDGRID_API_KEY": "SG.a-real-looking-key",
     "SENDGRID_WEBHOOK_PUBLIC_KEY": generate_key_pair()[1],
     "CLOCK_SPEED": "1",
+    "PUBLIC_BASE_URL": "https://outreach.example.com",
+    "OUTREACH_LOCAL_MODE": "0",  # the test suite runs in local mode; production refuses it
 }
 PRINT_APPS = "import django; django.setup(); from django.conf import settings; import json; " \
              "print(json.dumps(settings.INSTALLED_APPS))"

@@ -9,7 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from outreach.tenancy.models import Role, Tenant
-from outreach.tenancy.services import api_key_create
+from outreach.tenancy.services import api_key_create, api_key_mark_used
 
 ROLES_LOW_TO_HIGH = [Role.VIEWER, Role.MEMBER, Role.ADMIN, Role.OWNER]
 
@@ -22,6 +22,10 @@ def role_below(role: str) -> str | None:
 def api_client(*, tenant: Tenant, role: str = Role.OWNER) -> APIClient:
     """A client that sends `Authorization: Bearer <key>` for a fresh key of `tenant` with `role`."""
     issued = api_key_create(tenant=tenant, role=role, name=f"test {role}")
+    # A key in use, as an integration's is: its last-use stamp is fresh, so the first request does not write
+    # it (api_key_mark_used writes at most once a minute) and pinned query counts measure a request's steady
+    # cost. The stamp's own write is pinned in test_api_keys.py.
+    api_key_mark_used(api_key=issued.api_key)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.raw_key}")
     client.api_key = issued.api_key  # type: ignore[attr-defined]

@@ -1,11 +1,14 @@
 """API keys: only a hash is stored, the prefix identifies a key, revoked keys stop working."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
+from outreach import clock
 from outreach.errors import ApplicationError
 from outreach.tenancy.authentication import ApiKeyAuthentication, ApiKeyPrincipal
 from outreach.tenancy.models import ApiKey, AuditEntry
@@ -92,3 +95,37 @@ def test_an_unknown_role_is_refused_before_anything_is_stored(db, tenant):
     with pytest.raises(ApplicationError, match="Unknown role 'superuser'"):
         api_key_create(tenant=tenant, role="superuser")
     assert not ApiKey.objects.exists()
+
+
+@pytest.mark.django_db
+def test_authenticating_records_when_the_key_was_last_used(tenant):
+    issued = api_key_create(tenant=tenant, role="member")
+
+    _authenticate(issued.raw_key)
+
+    issued.api_key.refresh_from_db()
+    assert issued.api_key.last_used_at is not None
+
+
+@pytest.mark.django_db
+def test_last_used_is_written_at_most_once_a_minute_so_a_busy_key_costs_no_write_per_call(
+        tenant, django_assert_num_queries):
+    issued = api_key_create(tenant=tenant, role="member")
+    _authenticate(issued.raw_key)
+    first = ApiKey.objects.get(pk=issued.api_key.pk).last_used_at
+
+    with django_assert_num_queries(1):  # the key lookup only
+        _authenticate(issued.raw_key)
+
+    assert ApiKey.objects.get(pk=issued.api_key.pk).last_used_at == first
+
+
+@pytest.mark.django_db
+def test_a_stamp_older_than_a_minute_is_refreshed(tenant):
+    issued = api_key_create(tenant=tenant, role="member")
+    stale = clock.now() - dt.timedelta(minutes=2)
+    ApiKey.objects.filter(pk=issued.api_key.pk).update(last_used_at=stale)
+
+    _authenticate(issued.raw_key)
+
+    assert ApiKey.objects.get(pk=issued.api_key.pk).last_used_at > stale

@@ -8,13 +8,20 @@ from outreach.tenancy.selectors import api_key_get_active
 
 
 @pytest.mark.django_db
-def test_create_tenant_prints_a_unique_slug():
-    out1, out2 = StringIO(), StringIO()
-    call_command("create_tenant", "Acme Sales", stdout=out1)
-    call_command("create_tenant", "Acme Sales", stdout=out2)
-    assert out1.getvalue().strip() == "acme-sales"
-    assert out2.getvalue().strip() == "acme-sales-2"
-    assert Tenant.objects.count() == 2
+def test_create_tenant_prints_the_slug():
+    out = StringIO()
+    call_command("create_tenant", "Acme Sales", stdout=out)
+    assert out.getvalue().strip() == "acme-sales"
+
+
+@pytest.mark.django_db
+def test_create_tenant_run_twice_refuses_naming_the_existing_slug_and_creates_nothing():
+    call_command("create_tenant", "Acme Sales", stdout=StringIO())
+    with pytest.raises(CommandError, match="already exists with slug 'acme-sales'"):
+        call_command("create_tenant", "acme sales", stdout=StringIO())
+    with pytest.raises(CommandError, match="slug 'acme-sales'"):
+        call_command("create_tenant", "Other team", "--slug", "acme-sales", stdout=StringIO())
+    assert list(Tenant.objects.values_list("slug", flat=True)) == ["acme-sales"]
 
 
 @pytest.mark.django_db
