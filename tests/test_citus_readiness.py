@@ -21,6 +21,8 @@ NOT_TENANT_OWNED = {
     "webhook_attempts": "a child of webhook_deliveries_out: gets its delivery's tenant_id when distributed",
     "webhook_deliveries": "raw POSTs stored before anything knows the tenant: a local table on the coordinator",
     "webhook_payload_hashes": "dedupe of those raw POSTs: local on the coordinator with them",
+    "metrics_message_firsts": "analytics' first human open / click per outbound message: gets its message's "
+                              "tenant_id (key (tenant_id, message_id, kind)) when distributed",
 }
 
 # (table, unique key) -> why tenant_id is not in it, and what it becomes.
