@@ -45,6 +45,9 @@ UNIQUE_KEY_EXCEPTIONS = {
     ("message_events", "uniq_message_event_dedupe_key"): "events are deduped before they are linked to a "
                                                          "tenant; unlinked ones would go to a local table",
     ("message_events", "uniq_provider_event_id"): "the same",
+    ("metrics_contact_hourly", "uniq_metrics_contact_hourly"): "the contact implies the tenant: add tenant_id "
+                                                                "(the rollup upserts name this key)",
+    ("metrics_campaign_daily", "uniq_metrics_campaign_daily"): "the campaign implies the tenant: the same",
     ("inbound_messages", "inbound_messages_message_id_header_key"): "inbound mail is stored before its tenant "
                                                                     "is known: a lookup table on Citus",
 }
