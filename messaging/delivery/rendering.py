@@ -17,6 +17,7 @@ import nh3
 from django.conf import settings
 
 from messaging import compliance
+from messaging.inbound.reply_addresses import tenant_reply_address
 from messaging.models import EmailSenderIdentity, OutboundMessage
 from messaging.selectors import outbound_thread_messages
 from outreach.channels import CHANNEL_EMAIL
@@ -170,6 +171,12 @@ def _addresses(message: OutboundMessage, sender: EmailSenderIdentity) -> tuple[d
     return recipient, sender_block
 
 
+def _reply_to(sender: EmailSenderIdentity) -> str:
+    """The tenant's issued reply address once INBOUND_REPLY_DOMAIN is set, whatever the sender row says (one
+    migrated before the domain was set keeps its old reply-to): replies must reach the tenant that sent."""
+    return tenant_reply_address(tenant_id=sender.tenant_id) or sender.reply_to or sender.from_email
+
+
 def mail_body(*, message: OutboundMessage, sender: EmailSenderIdentity, message_id: str, thread: Thread,
               subject: str) -> dict[str, Any]:
     """The /v3/mail/send body for one message (one recipient)."""
@@ -186,7 +193,7 @@ def mail_body(*, message: OutboundMessage, sender: EmailSenderIdentity, message_
     body: dict[str, Any] = {
         "personalizations": [{"to": [recipient], "custom_args": _custom_args(message, campaign_id)}],
         "from": sender_block,
-        "reply_to": {"email": sender.reply_to or sender.from_email},
+        "reply_to": {"email": _reply_to(sender)},
         "subject": subject,
         "content": [{"type": "text/plain", "value": text_part}, {"type": "text/html", "value": html_part}],
         "headers": headers,

@@ -17,6 +17,7 @@ from messaging.delivery import (
     sanitise_html,
 )
 from messaging.delivery.claiming import claim as _claim
+from messaging.inbound.reply_addresses import tenant_reply_address
 from messaging.models import EmailSenderIdentity, OutboundMessage
 from messaging.sendgrid import client as sg
 from messaging.tests.factories import TEST_PLAN, enrolled_message
@@ -416,3 +417,16 @@ def test_a_batch_that_runs_past_the_windows_close_holds_the_sends_not_yet_starte
     second.refresh_from_db()
     assert second.status == OutboundMessage.Status.QUEUED and second.status_reason == "outside_send_window"
     assert [m["request"]["personalizations"][0]["to"][0]["email"] for m in sim.messages()] == [first.to_address]
+
+
+def test_once_the_inbound_reply_domain_is_set_every_mail_carries_the_tenants_issued_reply_address(sim, settings):
+    """A sender migrated before INBOUND_REPLY_DOMAIN was set keeps its old reply-to in the row; the mail must
+    still ask for replies at the issued address, so a reply is filed under the tenant that sent it."""
+    settings.INBOUND_REPLY_DOMAIN = "in.seller.example"
+    message = enrolled_message(sender_kwargs={"reply_to": "sales@old-crm.example"})
+
+    outbound_messages_deliver(outbound_message_ids=[message.id])
+
+    [mail] = sim.messages()
+    assert mail["request"]["reply_to"]["email"] == tenant_reply_address(tenant_id=message.tenant_id)
+    assert mail["request"]["reply_to"]["email"].startswith(f"reply+{message.tenant_id}-")
