@@ -122,6 +122,12 @@ def contact_campaign_timelines(*, contact_campaign_ids: Iterable[int]) -> dict[i
             e.pk, received_at=e.created_at, after_send=sent_at[e.outbound_message_id],
         ))
 
+    _add_replies(timelines, cc_by_message)
+    return _sorted(timelines)
+
+
+def _add_replies(timelines: dict[int, list[dict[str, Any]]], cc_by_message: dict[int, tuple[int, str]]) -> None:
+    """The replies (and bounce notices read from inbound mail) to these messages, into their timelines."""
     replies = (InboundMessage.objects.filter(outbound_message_id__in=list(cc_by_message))
                .annotate(arrived_at=F("webhook_delivery__received_at"))
                .only("id", "outbound_message_id", "from_email", "subject", "text", "is_auto_reply", "classification",
@@ -143,7 +149,6 @@ def contact_campaign_timelines(*, contact_campaign_ids: Iterable[int]) -> dict[i
              "classification": r.classification, "stop_request": r.stop_request, "return_date": r.return_date},
             r.pk, received_at=r.received_at,
         ))
-    return _sorted(timelines)
 
 
 def _is_noop(item: dict[str, Any]) -> bool:
