@@ -51,9 +51,8 @@ def outbound_messages_recover_stale(*, lease: dt.timedelta | None = None) -> dic
     still `sending`: the read timed out, the worker or the database went away) are settled as sent
     (``settled``), whatever order the event and the ambiguity arrived in. Then `unknown` rows with no stored
     event past SENDGRID_UNKNOWN_SETTLE_HOURS are failed, never resent (``unheard_failed``, `unknown_bound`).
-    Then outcomes the engine never heard
-    (``outbound_messages_feed_lost_events``); each part runs even if an earlier one failed: ``refed`` lists
-    the messages whose outcome was fed again.
+    Then outcomes the engine never heard (``outbound_messages_feed_lost_events``); each part runs even if an
+    earlier one failed: ``refed`` lists the messages whose outcome was fed again.
     """
     unknown: list[int] = []
     requeued: list[int] = []

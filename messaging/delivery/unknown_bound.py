@@ -25,7 +25,7 @@ from outreach import clock
 logger = logging.getLogger(__name__)
 
 UNKNOWN_BOUND_PAGE_SIZE = 500  # rows one statement closes (and one engine call feeds)
-UNKNOWN_BOUND_MAX_PAGES = 20  # per pass: up to 10,000 a minute, the rest the next minute
+UNKNOWN_BOUND_MAX_PAGES = 20  # up to 10,000 closed a pass (every 20 s), the rest the next pass
 
 # A page: the oldest `unknown` rows past the bound, driven by om_status_updated (status, updated_at): one
 # equality, one range, in index order, so only rows past the bound are read. Those with a stored acceptance
