@@ -17,7 +17,7 @@ from campaigns import dispatcher
 from campaigns.api.selectors import contact_campaign_list
 from campaigns.models import ScheduledAction
 from messaging.api.messages import message_list
-from messaging.delivery import recovery
+from messaging.delivery import recovery, unknown_bound
 from messaging.inbound.selectors import replies_list
 from messaging.models import MessageEvent
 from outreach.testing import indexes_used, queryset_indexes_used
@@ -68,6 +68,16 @@ def test_the_soft_bounce_count_reads_the_bounce_partial_index(tenant):
 def test_lost_outcome_recovery_reads_recently_settled_rows_by_status_and_time():
     params = {"status": "sent", "after_at": NOW, "after_id": 0, "until": NOW, "limit": 100}
     assert "om_status_updated" in indexes_used(recovery._LOST_EVENTS_SQL, params)
+
+
+def test_the_unknown_bound_reads_unknown_rows_past_the_bound_by_status_and_time():
+    params = {"cutoff": NOW, "limit": 500}
+    assert indexes_used(unknown_bound._PAST_BOUND_SQL, params) == {"om_status_updated"}
+
+
+def test_the_unknown_bound_checks_each_rows_acceptance_events_by_message_and_type():
+    params = {"ids": [1, 2], "types": ["delivered"], "reason": "r", "now": NOW}
+    assert "me_message_event" in indexes_used(unknown_bound._CLOSE_SQL, params)
 
 
 def test_the_replies_inbox_reads_its_newest_first_index(tenant):

@@ -10,6 +10,8 @@ Life of an outbox row here (architecture rule 4, "never send twice"):
                          |------> canceled    (its contact campaign or campaign is over)
                          |------> failed      (400/401/403/413, or transient errors past 24 h and the attempts)
                          '------> unknown     (timeout / connection lost AFTER the request went out)
+                                     |---> sent    (a provider event proves acceptance)
+                                     '---> failed  (no event within SENDGRID_UNKNOWN_SETTLE_HOURS; never resent)
 
 One idea per module:
 
@@ -25,6 +27,7 @@ One idea per module:
 - `engine_feed`: telling the engine the outcomes, once per batch;
 - `settling`: ambiguous (`unknown`) sends settled from provider events already stored (events that arrived
   while the row was still `sending`), at the move into `unknown` and again by the stale-send sweep;
+- `unknown_bound`: `unknown` rows no event settled within SENDGRID_UNKNOWN_SETTLE_HOURS -> failed, never resent;
 - `batch`: the batch entry point; `recovery`: stale claims, that settling pass and the lost-event sweep.
 
 docs/internal-interfaces/messaging-delivery.md states what this package offers and promises.

@@ -20,13 +20,22 @@ logger = logging.getLogger(__name__)
 EngineItem = tuple[int | None, EngineEvent]
 
 
+def outcome_item(*, message_id: int, contact_campaign_id: int | None, node_id: str | None, node_visit: int,
+                 event_type: str, occurred_at: dt.datetime, detail: dict | None = None) -> EngineItem:
+    """The engine event for an outcome (sent, suppressed, send_failed) of the message with these columns
+    (what a statement's RETURNING gives, no model instance needed)."""
+    return (contact_campaign_id, EngineEvent(
+        type=event_type, occurred_at=occurred_at, node_id=node_id or None, node_visit=node_visit,
+        outbound_message_id=message_id, detail=detail or {},
+    ))
+
+
 def engine_event(message: OutboundMessage, event_type: str, occurred_at: dt.datetime,
                  detail: dict | None = None) -> EngineItem:
     """The engine event for an outcome of `message` (sent, suppressed, send_failed)."""
-    return (message.contact_campaign_id, EngineEvent(
-        type=event_type, occurred_at=occurred_at, node_id=message.node_id or None, node_visit=message.node_visit,
-        outbound_message_id=message.id, detail=detail or {},
-    ))
+    return outcome_item(message_id=message.id, contact_campaign_id=message.contact_campaign_id,
+                        node_id=message.node_id, node_visit=message.node_visit, event_type=event_type,
+                        occurred_at=occurred_at, detail=detail)
 
 
 def feed_engine(items: list[EngineItem]) -> None:

@@ -3,7 +3,8 @@
 - Stale claims: rows left in `sending` past the lease (SENDING_LEASE, far above the request timeout: a live
   worker is done by then) are re-queued when the request provably never went out, else marked `unknown`.
 - Ambiguous sends: recently-`unknown` rows whose provider events are already stored (they arrived while the
-  row was still `sending`) are settled as sent (`settling`).
+  row was still `sending`) are settled as sent (`settling`); those no event settles within
+  SENDGRID_UNKNOWN_SETTLE_HOURS are failed, never resent (`unknown_bound`).
 - Lost events: settled rows whose contact campaign never heard the outcome are fed to the engine again.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from campaigns.interface import EngineEvent
 from messaging.delivery import engine_feed
 from messaging.delivery.engine_feed import EngineItem
 from messaging.delivery.settling import unknown_sends_settle_recent
+from messaging.delivery.unknown_bound import unknown_sends_close_unheard
 from messaging.models import OutboundMessage
 from outreach import clock
 
@@ -47,21 +49,27 @@ def outbound_messages_recover_stale(*, lease: dt.timedelta | None = None) -> dic
 
     Then recently-`unknown` rows whose acceptance events are already stored (they came while the row was
     still `sending`: the read timed out, the worker or the database went away) are settled as sent
-    (``settled``), whatever order the event and the ambiguity arrived in. Then outcomes the engine never heard
-    (``outbound_messages_feed_lost_events``); each part runs even if an earlier one failed: ``refed`` lists
-    the messages whose outcome was fed again.
+    (``settled``), whatever order the event and the ambiguity arrived in. Then `unknown` rows with no stored
+    event past SENDGRID_UNKNOWN_SETTLE_HOURS are failed, never resent (``unheard_failed``, `unknown_bound`).
+    Then outcomes the engine never heard (``outbound_messages_feed_lost_events``); each part runs even if an
+    earlier one failed: ``refed`` lists the messages whose outcome was fed again.
     """
     unknown: list[int] = []
     requeued: list[int] = []
     settled: list[int] = []
+    unheard: list[int] = []
     try:
         unknown, requeued = _recover_stale_claims(lease=lease)
     finally:
         try:
             settled = unknown_sends_settle_recent()
         finally:
-            refed = outbound_messages_feed_lost_events()
-    return {"unknown": unknown, "requeued": requeued, "settled": settled,
+            try:
+                past_bound = unknown_sends_close_unheard()
+                settled, unheard = sorted(settled + past_bound["settled"]), past_bound["failed"]
+            finally:
+                refed = outbound_messages_feed_lost_events()
+    return {"unknown": unknown, "requeued": requeued, "settled": settled, "unheard_failed": unheard,
             "refed": sorted(i for ids in refed.values() for i in ids)}
 
 

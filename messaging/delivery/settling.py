@@ -16,7 +16,6 @@ import logging
 from django.conf import settings
 from django.db import connection
 
-from campaigns.interface import EngineEvent
 from messaging.delivery import engine_feed
 from messaging.delivery.engine_feed import EngineItem
 from messaging.webhooks.statuses import SETTLES_UNKNOWN
@@ -56,8 +55,9 @@ def unknown_sends_settle_from_stored(*, message_ids: list[int], feed: bool = Tru
                                      "now": clock.now()})
         rows = cursor.fetchall()
     items: list[EngineItem] = [
-        (cc_id, EngineEvent(type="sent", occurred_at=sent_at, node_id=node_id or None, node_visit=node_visit,
-                            outbound_message_id=message_id, detail={"settled_by": "stored_event"}))
+        engine_feed.outcome_item(message_id=message_id, contact_campaign_id=cc_id, node_id=node_id,
+                                 node_visit=node_visit, event_type="sent", occurred_at=sent_at,
+                                 detail={"settled_by": "stored_event"})
         for message_id, cc_id, node_id, node_visit, sent_at in rows
     ]
     if rows:

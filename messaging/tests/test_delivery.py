@@ -301,7 +301,7 @@ def test_connection_dropped_after_the_request_marks_unknown_and_never_resends(si
     # Any later task for it, and lease recovery, leave it alone.
     assert outbound_messages_deliver(outbound_message_ids=[message.id]).not_claimed == [message.id]
     assert outbound_messages_recover_stale(lease=dt.timedelta(0)) == {"unknown": [], "requeued": [], "settled": [],
-                                                                   "refed": []}
+                                                                   "unheard_failed": [], "refed": []}
     assert len(sim.messages()) == 1
 
 
@@ -324,7 +324,7 @@ def test_worker_killed_after_claim_before_the_request_is_requeued_and_sent_once(
 
     recovered = outbound_messages_recover_stale()
 
-    assert recovered == {"unknown": [], "requeued": [message.id], "settled": [], "refed": []}
+    assert recovered == {"unknown": [], "requeued": [message.id], "settled": [], "unheard_failed": [], "refed": []}
     message.refresh_from_db()
     assert message.status == OutboundMessage.Status.QUEUED and _send_action(message).status == "pending"
     outbound_messages_deliver(outbound_message_ids=[message.id])
@@ -345,7 +345,7 @@ def test_worker_killed_after_the_request_went_out_is_unknown_and_never_resent(si
 
     recovered = outbound_messages_recover_stale()
 
-    assert recovered == {"unknown": [message.id], "requeued": [], "settled": [], "refed": []}
+    assert recovered == {"unknown": [message.id], "requeued": [], "settled": [], "unheard_failed": [], "refed": []}
     outbound_messages_deliver(outbound_message_ids=[message.id])
     message.refresh_from_db()
     assert message.status == OutboundMessage.Status.UNKNOWN and len(sim.messages()) == 1

@@ -22,7 +22,7 @@ from outreach import clock
 from outreach.tenancy.models import Tenant
 
 _MESSAGE_FIELDS = ("id", "tenant_id", "contact_campaign_id", "node_id", "node_visit", "status", "to_address",
-                   "sent_at", "provider_message_id")
+                   "sent_at", "provider_message_id", "status_reason")
 # Fallback to "the address's latest message" only for events that may lack sg_message_id.
 ADDRESS_FALLBACK_EVENTS = frozenset({"bounce", "dropped", "spamreport", "unsubscribe", "group_unsubscribe"})
 _SENT_STATUSES = ("sent", "unknown")

@@ -11,6 +11,9 @@ from outreach.db import fast_cursor
 # Any of these proves SendGrid accepted the message: an `unknown` (ambiguous) send settles as sent.
 SETTLES_UNKNOWN = frozenset({"processed", "delivered", "deferred", "bounce", "dropped", "open", "click",
                              "spamreport", "unsubscribe", "group_unsubscribe"})
+# The status_reason of a row `delivery.unknown_bound` closed as failed (no event within the bound): an
+# acceptance event that still comes settles it as sent, like an `unknown` one.
+UNKNOWN_BOUND_REASON_PREFIX = "unknown: no provider event"
 # Where a message's delivery stands; a later event only moves it forward.
 DELIVERY_RANK = {"": 0, "processed": 1, "deferred": 2, "delivered": 3, "blocked": 4, "bounced": 5, "dropped": 5}
 
@@ -49,12 +52,18 @@ def delivery_statuses_update(new_events: list[NormalisedEvent]) -> None:
                        [clock.now(), ids, [best[i] for i in ids], [DELIVERY_RANK[best[i]] for i in ids]])
 
 
+def _settleable(message: dict) -> bool:
+    """`unknown`, or failed by the unknown bound: the mail may have gone out, an event proves it did."""
+    return message["status"] == OutboundMessage.Status.UNKNOWN or (
+        message["status"] == OutboundMessage.Status.FAILED
+        and (message.get("status_reason") or "").startswith(UNKNOWN_BOUND_REASON_PREFIX))
+
+
 def _first_settling_events(new_events: list[NormalisedEvent]) -> dict[int, NormalisedEvent]:
     """For each `unknown` message the batch reports on, its earliest event proving acceptance."""
     first: dict[int, NormalisedEvent] = {}
     for event in new_events:
-        if (event.event_type in SETTLES_UNKNOWN and event.message is not None
-                and event.message["status"] == OutboundMessage.Status.UNKNOWN):
+        if event.event_type in SETTLES_UNKNOWN and event.message is not None and _settleable(event.message):
             mid = event.message["id"]
             if mid not in first or event.timestamp < first[mid].timestamp:
                 first[mid] = event
@@ -62,7 +71,8 @@ def _first_settling_events(new_events: list[NormalisedEvent]) -> dict[int, Norma
 
 
 def unknown_sends_settle(new_events: list[NormalisedEvent]) -> dict[int, NormalisedEvent]:
-    """An ambiguous send that SendGrid reports on was accepted: settle it as sent, exactly once
+    """An ambiguous send that SendGrid reports on was accepted: settle it as sent (an `unknown` row, or one the
+    unknown bound failed: the engine then hears a late `sent`, a no-op for an ended enrolment), exactly once
     (the conditional UPDATE returns a row only to the transaction that moved it)."""
     first = _first_settling_events(new_events)
     if not first:
@@ -74,8 +84,11 @@ def unknown_sends_settle(new_events: list[NormalisedEvent]) -> dict[int, Normali
             "provider_message_id = COALESCE(m.provider_message_id, NULLIF(x.prefix, '')), "
             "status_reason = 'settled by a provider event', updated_at = %s "
             "FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS x(id, at, prefix) "
-            "WHERE m.id = x.id AND m.status = 'unknown' RETURNING m.id",
-            [clock.now(), ids, [first[i].occurred_at for i in ids], [first[i].message_prefix for i in ids]],
+            "WHERE m.id = x.id "
+            "AND (m.status = 'unknown' OR (m.status = 'failed' AND starts_with(m.status_reason, %s))) "
+            "RETURNING m.id",
+            [clock.now(), ids, [first[i].occurred_at for i in ids], [first[i].message_prefix for i in ids],
+             UNKNOWN_BOUND_REASON_PREFIX],
         )
         settled = {row[0] for row in cursor.fetchall()}
     for event in new_events:

@@ -267,6 +267,10 @@ SENDGRID_SEND_MAX_ATTEMPTS = env.int("SENDGRID_SEND_MAX_ATTEMPTS", default=5, mi
 # ...and only once its first failed attempt is this many hours old: a message fails after hours of being
 # undeliverable, not minutes (the back-off doubles from 1 min to 1 h between attempts).
 SENDGRID_UNDELIVERABLE_HOURS = env.float("SENDGRID_UNDELIVERABLE_HOURS", default=24.0, minimum=0)
+# An `unknown` (ambiguous) send with no stored provider event this many clock hours after it became unknown is
+# closed as failed (never resent): SendGrid retries event webhooks for 72 h, so an accepted mail has reported
+# by then (messaging/delivery/unknown_bound.py).
+SENDGRID_UNKNOWN_SETTLE_HOURS = env.float("SENDGRID_UNKNOWN_SETTLE_HOURS", default=73.0, minimum=0)
 # The provider outage breaker (messaging/delivery/outage.py): this many consecutive 5xx / connection failures
 # (any worker) open it; while open nothing is sent or counted; it probes with one request after
 # SENDGRID_OUTAGE_PROBE_SECONDS, doubling up to SENDGRID_OUTAGE_PROBE_MAX_SECONDS, and closes on a 202.
