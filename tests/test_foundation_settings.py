@@ -124,6 +124,24 @@ def test_entry_points_refuse_to_start_without_their_secrets_outside_local_mode(e
 
 
 @pytest.mark.slow
+def test_a_schema_only_command_runs_on_a_bare_machine_without_secrets():
+    # Nothing makemigrations does signs: it runs on a throwaway secret instead of refusing (or crashing).
+    result = _run(["manage.py", "makemigrations", "--check", "--dry-run"])
+
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_command_refused_for_a_missing_secret_says_so_in_one_line_without_a_traceback():
+    result = _run(["manage.py", "migrate", "--plan"], SENDGRID_INBOUND_SECRET=secrets.token_urlsafe(24))
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("manage.py: SECRET_KEY must be set")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["0", "1"])
 @pytest.mark.parametrize("secret, value", [("SECRET_KEY", "dev-insecure-secret-key-change-me"),
                                            ("SENDGRID_INBOUND_SECRET", "dev-inbound-secret")])

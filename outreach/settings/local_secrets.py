@@ -8,6 +8,10 @@ says this is a developer's machine (`make run`, `make demo`, scripts/*.sh, the t
 generated once per checkout (var/local-secrets.json, mode 0600, ignored by git and docker), so every local
 process (web, worker, beat) shares it and links stay valid across restarts. The old public values are
 refused everywhere, local mode included.
+
+One exception, for commands that only read or write the schema or the static files (`makemigrations --check`
+on a bare machine, the Dockerfile's `collectstatic`): nothing they do signs anything, so `manage.py` lets them
+run on a random secret of their own process (`allow_throwaway_secrets_for`), never a public one.
 """
 from __future__ import annotations
 
@@ -26,6 +30,17 @@ PUBLIC_DEFAULTS = {
     "SECRET_KEY": frozenset({"dev-insecure-secret-key-change-me"}),
     "SENDGRID_INBOUND_SECRET": frozenset({"dev-inbound-secret"}),
 }
+
+
+# What these commands do never signs, serves or sends (migrate is not one: a data migration signs reply addresses).
+SCHEMA_ONLY_COMMANDS = frozenset({"makemigrations", "showmigrations", "sqlmigrate", "collectstatic"})
+_throwaway_allowed = False
+
+
+def allow_throwaway_secrets_for(command: str) -> None:
+    """Called by manage.py before the settings load: a schema-only command may run without configured secrets."""
+    global _throwaway_allowed
+    _throwaway_allowed = command in SCHEMA_ONLY_COMMANDS
 
 
 def _read_or_create(path: Path) -> dict[str, str]:
@@ -57,6 +72,8 @@ def secret_setting(name: str, *, local_mode: bool) -> str:
             f"{name} must be a secret of your own: {value!r} is the public development default")
     if value:
         return value
+    if not local_mode and _throwaway_allowed:
+        return secrets.token_urlsafe(64)
     if not local_mode:
         raise ImproperlyConfigured(
             f"{name} must be set (a long random string: python3 -c 'import secrets; "
