@@ -10,7 +10,6 @@ The fast tests below prove the supervisor restarts what exits and the table says
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
@@ -25,6 +24,7 @@ from demo.chaos import ScenarioResult, format_table, run_scenario
 from demo.chaos_scenarios import short_scenarios
 from demo.scenario import SHORT_RUN_CLOCK_SPEED, SHORT_RUN_SIMULATOR_SEED, write_sample_contacts
 from demo.supervisor import Supervisor
+from tests.redis_for_runs import exclusive_redis_for_run
 
 LOCK_KEY = "outreach:chaos:owner"
 CHAOS_REDIS_DB = 15
@@ -39,12 +39,8 @@ def _chaos_redis_url() -> str:
 
 @pytest.fixture
 def chaos_redis():
-    with contextlib.ExitStack() as stack:
-        try:
-            url = stack.enter_context(processes.exclusive_redis_db(_chaos_redis_url(), lock_key=LOCK_KEY,
-                                                                   what="chaos run"))
-        except processes.DemoError as exc:
-            pytest.fail(f"{exc}; set TEST_CHAOS_REDIS_URL")
+    with exclusive_redis_for_run(_chaos_redis_url(), lock_key=LOCK_KEY, what="chaos run",
+                                 env_name="TEST_CHAOS_REDIS_URL") as url:
         yield url
 
 

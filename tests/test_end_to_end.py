@@ -15,7 +15,6 @@ The fast tests at the end prove that each invariant check reports the failure it
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -45,6 +44,7 @@ from messaging.tests.factories import (
     MessageEventFactory,
     OutboundMessageFactory,
 )
+from tests.redis_for_runs import exclusive_redis_for_run
 
 CLOCK_SPEED = SHORT_RUN_CLOCK_SPEED
 RUN_TIMEOUT_SECONDS = 110.0
@@ -64,12 +64,8 @@ def _e2e_redis_url() -> str:
 
 @pytest.fixture
 def e2e_redis():
-    with contextlib.ExitStack() as stack:
-        try:
-            url = stack.enter_context(processes.exclusive_redis_db(_e2e_redis_url(), lock_key=LOCK_KEY,
-                                                                   what="end-to-end run"))
-        except processes.DemoError as exc:
-            pytest.fail(f"{exc}; set TEST_E2E_REDIS_URL")
+    with exclusive_redis_for_run(_e2e_redis_url(), lock_key=LOCK_KEY, what="end-to-end run",
+                                 env_name="TEST_E2E_REDIS_URL") as url:
         yield url
 
 
