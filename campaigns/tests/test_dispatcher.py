@@ -240,6 +240,25 @@ def test_run_dispatcher_once_lets_a_database_error_out(monkeypatch):
         call_command("run_dispatcher", "--once", verbosity=0)
 
 
+@pytest.mark.django_db
+def test_run_dispatcher_lets_a_bug_out_instead_of_retrying_it_as_an_outage(monkeypatch):
+    # A ProgrammingError (a migration not run, a broken statement) is no outage: the loop must not hide it.
+    from django.db import ProgrammingError
+
+    from campaigns.management.commands import run_dispatcher
+
+    calls: list[int] = []
+
+    def broken(**kwargs):
+        calls.append(1)
+        raise ProgrammingError('relation "scheduled_actions" does not exist')
+
+    monkeypatch.setattr(run_dispatcher, "dispatch_due", broken)
+    with pytest.raises(ProgrammingError):
+        call_command("run_dispatcher", "--interval", "0.01", "--error-backoff", "0.01", verbosity=0)
+    assert calls == [1]
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_run_dispatcher_loops_until_sigterm_and_exits_cleanly():

@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import DatabaseError, InterfaceError, close_old_connections, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 
@@ -25,8 +25,9 @@ from campaigns.dispatcher import DEFAULT_BATCH_SIZE, DispatchStats, dispatch_due
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_BACKOFF_SECONDS = 30.0
-# What an outage of PostgreSQL or Redis raises out of a pass (psycopg's errors arrive as Django's).
-OUTAGES = (DatabaseError, InterfaceError, BrokerError, RedisError, ConnectionError)
+# What an outage of PostgreSQL or Redis raises out of a pass (psycopg's errors arrive as Django's). Not all of
+# DatabaseError: a ProgrammingError or IntegrityError is a bug, which must stop the process, not loop.
+OUTAGES = (OperationalError, InterfaceError, BrokerError, RedisError, ConnectionError)
 
 
 def _drop_connection() -> None:
