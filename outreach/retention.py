@@ -21,7 +21,14 @@ from django.db import OperationalError, connection, transaction
 from django.db.backends.utils import CursorWrapper
 
 from outreach.extensions import Listeners
-from outreach.partitioning import PARTITIONED_TABLES, Partition, partition_drop, partition_stats, partitions
+from outreach.partitioning import (
+    PARTITIONED_TABLES,
+    Partition,
+    partition_drop,
+    partition_stats,
+    partitions,
+    partitions_ensure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -107,4 +114,13 @@ def retention_apply(*, now: dt.datetime) -> list[PartitionFate]:
             continue
         logger.info("retention dropped %s (%s rows, %s bytes)", fate.partition, fate.rows, fate.bytes)
         dropped.append(fate)
+    return dropped
+
+
+def retention_run(*, now: dt.datetime) -> list[PartitionFate]:
+    """The daily upkeep (beat's task and `storage_retention --apply`): partitions ahead first, so a run after
+    a long outage still finds the current period's; then the drops that are due; then the apps' sweeps."""
+    partitions_ensure(now=now)
+    dropped = retention_apply(now=now)
+    retention_sweeps.send(now=now)
     return dropped

@@ -6,7 +6,7 @@ from celery import shared_task
 from outreach import clock
 from outreach.partitioning import partitions_ensure
 from outreach.queues import TaskName
-from outreach.retention import retention_apply, retention_sweeps
+from outreach.retention import retention_run
 
 
 # A catalog read, and a few CREATE TABLEs once a period.
@@ -18,9 +18,4 @@ def ensure_partitions() -> list[str]:
 # DROP TABLE is quick; the guards read the old partitions' rows of live enrolments (an index per partition).
 @shared_task(name=TaskName.APPLY_RETENTION, ignore_result=True, soft_time_limit=1800, time_limit=2400)
 def apply_retention() -> list[str]:
-    now = clock.now()
-    # Partitions first: a run after a long outage still finds the current period's partition.
-    partitions_ensure(now=now)
-    dropped = [fate.partition for fate in retention_apply(now=now)]
-    retention_sweeps.send(now=now)
-    return dropped
+    return [fate.partition for fate in retention_run(now=clock.now())]

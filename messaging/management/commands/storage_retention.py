@@ -5,8 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from outreach import clock
-from outreach.partitioning import partitions_ensure
-from outreach.retention import DROP, PartitionFate, retention_apply, retention_plan, retention_sweeps
+from outreach.retention import DROP, PartitionFate, retention_plan, retention_run
 
 
 def fate_line(fate: PartitionFate) -> str:
@@ -33,7 +32,5 @@ class Command(BaseCommand):
             due = sum(1 for fate in plan if fate.fate == DROP)
             self.stdout.write(f"{due} partition(s) would be dropped; run with --apply to drop them.")
             return
-        partitions_ensure(now=now)
-        dropped = retention_apply(now=now)
-        retention_sweeps.send(now=now)
+        dropped = retention_run(now=now)
         self.stdout.write(f"dropped {len(dropped)} partition(s): {', '.join(f.partition for f in dropped) or '-'}")
