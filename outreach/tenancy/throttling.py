@@ -1,8 +1,8 @@
 """REST API throttles: per caller (an API key, or a staff user's session) and per tenant, counted in Redis.
 
-Every process of the web tier shares the counts through the Django cache (Redis, settings.CACHES), so the
-limits hold across gunicorn workers and machines. Fixed windows with one atomic INCR per throttle per
-request (`cache.add` only starts a window): cheap, and at worst twice the rate across a window boundary.
+Every process of the web tier shares the counts in Redis (REDIS_URL), so the limits hold across gunicorn
+workers and machines. Fixed windows: one round trip per throttle per request (INCR, and EXPIRE NX in the same
+pipeline to start the window): cheap, and at worst twice the rate across a window boundary.
 A refused call is DRF's `Throttled`: a 429 in the one error shape with `Retry-After` (outreach/errors.py).
 
 Rates are settings (API_THROTTLE_RATE_PER_KEY, API_THROTTLE_RATE_PER_TENANT): "<requests>/<second|minute|
@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
-from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
+from outreach.ai.client import redis_client
 from outreach.tenancy.authentication import TENANT_CONTEXT_ATTRIBUTE, ApiKeyPrincipal
 
 PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -43,12 +43,15 @@ class _WindowThrottle(BaseThrottle):
         limit, period = parse_rate(self.rate())
         now = time.time()
         key = self.window_key(ident, period, now)
-        cache.add(key, 0, timeout=period + 1)
+        pipe = redis_client().pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, period + 1, nx=True)  # the window's first call starts its clock
+        count, _ = pipe.execute()
         self._wait = (now // period + 1) * period - now
-        return cache.incr(key) <= limit
+        return count <= limit
 
     def window_key(self, ident: str, period: int, now: float) -> str:
-        return f"throttle:{self.scope}:{ident}:{period}:{int(now // period)}"
+        return f"outreach:throttle:{self.scope}:{ident}:{period}:{int(now // period)}"
 
     def wait(self) -> float:
         return self._wait

@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.core.cache import cache
 
+from outreach.ai.client import redis_client
 from outreach.tenancy.models import Role
 from outreach.tenancy.tests.api_clients import api_client
 from outreach.tenancy.tests.factories import UserFactory
@@ -17,7 +17,7 @@ URL = "/api/v1/leads"
 def _forget_tenant_counts(tenant, rate: str) -> None:
     """A new test database reuses tenant ids: drop what an earlier run counted for this one."""
     _, period = parse_rate(rate)
-    cache.delete(TenantRateThrottle().window_key(f"tenant:{tenant.pk}", period, time.time()))
+    redis_client().delete(TenantRateThrottle().window_key(f"tenant:{tenant.pk}", period, time.time()))
 
 
 @pytest.mark.django_db
