@@ -50,7 +50,7 @@ from messaging.tests.factories import (
 )
 from outreach import clock
 from outreach.admin import EstimatedCountPaginator, ReadOnlyAdmin, SwitchesAdminMixin
-from outreach.ai.models import AIBudgetAlert, AICall
+from outreach.ai.models import AIBudgetAlert, AICall, AITenantMonthSpend
 from outreach.tenancy.models import AuditEntry, IdempotencyRecord
 from outreach.tenancy.services import api_key_create, audit_record, global_sending_set_stopped
 from outreach.tenancy.tests.factories import MembershipFactory, TenantFactory
@@ -79,6 +79,7 @@ def seed_every_admin_model(*, rows: int = 1) -> None:
                               completion_tokens=400, cost_usd="0.000375", duration_ms=1200)
         AIBudgetAlert.objects.create(tenant=tenant, month=dt.date(2026, 1, 1), spend_usd="10.5", budget_usd="10",
                                      recipients="owner@example.com")
+        AITenantMonthSpend.objects.create(tenant=tenant, month=dt.date(2026, 1 + i % 12, 1), spend_usd="10.5")
 
         # A real enrolment: the example plan stored and started (its transition and first outbox row).
         contact_campaign = started_contact_campaign(tenant=tenant)
@@ -189,8 +190,8 @@ def test_project_changelists_run_the_same_queries_for_one_row_or_many(admin_clie
     assert many == few  # a query per row (missing list_select_related) shows up as a difference
 
 
-READ_ONLY_MODELS = ["tenancy.AuditEntry", "ai.AICall", "ai.AIBudgetAlert", "campaigns.CampaignTransition",
-                    "messaging.MessageEvent", "messaging.WebhookDelivery"]
+READ_ONLY_MODELS = ["tenancy.AuditEntry", "ai.AICall", "ai.AIBudgetAlert", "ai.AITenantMonthSpend",
+                    "campaigns.CampaignTransition", "messaging.MessageEvent", "messaging.WebhookDelivery"]
 
 
 def test_append_only_tables_use_the_read_only_admin():

@@ -46,7 +46,7 @@ from messaging.tests.factories import (
     SendRateLimitFactory,
 )
 from outreach import clock
-from outreach.ai.models import AIBudgetAlert
+from outreach.ai.models import AIBudgetAlert, AITenantMonthSpend
 from outreach.tenancy.models import ApiKey, GlobalSendingSwitch, IdempotencyRecord, Tenant, TenantMembership
 from outreach.tenancy.services import api_key_create
 from outreach.tenancy.tests.factories import MembershipFactory, TenantFactory
@@ -144,6 +144,9 @@ UNIQUE_CASES = [
         ContactUnsubscribe, _unsaved_kwargs(ContactUnsubscribeFactory(), source="link_click"))),
     Case("uniq_ai_budget_alert_month", lambda: (AIBudgetAlert, _unsaved_kwargs(AIBudgetAlert.objects.create(
         tenant=TenantFactory(), month=dt.date(2026, 1, 1), spend_usd="10", budget_usd="10")))),
+    Case("uniq_ai_spend_tenant_month", lambda: (AITenantMonthSpend, _unsaved_kwargs(
+        AITenantMonthSpend.objects.create(tenant=TenantFactory(), month=dt.date(2026, 1, 1), spend_usd="1"),
+        spend_usd="2"))),
     Case("uniq_rate_limit_scope_key", lambda: (
         SendRateLimit, _unsaved_kwargs(SendRateLimitFactory(), per_hour=None, per_day=1000))),
     Case("uniq_metrics_contact_hourly", lambda: _analytics_twin("ContactHourly")),

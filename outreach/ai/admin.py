@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from outreach.admin import BigTableAdmin, ReadOnlyAdmin, static_choices_filter
-from outreach.ai.models import AIBudgetAlert, AICall
+from outreach.ai.models import AIBudgetAlert, AICall, AITenantMonthSpend
 
 AI_PURPOSES = ("lead_analysis", "plan", "plan_repair", "reply_classification")
 
@@ -23,3 +23,11 @@ class AIBudgetAlertAdmin(ReadOnlyAdmin):
     list_display = ("month", "tenant", "spend_usd", "budget_usd", "created_at")
     list_filter = ("tenant",)
     list_select_related = ("tenant",)
+
+
+@admin.register(AITenantMonthSpend)
+class AITenantMonthSpendAdmin(ReadOnlyAdmin):
+    list_display = ("month", "tenant", "spend_usd", "calls")
+    list_filter = ("tenant",)
+    list_select_related = ("tenant",)
+    ordering = ("-month", "tenant")

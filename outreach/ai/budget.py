@@ -5,7 +5,8 @@ budget (or has none), else the reason, and the first refusal of a month records 
 mails the tenant's admins and owners. The callers already degrade on an AIError (the built-in planner
 writes plans, the deterministic analysis and the rule classifier answer), so the cap needs nothing else.
 The budget: settings.AI_TENANT_MONTHLY_BUDGET_USD, or "monthly_budget_usd" in AI_TENANT_CAPS for one tenant;
-0 means no cap. The spend is a SUM over the tenant's calls of this month (index ai_calls_tenant_created).
+0 means no cap. The spend is one row of ai_tenant_month_spend, which ai_call_record adds each call to: the
+check costs one index lookup however many calls the month holds.
 """
 from __future__ import annotations
 
@@ -16,10 +17,9 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Sum
 
 from outreach import clock
-from outreach.ai.models import AIBudgetAlert, AICall
+from outreach.ai.models import AIBudgetAlert, AITenantMonthSpend
 from outreach.tenancy.models import Role, TenantMembership
 
 logger = logging.getLogger(__name__)
@@ -39,9 +39,9 @@ def tenant_monthly_budget_usd(tenant_id: int) -> Decimal | None:
 
 
 def tenant_spend_this_month_usd(tenant_id: int, *, now: dt.datetime | None = None) -> Decimal:
-    since = month_start(now or clock.now())
-    total = AICall.objects.filter(tenant_id=tenant_id, created_at__gte=since).aggregate(total=Sum("cost_usd"))
-    return total["total"] or Decimal("0")
+    month = month_start(now or clock.now()).date()
+    spend = AITenantMonthSpend.objects.filter(tenant_id=tenant_id, month=month).values_list("spend_usd", flat=True)
+    return next(iter(spend), Decimal("0"))
 
 
 def _admin_addresses(tenant_id: int) -> list[str]:

@@ -36,6 +36,29 @@ class AICall(models.Model):
         return f"{self.purpose} {self.model} {self.status}"
 
 
+class AITenantMonthSpend(models.Model):
+    """A tenant's AI spend in one calendar month (UTC), kept by ai_call_record in the call's own statement.
+
+    The budget check runs before every model call; reading one row here instead of summing a month of
+    ai_calls keeps it one index lookup at any volume, and the row outlives the calls' retention.
+    """
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="ai_month_spends",
+                               db_index=False)
+    month = models.DateField(help_text="First day of the calendar month (UTC).")
+    spend_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    calls = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        db_table = "ai_tenant_month_spend"
+        verbose_name = "AI spend by month"
+        verbose_name_plural = "AI spend by month"
+        constraints = [models.UniqueConstraint(fields=["tenant", "month"], name="uniq_ai_spend_tenant_month")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.month:%Y-%m}: {self.spend_usd} USD"
+
+
 class AIBudgetAlert(models.Model):
     """The one alert a tenant's admins get in a month when its AI spend reaches the monthly budget."""
 

@@ -8,9 +8,10 @@ import pytest
 from django.core import mail
 
 from outreach import clock
-from outreach.ai.budget import budget_refusal, tenant_spend_this_month_usd
+from outreach.ai.budget import budget_refusal, month_start, tenant_spend_this_month_usd
 from outreach.ai.client import AIError, complete_json
-from outreach.ai.models import AIBudgetAlert, AICall
+from outreach.ai.models import AIBudgetAlert, AICall, AITenantMonthSpend
+from outreach.ai.services import ai_call_record
 from outreach.tenancy.models import Role
 from outreach.tenancy.tests.factories import MembershipFactory
 from simulators.openai_stub.server import chat_json
@@ -23,11 +24,9 @@ def _call(tenant):
                          schema={"type": "object"}, schema_name="answer")
 
 
-def _spent(tenant, usd: str, *, days_ago: float = 0) -> AICall:
-    call = AICall.objects.create(tenant=tenant, purpose="plan", model="gpt-4o-mini", cost_usd=Decimal(usd))
-    if days_ago:
-        AICall.objects.filter(pk=call.pk).update(created_at=clock.now() - dt.timedelta(days=days_ago))
-    return call
+def _spent(tenant, usd: str) -> AICall:
+    return ai_call_record(tenant_id=tenant.pk, purpose="plan", model="gpt-4o-mini", status=AICall.Status.OK,
+                          cost_usd=Decimal(usd))
 
 
 def test_under_the_budget_calls_go_out(stub, tenant, settings):
@@ -62,7 +61,8 @@ def test_at_the_budget_nothing_is_sent_and_the_admins_get_one_alert(stub, tenant
 
 def test_last_months_spend_does_not_count_and_a_tenant_override_wins(tenant, settings, clean_ai_redis):
     settings.AI_TENANT_MONTHLY_BUDGET_USD = 5.0
-    _spent(tenant, "50.00", days_ago=40)
+    last_month = month_start(month_start(clock.now()) - dt.timedelta(days=1)).date()
+    AITenantMonthSpend.objects.create(tenant=tenant, month=last_month, spend_usd=Decimal("50.00"), calls=1)
     assert tenant_spend_this_month_usd(tenant.pk) == Decimal("0")
     assert budget_refusal(tenant_id=tenant.pk) is None
     _spent(tenant, "6.00")
@@ -87,3 +87,17 @@ def test_plans_at_the_cap_come_from_the_built_in_planner(stub, tenant, settings)
 
     assert version.source == "fallback" and "AI call failed (budget)" in version.source_detail
     assert stub.requests == [] and AIBudgetAlert.objects.filter(tenant=tenant).count() == 1
+
+
+def test_each_recorded_call_adds_to_its_tenants_month_and_the_check_reads_one_row(tenant, other_tenant,
+                                                                                   django_assert_num_queries):
+    for usd in ("0.10", "0.25", "0.05"):
+        _spent(tenant, usd)
+    _spent(other_tenant, "9.00")
+    ai_call_record(tenant_id=None, purpose="plan", model="gpt-4o-mini", status=AICall.Status.OK,
+                   cost_usd=Decimal("1"))
+
+    row = AITenantMonthSpend.objects.get(tenant=tenant)
+    assert (row.spend_usd, row.calls, row.month) == (Decimal("0.40"), 3, month_start(clock.now()).date())
+    with django_assert_num_queries(1):
+        assert tenant_spend_this_month_usd(tenant.pk) == Decimal("0.40")
