@@ -410,6 +410,11 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5, minimum=1)
 AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Reverse proxies in front of the web processes (0: none). With N, the client address is the N-th entry from
+# the right of X-Forwarded-For (outreach/client_ip.py); without it a load balancer's address would be
+# everyone's and one person's wrong passwords would lock all operators out.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "outreach.client_ip.client_ip"
 # No banner on every process start (commands promise one line on stderr); lockouts are still logged.
 AXES_VERBOSE = False
 # Deepest nesting of a JSON request body the API parses (a plan, the deepest body, nests well under 20).

@@ -74,3 +74,24 @@ def test_a_few_wrong_passwords_do_not_lock_out_the_right_one(client, settings):
     response = client.post(login, {"username": "ops", "password": "the-right-one"})
 
     assert response.status_code == 302 and client.session["_auth_user_id"]
+
+
+@pytest.mark.django_db
+def test_behind_a_proxy_the_lockout_is_per_client_address_and_a_forged_forwarded_for_is_not_believed(
+        client, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    UserFactory(username="ops", password="the-right-one", is_staff=True, is_superuser=True)
+    login = "/admin/login/?next=/admin/"
+    via_proxy = {"REMOTE_ADDR": "10.0.0.2"}  # every request reaches Django from the balancer
+
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        # The attacker rotates a forged left-most entry; the balancer appends the address it really saw.
+        client.post(login, {"username": "ops", "password": "wrong"},
+                    HTTP_X_FORWARDED_FOR=f"198.51.100.{attempt}, 203.0.113.7", **via_proxy)
+    locked = client.post(login, {"username": "ops", "password": "the-right-one"},
+                         HTTP_X_FORWARDED_FOR="203.0.113.7", **via_proxy)
+    colleague = client.post(login, {"username": "ops", "password": "the-right-one"},
+                            HTTP_X_FORWARDED_FOR="192.0.2.44", **via_proxy)
+
+    assert locked.status_code == 429
+    assert colleague.status_code == 302  # the same balancer, another client: not locked out
