@@ -38,6 +38,6 @@ __all__ += ["sender_identity_create", "sender_identity_set_paused", "sender_iden
 # Listeners fired inside the storing transaction (messaging/stored_events.py): events_stored(*, events) with
 # the newly inserted message events of one ingest, reply_stored(*, inbound) with a newly created inbound
 # message. analytics connects both in its ready() and counts exactly what they report.
-from messaging.stored_events import events_stored, reply_stored  # noqa: E402
+from messaging.stored_events import events_stored, reply_stored, sms_inbound_stored  # noqa: E402
 
-__all__ += ["events_stored", "reply_stored"]
+__all__ += ["events_stored", "reply_stored", "sms_inbound_stored"]

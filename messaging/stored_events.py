@@ -16,3 +16,7 @@ from outreach.extensions import Listeners
 events_stored: Listeners[Callable[..., Any]] = Listeners("messaging.events_stored")
 # reply_stored(*, inbound: InboundMessage): an inbound message this transaction has just created.
 reply_stored: Listeners[Callable[..., Any]] = Listeners("messaging.reply_stored")
+# sms_inbound_stored(*, inbound_sms): an inbound text message (a reply, or a keyword such as STOP/START/HELP)
+# this transaction has just stored, deduped on its MessageSid (issue 15: the Twilio webhook fires it; the
+# SMS consent rules act on the keywords, the reply pipeline on the rest).
+sms_inbound_stored: Listeners[Callable[..., Any]] = Listeners("messaging.sms_inbound_stored")
